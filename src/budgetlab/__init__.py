@@ -1,0 +1,72 @@
+"""budgetlab: spend an LLM inference and evaluation budget where it pays.
+
+The data flows one way: a run asks its policy where the next samples go, the backend draws
+them, the verifier judges them, the store records them, and the analysis reads the store.
+"""
+
+from budgetlab.analysis import build_report, maj_at_k, pass_at_k
+from budgetlab.backends import Backend, DrawRequest, ReplayBackend, make_backend
+from budgetlab.core import (
+    Budget,
+    Completion,
+    Problem,
+    Sample,
+    SampleKey,
+    SampleState,
+    SamplingConfig,
+    Spend,
+    Verdict,
+)
+from budgetlab.core.run import RunInfo, RunSpec, RunState
+from budgetlab.core.view import RunView
+from budgetlab.errors import BudgetlabError, InputError, RunNotFound, StoreError
+from budgetlab.policies import FixedK, Policy, Proposal, make_policy
+from budgetlab.runner import Progress, RunOutcome, execute, import_recorded, run
+from budgetlab.stores import BaseStore, SQLiteStore, open_store
+from budgetlab.tasks import load_problems
+from budgetlab.verifiers import ExactVerifier, Verifier, make_verifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BaseStore",
+    "Budget",
+    "BudgetlabError",
+    "Completion",
+    "DrawRequest",
+    "ExactVerifier",
+    "FixedK",
+    "InputError",
+    "Policy",
+    "Problem",
+    "Progress",
+    "Proposal",
+    "ReplayBackend",
+    "RunInfo",
+    "RunNotFound",
+    "RunOutcome",
+    "RunSpec",
+    "RunState",
+    "RunView",
+    "SQLiteStore",
+    "Sample",
+    "SampleKey",
+    "SampleState",
+    "SamplingConfig",
+    "Spend",
+    "StoreError",
+    "Verdict",
+    "Verifier",
+    "build_report",
+    "execute",
+    "import_recorded",
+    "load_problems",
+    "maj_at_k",
+    "make_backend",
+    "make_policy",
+    "make_verifier",
+    "open_store",
+    "pass_at_k",
+    "run",
+]

@@ -1,0 +1,3 @@
+from budgetlab.cli._main import entry
+
+entry()

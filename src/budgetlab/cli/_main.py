@@ -1,0 +1,260 @@
+"""``budgetlab run | report | runs | import | demo``.
+
+Every user error is a :class:`BudgetlabError`: printed as one line, exit code 2, store unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from budgetlab.core import Budget, content_id
+from budgetlab.core.spec import parse_spec
+from budgetlab.errors import BudgetlabError, InputError
+
+__all__ = ["main"]
+
+DEFAULT_STORE = "budgetlab.db"
+
+
+def _add_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"store file or SQLAlchemy URL (default: {DEFAULT_STORE})")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="budgetlab", description="Spend an LLM sampling and evaluation budget where it pays."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start a run, or resume it by name")
+    run.add_argument("--backend", help="where samples come from, e.g. replay:samples.jsonl")
+    run.add_argument("--name", help="run name; running the same name again resumes it (default: derived from the options)")
+    run.add_argument("--problems", help="JSONL file of problems (default: the problems the backend lists)")
+    run.add_argument("--configs", help="comma-separated configurations to sample (default: all the backend lists)")
+    run.add_argument("--policy", help="policy with arguments, e.g. fixed:k=8 (default: fixed:k=8)")
+    run.add_argument("-k", type=int, help="shorthand for --policy fixed:k=K")
+    run.add_argument("--verifier", help="auto (default), exact or recorded")
+    run.add_argument("--budget", help="limits, e.g. samples=1000,tokens=2e6,dollars=5,verify_seconds=60, or none")
+    run.add_argument("--seed", type=int, help="run seed: sample seeds derive from it (default 0)")
+    run.add_argument("--replay-seed", type=int, help="replay backend: draw recordings in a seeded random order")
+    run.add_argument("--concurrency", type=int, help="samples in flight at once (default 64)")
+    run.add_argument("--json", action="store_true", help="print the report as JSON when done")
+    run.add_argument("--plot", help="also write a coverage plot (PNG) to this path when done")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_store(run)
+
+    report = sub.add_parser("report", help="what a run's budget bought: pass@k and maj@k per configuration")
+    report.add_argument("name", nargs="?", help="run name (default: the latest run)")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.add_argument("--plot", help="also write a coverage plot (PNG) to this path")
+    _add_store(report)
+
+    runs = sub.add_parser("runs", help="list the runs in a store")
+    runs.add_argument("--json", action="store_true")
+    _add_store(runs)
+
+    imp = sub.add_parser("import", help="load recorded samples (JSONL) into the store as a finished run")
+    imp.add_argument("path", help="samples or counts JSONL (see the README)")
+    imp.add_argument("--name", help="run name (default: the file name)")
+    _add_store(imp)
+
+    demo = sub.add_parser("demo", help="run a small job end to end on simulated recorded samples")
+    demo.add_argument("--dir", default="budgetlab-demo", help="where the demo writes its data, store and plot")
+    demo.add_argument("-k", type=int, default=16, help="samples per problem and configuration (default 16)")
+    demo.add_argument("--budget", default="dollars=1", help="budget (default dollars=1, enough for the whole job)")
+    return parser
+
+
+def _run_name(args: argparse.Namespace, policy: str) -> str:
+    stem = Path(args.backend.partition(":")[2]).name.split(".")[0] if args.backend else "run"
+    return f"{stem}-{policy}-" + content_id(
+        {"b": args.backend, "p": args.problems, "c": args.configs, "pol": policy, "s": args.seed, "r": args.replay_seed},
+        6,
+    )
+
+
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from budgetlab.analysis import build_report
+    from budgetlab.cli._progress import ProgressBar
+    from budgetlab.cli._render import print_report
+    from budgetlab.runner import run
+    from budgetlab.stores import open_store
+    from budgetlab.tasks import load_problems
+
+    if args.k is not None and args.policy is not None:
+        raise InputError("give either -k or --policy, not both; e.g. --policy fixed:k=8")
+    policy_text = f"fixed:k={args.k}" if args.k is not None else args.policy
+    policy, policy_args = parse_spec(policy_text, "policy") if policy_text else (None, None)
+    name = args.name or _run_name(args, policy_text or "fixed")
+    budget = Budget.parse(args.budget) if args.budget is not None else None
+    problems = load_problems(args.problems) if args.problems else None
+    backend_options = {"seed": args.replay_seed} if args.replay_seed is not None else None
+
+    store = open_store(args.store)
+    try:
+        configs = None
+        if args.configs:
+            configs = _select_configs(store, name, args, backend_options)
+        if store.find_run(name) is None and policy is None:
+            policy, policy_args = "fixed", {"k": 8}
+        bar = None if args.no_progress or args.json else ProgressBar(console, name)
+        console.print(f"run [bold]{name}[/] · store {args.store}", highlight=False) if not args.json else None
+        try:
+            if bar is not None:
+                with bar:
+                    outcome = run(
+                        name, args.backend, store=store, backend_options=backend_options, policy=policy,
+                        policy_args=policy_args, verifier=args.verifier, budget=budget, problems=problems,
+                        configs=configs, seed=args.seed, concurrency=args.concurrency, on_progress=bar,
+                    )
+            else:
+                outcome = run(
+                    name, args.backend, store=store, backend_options=backend_options, policy=policy,
+                    policy_args=policy_args, verifier=args.verifier, budget=budget, problems=problems,
+                    configs=configs, seed=args.seed, concurrency=args.concurrency,
+                )
+        except KeyboardInterrupt:
+            console.print(f"interrupted; nothing drawn is lost. Resume with: budgetlab run --name {name} --store {args.store}")
+            return 130
+        report = build_report(store, name)
+    finally:
+        store.close()
+    if args.plot:
+        _plot(report, args.plot)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(console, report)
+        console.print(f"{outcome.drawn:,} samples drawn now · details: budgetlab report {name} --store {args.store}")
+        if args.plot:
+            console.print(f"plot written to {args.plot}")
+    return 0
+
+
+def _select_configs(store, name: str, args: argparse.Namespace, backend_options):  # type: ignore[no-untyped-def]
+    from budgetlab.backends import make_backend
+
+    if store.find_run(name) is not None:
+        raise InputError(f"run {name!r} exists; --configs applies only when a run starts (start another --name)")
+    if not args.backend:
+        raise InputError("--configs needs --backend to know which configurations exist")
+    backend = make_backend(args.backend, backend_options)
+    available = {c.name: c for c in backend.configs()} if hasattr(backend, "configs") else {}
+    chosen = []
+    for wanted in (c.strip() for c in args.configs.split(",") if c.strip()):
+        if wanted not in available:
+            raise InputError(f"configuration {wanted!r} is not offered by {args.backend}; choose from: {', '.join(available)}")
+        chosen.append(available[wanted])
+    return chosen
+
+
+def _cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from budgetlab.analysis import build_report
+    from budgetlab.cli._render import print_report
+
+    with _open_existing(args.store) as store:
+        name = args.name
+        if name is None:
+            runs = store.list_runs()
+            if not runs:
+                raise InputError(f"store {args.store} has no runs; start one with: budgetlab run --backend ...")
+            name = runs[-1].name
+        report = build_report(store, name)
+    if args.plot:
+        _plot(report, args.plot)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(console, report)
+        if args.plot:
+            console.print(f"plot written to {args.plot}")
+    return 0
+
+
+def _plot(report: dict, path: str) -> None:
+    from budgetlab.analysis import plot_coverage
+
+    curves = {c: _curve(e, "pass_at_k") for c, e in report["configs"].items() if e["pass_at_k"]}
+    majs = {c: _curve(e, "maj_at_k") for c, e in report["configs"].items() if e["maj_at_k"]}
+    plot_coverage(curves, path, title=f"{report['run']}: pass@k (solid) and maj@k (dashed)", maj_curves=majs or None)
+
+
+def _curve(entry: dict, metric: str) -> dict[int, dict[str, float]]:
+    return {
+        int(k): {"value": v, "lo": entry["ci"][metric][k][0], "hi": entry["ci"][metric][k][1]}
+        for k, v in entry[metric].items()
+    }
+
+
+def _open_existing(url: str):  # type: ignore[no-untyped-def]
+    from budgetlab.stores import open_store
+
+    if "://" not in url and not Path(url).exists():
+        raise InputError(f"store {url} does not exist; pass the store of your runs with --store")
+    return open_store(url)
+
+
+def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
+    from budgetlab.cli._render import print_runs
+
+    with _open_existing(args.store) as store:
+        runs = store.list_runs()
+    if args.json:
+        print(json.dumps([
+            {"name": r.name, "state": r.state.value, "spec": r.spec.to_dict(), "spent": r.spent.to_dict(),
+             "stopped_because": r.stopped_because} for r in runs
+        ], indent=2))
+    else:
+        print_runs(console, runs)
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace, console: Console) -> int:
+    from budgetlab.runner import import_recorded
+    from budgetlab.stores import open_store
+
+    name = args.name or Path(args.path).name.split(".")[0]
+    with open_store(args.store) as store:
+        info = import_recorded(store, args.path, name)
+    console.print(f"imported run [bold]{name}[/]: {info.stopped_because}; see: budgetlab report {name} --store {args.store}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    from budgetlab.demo import write_demo_samples
+
+    folder = Path(args.dir)
+    data = write_demo_samples(folder / "simulated-samples.jsonl")
+    store = str(folder / "budgetlab.db")
+    console.print(
+        f"[bold]budgetlab demo[/]: {data} holds SIMULATED samples (3 configurations x 120 problems x 32);"
+        f" drawing k={args.k} per problem under budget {args.budget}"
+    )
+    return main(
+        ["run", "--backend", f"replay:{data}", "--name", "demo", "-k", str(args.k), "--budget", args.budget,
+         "--store", store, "--plot", str(folder / "coverage.png")],
+        console=console,
+    )
+
+
+COMMANDS = {"run": _cmd_run, "report": _cmd_report, "runs": _cmd_runs, "import": _cmd_import, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = console or Console()
+    try:
+        return COMMANDS[args.command](args, console)
+    except BudgetlabError as exc:
+        print(f"budgetlab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def entry() -> None:
+    sys.exit(main())

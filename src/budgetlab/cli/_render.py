@@ -1,0 +1,73 @@
+"""Human-readable tables for reports and run listings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from budgetlab.core.run import RunInfo
+
+__all__ = ["print_report", "print_runs"]
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _shown_ks(ks: list[int]) -> list[int]:
+    """k = 1 and the two largest: enough to read the curve, narrow enough for a terminal."""
+    rest = [k for k in ks if k != 1][-2:]
+    return ([1] if 1 in ks else []) + rest
+
+
+def print_report(console: Console, report: dict[str, Any]) -> None:
+    ks = _shown_ks(sorted({int(k) for c in report["configs"].values() for k in c["pass_at_k"]}))
+    maj_ks = [k for k in ks if k != 1]
+    table = Table(title=f"run {report['run']} · {report['samples']:,} samples · {report['state']}")
+    table.add_column("configuration", no_wrap=True)
+    table.add_column("samples", justify="right")
+    for k in ks:
+        table.add_column(f"pass@{k}", justify="right")
+    for k in maj_ks:
+        table.add_column(f"maj@{k}", justify="right")
+    for name, entry in report["configs"].items():
+        passes = [_pct(entry["pass_at_k"].get(str(k))) for k in ks]
+        majs = [_pct(entry["maj_at_k"].get(str(k))) for k in maj_ks]
+        table.add_row(name, f"{entry['samples']:,}", *passes, *majs)
+    console.print(table)
+    console.print("% of problems solved (pass@k: any of k samples correct; maj@k: majority answer correct); intervals and every k: --json", style="dim")
+    spent = report["spent"]
+    console.print(
+        f"spent: {spent['samples']:,} samples, {spent['tokens']:,} tokens, ${spent['dollars']:.4f}, "
+        f"{spent['verify_seconds']:.2f} s verifying · budget: "
+        + (", ".join(f"{k}={v:g}" for k, v in report["budget"].items()) or "unlimited")
+    )
+    if report["stopped_because"]:
+        console.print(f"stopped because: {report['stopped_because']}")
+    if report["failed"]:
+        console.print(f"[yellow]{report['failed']} samples failed; see their errors with --json or in the store[/]")
+
+
+def print_runs(console: Console, runs: list[RunInfo]) -> None:
+    table = Table(title="runs")
+    table.add_column("name", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("policy", no_wrap=True)
+    for col in ("samples", "tokens", "dollars"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for info in runs:
+        args = ",".join(f"{k}={v}" for k, v in info.spec.policy_args.items())
+        table.add_row(
+            info.name,
+            info.state.value,
+            info.spec.policy + (f":{args}" if args else ""),
+            f"{info.spent.samples:,}",
+            f"{info.spent.tokens:,}",
+            f"{info.spent.dollars:.4f}",
+        )
+    console.print(table)
+    for info in runs:
+        if info.state.value != "done" and info.stopped_because:
+            console.print(f"{info.name}: {info.stopped_because}", highlight=False)

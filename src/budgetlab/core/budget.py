@@ -1,0 +1,139 @@
+"""Budgets and spend.
+
+A budget limits any of four quantities: samples drawn, tokens (prompt + completion), dollars and
+seconds spent verifying. Spend is *reserved* before a request is sent, from the backend's upper
+bound for it, and *settled* with the real figures afterwards, so a budget is never overspent
+even with many requests in flight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from budgetlab.errors import InputError
+
+__all__ = ["Spend", "Budget", "LIMIT_NAMES"]
+
+LIMIT_NAMES = ("samples", "tokens", "dollars", "verify_seconds")
+
+
+@dataclass(frozen=True)
+class Spend:
+    """An amount of each budgeted quantity."""
+
+    samples: int = 0
+    tokens: int = 0
+    dollars: float = 0.0
+    verify_seconds: float = 0.0
+
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(
+            self.samples + other.samples,
+            self.tokens + other.tokens,
+            self.dollars + other.dollars,
+            self.verify_seconds + other.verify_seconds,
+        )
+
+    def __sub__(self, other: Spend) -> Spend:
+        return Spend(
+            self.samples - other.samples,
+            self.tokens - other.tokens,
+            self.dollars - other.dollars,
+            self.verify_seconds - other.verify_seconds,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Spend:
+        return cls(**{f.name: data.get(f.name, 0) for f in fields(cls)})
+
+
+# Float sums of dollars and seconds drift by a few ulps; a limit hit exactly must still count as met.
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits on spend; ``None`` means unlimited for that quantity."""
+
+    samples: int | None = None
+    tokens: int | None = None
+    dollars: float | None = None
+    verify_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in LIMIT_NAMES:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise InputError(f"budget {name}={value!r} is not a number; give e.g. {name}=100")
+            if value <= 0:
+                raise InputError(
+                    f"budget {name}={value!r} must be positive; give a limit above 0 or leave {name} out for no limit"
+                )
+
+    @property
+    def unlimited(self) -> bool:
+        return all(getattr(self, name) is None for name in LIMIT_NAMES)
+
+    def limits(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in LIMIT_NAMES if getattr(self, name) is not None}
+
+    def first_exceeded(self, spend: Spend) -> str | None:
+        """The first limit that ``spend`` goes over, or ``None`` when it fits."""
+        for name, limit in self.limits().items():
+            if getattr(spend, name) > limit + _EPS:
+                return name
+        return None
+
+    def exhausted(self, spend: Spend) -> str | None:
+        """The first limit that ``spend`` has reached (nothing more can be drawn under it)."""
+        for name, limit in self.limits().items():
+            if getattr(spend, name) >= limit - _EPS:
+                return name
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.limits()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Budget:
+        return cls(**(data or {}))
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        """Parse ``"samples=1000,tokens=2e6,dollars=5"``.
+
+        ``"none"`` (or ``"unlimited"``) means no limit; the policy alone then bounds the run.
+        """
+        text = text.strip()
+        if text.lower() in ("none", "unlimited"):
+            return cls()
+        if not text:
+            raise InputError(
+                "budget is empty; give limits such as --budget samples=1000,tokens=2e6 or --budget none"
+            )
+        values: dict[str, Any] = {}
+        for part in text.split(","):
+            name, sep, raw = part.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in LIMIT_NAMES:
+                raise InputError(
+                    f"budget part {part.strip()!r} is not NAME=VALUE with NAME one of {', '.join(LIMIT_NAMES)}; "
+                    "write e.g. --budget samples=1000,dollars=2.5"
+                )
+            try:
+                number = float(raw)
+            except ValueError:
+                raise InputError(f"budget {name}={raw.strip()!r} is not a number; write e.g. {name}=100") from None
+            values[name] = int(number) if name in ("samples", "tokens") and number.is_integer() else number
+        return cls(**values)
+
+    def describe(self) -> str:
+        limits = self.limits()
+        return ", ".join(f"{k}={v:g}" for k, v in limits.items()) if limits else "unlimited"

@@ -1,0 +1,211 @@
+"""The nouns of budgetlab: problems, sampling configurations, samples and their states."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from budgetlab.core.budget import Spend
+
+__all__ = [
+    "Problem",
+    "SamplingConfig",
+    "SampleState",
+    "SampleKey",
+    "Sample",
+    "Completion",
+    "Verdict",
+    "derive_seed",
+    "content_id",
+]
+
+
+def content_id(payload: Mapping[str, Any], length: int = 12) -> str:
+    """A short, stable hash of a JSON-serialisable mapping (key order does not matter)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+def derive_seed(run_seed: int, problem: str, config: str, index: int) -> int:
+    """The seed of one sample: a pure function of its identity, so a re-issued request after a
+    crash draws with exactly the seed it had the first time."""
+    digest = hashlib.blake2b(f"{run_seed}\x1f{problem}\x1f{config}\x1f{index}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") >> 1  # 63 bits: fits a signed SQL integer
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One question to sample answers for."""
+
+    id: str
+    prompt: str | None = None
+    messages: tuple[Mapping[str, str], ...] | None = None
+    reference: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id}
+        if self.prompt is not None:
+            out["prompt"] = self.prompt
+        if self.messages is not None:
+            out["messages"] = [dict(m) for m in self.messages]
+        if self.reference is not None:
+            out["reference"] = self.reference
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Problem:
+        messages = data.get("messages")
+        return cls(
+            id=str(data["id"]),
+            prompt=data.get("prompt"),
+            messages=tuple(messages) if messages is not None else None,
+            reference=None if data.get("reference") is None else str(data["reference"]),
+            metadata=dict(data.get("metadata") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How samples are drawn: backend, model, sampling parameters and prompt template.
+
+    ``id`` is a hash of the content, so the same configuration gets the same id in every run and
+    store; ``name`` is the human label used in reports.
+    """
+
+    model: str
+    backend: str = "replay"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    template: str | None = None
+    label: str | None = None
+
+    @property
+    def id(self) -> str:
+        return content_id(
+            {"backend": self.backend, "model": self.model, "params": dict(self.params), "template": self.template}
+        )
+
+    @property
+    def name(self) -> str:
+        return self.label or self.model
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "backend": self.backend,
+            "params": dict(self.params),
+            "template": self.template,
+            "label": self.label,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SamplingConfig:
+        return cls(
+            model=str(data["model"]),
+            backend=str(data.get("backend", "replay")),
+            params=dict(data.get("params") or {}),
+            template=data.get("template"),
+            label=data.get("label"),
+        )
+
+
+class SampleState(str, enum.Enum):
+    """The life of a sample: ``pending -> running -> done | failed``.
+
+    ``running -> pending`` is allowed only to release the claim of a worker that died or was
+    interrupted; the sample is then re-drawn with the same seed.
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (SampleState.DONE, SampleState.FAILED)
+
+
+@dataclass(frozen=True, order=True)
+class SampleKey:
+    """The identity of a sample within a run."""
+
+    problem: str
+    config: str
+    index: int
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a backend returns for one sample, before judging.
+
+    Replayed samples may carry the verdict they were recorded with (``answer``, ``correct``,
+    ``score``); a live backend leaves those ``None``.
+    """
+
+    text: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency: float = 0.0
+    logprob: float | None = None
+    answer: str | None = None
+    correct: bool | None = None
+    score: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verifier's judgement of one completion."""
+
+    answer: str | None = None
+    correct: bool | None = None
+    score: float | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample as recorded in the store."""
+
+    run: str
+    problem: str
+    config: str
+    index: int
+    seed: int
+    state: SampleState = SampleState.PENDING
+    text: str | None = None
+    answer: str | None = None
+    correct: bool | None = None
+    score: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency: float = 0.0
+    verify_seconds: float = 0.0
+    logprob: float | None = None
+    error: str | None = None
+
+    @property
+    def key(self) -> SampleKey:
+        return SampleKey(self.problem, self.config, self.index)
+
+    @property
+    def spend(self) -> Spend:
+        """What this sample cost. A failed sample is not counted as a sample drawn, but any
+        tokens and dollars it used (a server may bill a request that failed) are counted."""
+        if not self.state.finished:
+            return Spend()
+        return Spend(
+            samples=1 if self.state is SampleState.DONE else 0,
+            tokens=self.prompt_tokens + self.completion_tokens,
+            dollars=self.cost,
+            verify_seconds=self.verify_seconds,
+        )

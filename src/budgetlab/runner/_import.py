@@ -1,0 +1,47 @@
+"""Load recorded samples into a store as a finished run (``budgetlab import``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from budgetlab.backends import read_recorded
+from budgetlab.core import Problem, Sample, SampleState, SamplingConfig, derive_seed
+from budgetlab.core.run import RunInfo, RunSpec, RunState
+from budgetlab.stores import BaseStore
+
+__all__ = ["import_recorded"]
+
+
+def import_recorded(store: BaseStore, path: str | Path, name: str) -> RunInfo:
+    """Every recording of ``path`` becomes a done sample of run ``name``, with its recorded
+    verdict, tokens and cost, indexed in file order per (problem, config)."""
+    records, _ = read_recorded(path)
+    spec = RunSpec(name=name, backend=f"replay:{path}", policy="imported", verifier="recorded")
+    problems = [Problem(p) for p in dict.fromkeys(p for p, _ in records)]
+    configs = {c: SamplingConfig(model=c, backend="replay") for c in dict.fromkeys(c for _, c in records)}
+    store.create_run(spec, problems, list(configs.values()))
+    samples = []
+    for (problem, config_name), recs in records.items():
+        config_id = configs[config_name].id
+        for index, rec in enumerate(recs):
+            samples.append(
+                Sample(
+                    run=name,
+                    problem=problem,
+                    config=config_id,
+                    index=index,
+                    seed=derive_seed(spec.seed, problem, config_id, index),
+                    state=SampleState.DONE,
+                    text=rec.text,
+                    answer=rec.answer,
+                    correct=rec.correct,
+                    score=rec.score,
+                    prompt_tokens=rec.prompt_tokens,
+                    completion_tokens=rec.completion_tokens,
+                    cost=rec.cost,
+                    logprob=rec.logprob,
+                )
+            )
+    store.import_samples(name, samples)
+    store.set_run_state(name, RunState.DONE, f"imported {len(samples):,} samples from {path}")
+    return store.get_run(name)

@@ -1,0 +1,267 @@
+"""The run loop: the policy proposes, the backend draws, the verifier judges, the store records.
+
+Each sample is claimed in the store (reserving its spend) before its request is sent, and
+settled after; a claim that would overspend is refused, so the budget holds with any number of
+requests in flight. Everything the loop knows is in the store, so killing it at any point and
+running it again loses nothing and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from budgetlab.backends import Backend, DrawRequest
+from budgetlab.core import Budget, Completion, Sample, SampleState, Spend
+from budgetlab.core.run import RunState
+from budgetlab.core.view import RunView
+from budgetlab.errors import BudgetlabError
+from budgetlab.policies import Policy
+from budgetlab.runner._workers import new_worker_id, worker_is_dead
+from budgetlab.stores import BaseStore
+from budgetlab.verifiers import Verifier
+
+__all__ = ["Progress", "RunOutcome", "execute"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the loop reports after each settled batch."""
+
+    finished: int
+    failed: int
+    planned: int | None
+    spent: Spend
+    in_flight: int
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    state: RunState
+    stopped_because: str
+    spent: Spend
+    drawn: int  # samples settled by this invocation
+
+
+def _describe_block(limit: str, budget: Budget, spent: Spend, reserved: Spend) -> str:
+    cap = budget.limits()[limit]
+    used = getattr(spent, limit)
+    if budget.exhausted(spent) == limit:
+        return f"budget: {limit} limit {cap:g} reached (spent {used:g})"
+    return f"budget: {limit} limit {cap:g} leaves too little for the next sample (spent {used:g})"
+
+
+async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, completion: Completion) -> Sample:
+    if completion.error is not None:
+        return dataclasses.replace(
+            sample,
+            state=SampleState.FAILED,
+            text=completion.text,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cost=completion.cost,
+            latency=completion.latency,
+            error=completion.error,
+        )
+    started = time.perf_counter()
+    averify = getattr(verifier, "averify", None)
+    if averify is not None:
+        verdict = await averify(request.problem, completion)
+    else:
+        verdict = verifier.verify(request.problem, completion)
+    seconds = verdict.seconds or (time.perf_counter() - started)
+    return dataclasses.replace(
+        sample,
+        state=SampleState.DONE,
+        text=completion.text,
+        answer=verdict.answer,
+        correct=verdict.correct,
+        score=verdict.score if verdict.score is not None else completion.score,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        cost=completion.cost,
+        latency=completion.latency,
+        verify_seconds=seconds,
+        logprob=completion.logprob,
+    )
+
+
+async def _draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequest) -> list[Sample]:
+    started = time.perf_counter()
+    try:
+        completions = await backend.draw(request)
+    except BudgetlabError:
+        raise
+    except Exception as exc:  # one failed request fails its samples, never the run
+        completions = [Completion(error=f"{type(exc).__name__}: {exc}")] * len(request.samples)
+    if len(completions) != len(request.samples):
+        completions = [
+            Completion(error=f"backend returned {len(completions)} completions for {len(request.samples)} samples")
+        ] * len(request.samples)
+    elapsed = time.perf_counter() - started
+    out = []
+    for sample, completion in zip(request.samples, completions):
+        if not completion.latency:
+            completion = dataclasses.replace(completion, latency=elapsed)
+        out.append(await _judge(verifier, sample, request, completion))
+    return out
+
+
+def recover_dead_workers(store: BaseStore, run: str, stale_after: float) -> int:
+    """Return the claims of dead workers to pending; their samples are then re-drawn with the
+    seeds they already had."""
+    released = 0
+    for worker, beat in store.workers(run).items():
+        if worker_is_dead(worker, beat, stale_after):
+            released += store.release(run, worker)
+    return released
+
+
+async def execute(
+    store: BaseStore,
+    run: str,
+    backend: Backend,
+    policy: Policy,
+    verifier: Verifier,
+    budget: Budget,
+    *,
+    concurrency: int = 64,
+    max_batch: int = 32,
+    on_progress: Callable[[Progress], None] | None = None,
+    heartbeat_every: float = 5.0,
+    stale_after: float = 120.0,
+    worker: str | None = None,
+) -> RunOutcome:
+    """Run (or resume) ``run`` until the policy is satisfied or the budget is spent."""
+    worker = worker or new_worker_id()
+    info = store.get_run(run)
+    problems = store.problems(run)
+    configs = store.configs(run)
+    recover_dead_workers(store, run, stale_after)
+    store.heartbeat(run, worker)
+    store.set_run_state(run, RunState.RUNNING)
+
+    view = RunView(problems, configs, store.samples(run), budget)
+    spent = store.get_run(run).spent
+    view.spent = spent
+    queue: deque[Sample] = deque(s for s in store.samples(run, [SampleState.PENDING]))
+    in_flight: dict[asyncio.Task[list[Sample]], int] = {}
+    n_in_flight = 0
+    drawn = 0
+    counts = _count_finished(view)
+    last_beat = time.monotonic()
+    blocked_by: str | None = None
+    policy_idle = False
+    planned = policy.planned(view)
+
+    def report() -> None:
+        if on_progress is not None:
+            on_progress(Progress(counts[0], counts[1], planned, spent, n_in_flight))
+
+    report()
+    try:
+        while True:
+            exhausted = budget.exhausted(spent)
+            if exhausted and not in_flight:
+                blocked_by = exhausted
+            if blocked_by is None and not queue and not policy_idle and not exhausted:
+                proposals = policy.propose(view, max(4 * concurrency, 256))
+                if proposals:
+                    created = store.add_pending(run, proposals)
+                    view.update(created)
+                    queue.extend(created)
+                else:
+                    policy_idle = True
+            while queue and blocked_by is None and n_in_flight < concurrency:
+                request = _next_request(queue, view, min(max_batch, concurrency - n_in_flight))
+                result = store.claim(
+                    run, worker, [s.key for s in request.samples], backend.estimate(request), budget
+                )
+                claimed = set(result.claimed)
+                mine = tuple(s for s in request.samples if s.key in claimed)
+                if result.blocked_by is not None:
+                    # Put back what did not fit, in order; it is drawn once spend settles below the limit.
+                    unclaimed = [s for s in request.samples if s.key not in claimed]
+                    queue.extendleft(reversed(unclaimed))
+                    blocked_by = result.blocked_by
+                if mine:
+                    running = [dataclasses.replace(s, state=SampleState.RUNNING) for s in mine]
+                    view.update(running)
+                    req = DrawRequest(request.problem, request.config, tuple(running))
+                    task = asyncio.ensure_future(_draw_and_judge(backend, verifier, req))
+                    in_flight[task] = len(mine)
+                    n_in_flight += len(mine)
+            if not in_flight:
+                if blocked_by is not None:
+                    totals = store.get_run(run)
+                    reason = _describe_block(blocked_by, budget, totals.spent, totals.reserved)
+                    store.set_run_state(run, RunState.STOPPED, reason)
+                    return RunOutcome(RunState.STOPPED, reason, totals.spent, drawn)
+                if policy_idle and not queue:
+                    totals = store.get_run(run)
+                    reason = f"complete: policy {policy.name} has nothing more to draw"
+                    store.set_run_state(run, RunState.DONE, reason)
+                    return RunOutcome(RunState.DONE, reason, totals.spent, drawn)
+                continue
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            settled: list[Sample] = []
+            for task in done:
+                n_in_flight -= in_flight.pop(task)
+                settled.extend(task.result())
+            accepted = store.finish(run, worker, settled)
+            kept = [s for s, ok in zip(settled, accepted) if ok]
+            view.update(kept)
+            for s in kept:
+                spent = spent + s.spend
+                counts[0 if s.state is SampleState.DONE else 1] += 1
+            view.spent = spent
+            drawn += len(kept)
+            # Settling frees reservations larger than the real spend, and new results may change
+            # the policy's mind: look again at both.
+            blocked_by = None
+            policy_idle = False
+            if time.monotonic() - last_beat > heartbeat_every:
+                store.heartbeat(run, worker)
+                last_beat = time.monotonic()
+            report()
+    except BaseException as exc:
+        for task in in_flight:
+            task.cancel()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+        if isinstance(exc, BudgetlabError):
+            store.set_run_state(run, RunState.FAILED, str(exc))
+        elif isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+            store.set_run_state(run, RunState.INTERRUPTED, "interrupted: run it again to resume")
+        else:
+            store.set_run_state(run, RunState.FAILED, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        # Whatever this worker still holds goes back to pending, to be drawn again with its seed.
+        store.release(run, worker)
+
+
+def _count_finished(view: RunView) -> list[int]:
+    done = failed = 0
+    for problem in view.problems:
+        for config in view.configs:
+            for s in view.samples(problem.id, config.id):
+                if s.state is SampleState.DONE:
+                    done += 1
+                elif s.state is SampleState.FAILED:
+                    failed += 1
+    return [done, failed]
+
+
+def _next_request(queue: deque[Sample], view: RunView, size: int) -> DrawRequest:
+    """Take up to ``size`` consecutive queued samples of the same (problem, config)."""
+    first = queue.popleft()
+    group = [first]
+    while queue and len(group) < size and queue[0].problem == first.problem and queue[0].config == first.config:
+        group.append(queue.popleft())
+    return DrawRequest(view.problem(first.problem), view.config(first.config), tuple(group))
+

@@ -1,0 +1,20 @@
+"""Stores: where every sample of every run is recorded. ``open_store`` picks one from a URL."""
+
+from __future__ import annotations
+
+from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal
+from budgetlab.stores._sqlite import SQLiteStore
+
+__all__ = ["SCHEMA_VERSION", "BaseStore", "ClaimResult", "Proposal", "SQLiteStore", "open_store"]
+
+
+def open_store(url: str) -> BaseStore:
+    """Open a store: a file path or ``sqlite:///PATH`` gives the built-in SQLite store; any other
+    SQLAlchemy URL (``postgresql://...``) the SQLAlchemy store (``pip install 'budgetlab[sql]'``)."""
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url[len("sqlite:///"):])
+    if "://" in url:
+        from budgetlab.stores._sqlalchemy import SQLAlchemyStore
+
+        return SQLAlchemyStore(url)
+    return SQLiteStore(url)

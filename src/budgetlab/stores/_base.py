@@ -1,0 +1,141 @@
+"""The store contract: the single memory of every run.
+
+Every store (SQLite, SQLAlchemy, ...) implements :class:`BaseStore` and passes the one contract
+suite in ``tests/stores/test_contract.py``. The contract:
+
+* **Durability.** A method that writes returns only after its change is committed; a process
+  killed at any instant leaves the store as it was before or after each call, never between.
+* **Samples follow a state machine.** ``pending -> running -> done | failed``, and
+  ``running -> pending`` only through :meth:`release`. Finished samples are never changed.
+  ``(run, problem, config, index)`` is unique; indexes of a (problem, config) pair are allocated
+  0, 1, 2, ... by :meth:`add_pending`, each with the seed :func:`derive_seed` gives it.
+* **Claims are atomic and budgeted.** :meth:`claim` moves samples from pending to running for a
+  worker and reserves their spend in one transaction, and refuses any sample whose reservation
+  would take ``spent + reserved`` past a budget limit. Two workers can never both claim a sample.
+* **Losing a race is reported, not corrupting.** :meth:`finish` settles a sample only when it is
+  still running under the same worker; otherwise that entry of its result is ``False`` and
+  nothing changes.
+* **Spend is exact.** ``spent`` is the sum of the spend of finished samples (see
+  :attr:`Sample.spend`) and ``reserved`` the sum of reservations of running ones, at all times.
+* **Returned objects are snapshots**: immutable dataclasses, never updated in place.
+* **Thread safety**: one store object is used from one thread; several processes (workers) may
+  open the same store concurrently.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend
+from budgetlab.core.run import RunInfo, RunSpec, RunState
+
+__all__ = ["BaseStore", "ClaimResult", "Proposal", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """``count`` more samples of ``problem`` under ``config``."""
+
+    problem: str
+    config: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The samples a claim obtained, and the budget limit that stopped it short, if any."""
+
+    claimed: tuple[SampleKey, ...]
+    blocked_by: str | None = None
+
+
+class BaseStore(abc.ABC):
+    """See the module docstring for the contract every store keeps."""
+
+    url: str
+
+    # ---- runs -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_run(self, spec: RunSpec, problems: Sequence[Problem], configs: Sequence[SamplingConfig]) -> RunInfo:
+        """Record a new run; :class:`InputError` if the name is taken."""
+
+    @abc.abstractmethod
+    def find_run(self, name: str) -> RunInfo | None: ...
+
+    def get_run(self, name: str) -> RunInfo:
+        from budgetlab.errors import RunNotFound
+
+        info = self.find_run(name)
+        if info is None:
+            known = [r.name for r in self.list_runs()]
+            hint = f"runs in it: {', '.join(known[:10])}" if known else "it has no runs yet"
+            raise RunNotFound(f"no run named {name!r} in store {self.url}; {hint} (list them with: budgetlab runs)")
+        return info
+
+    @abc.abstractmethod
+    def list_runs(self) -> list[RunInfo]: ...
+
+    @abc.abstractmethod
+    def update_spec(self, spec: RunSpec) -> None:
+        """Replace a run's spec (e.g. a budget raised on resume)."""
+
+    @abc.abstractmethod
+    def set_run_state(self, name: str, state: RunState, stopped_because: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def problems(self, run: str) -> list[Problem]:
+        """The run's problems, in the order they were given."""
+
+    @abc.abstractmethod
+    def configs(self, run: str) -> list[SamplingConfig]:
+        """The run's sampling configurations, in the order they were given."""
+
+    # ---- workers ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def heartbeat(self, run: str, worker: str) -> None:
+        """Record that ``worker`` is alive now."""
+
+    @abc.abstractmethod
+    def workers(self, run: str) -> dict[str, float]:
+        """Worker id -> time of its last heartbeat (seconds since the epoch)."""
+
+    @abc.abstractmethod
+    def release(self, run: str, worker: str) -> int:
+        """Return every sample ``worker`` holds running to pending, freeing its reservations, and
+        forget the worker. Returns the number of samples released."""
+
+    # ---- samples ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_pending(self, run: str, proposals: Iterable[Proposal]) -> list[Sample]:
+        """Create pending samples with the next free indexes and their derived seeds."""
+
+    @abc.abstractmethod
+    def claim(self, run: str, worker: str, keys: Sequence[SampleKey], reservations: Sequence[Spend], budget: Budget) -> ClaimResult:
+        """Atomically claim pending samples in order, reserving their spend, until one would not
+        fit the budget (or all are claimed). Keys no longer pending are skipped."""
+
+    @abc.abstractmethod
+    def finish(self, run: str, worker: str, samples: Sequence[Sample]) -> list[bool]:
+        """Settle running samples as done or failed with their results, in one transaction:
+        reservation released, real spend added. ``False`` for a sample this worker no longer holds."""
+
+    @abc.abstractmethod
+    def samples(self, run: str, states: Iterable[SampleState] | None = None) -> list[Sample]:
+        """The run's samples (all, or those in ``states``) ordered by (problem, config, index)."""
+
+    @abc.abstractmethod
+    def import_samples(self, run: str, samples: Sequence[Sample]) -> None:
+        """Record already-drawn samples as finished (for ``budgetlab import``) and add their spend."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> BaseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,302 @@
+"""The default store: one SQLite file in WAL mode.
+
+Writes go through ``BEGIN IMMEDIATE`` transactions, so concurrent workers queue on the write lock
+(with a busy timeout) instead of failing with "database is locked"; WAL keeps readers unblocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend, derive_seed
+from budgetlab.core.run import RunInfo, RunSpec, RunState
+from budgetlab.errors import InputError, StoreError
+from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal
+from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample
+from budgetlab.stores._schema import SAMPLE_RESULT_COLUMNS, TABLES
+
+__all__ = ["SQLiteStore"]
+
+_RUN_COLUMNS = ", ".join(RUN_COLUMNS)
+_SAMPLE_COLUMNS = ", ".join(SAMPLE_COLUMNS)
+
+
+class SQLiteStore(BaseStore):
+    """A store in one SQLite file (``:memory:`` for a throw-away one)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+        self.path = str(path)
+        self.url = self.path if self.path == ":memory:" else f"sqlite:///{self.path}"
+        if self.path != ":memory:":
+            self._check_file(Path(self.path))
+        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives any process crash; only an OS crash could lose the last commits.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path} is not a budgetlab store ({exc}); pass another file with --store"
+            ) from None
+
+    @staticmethod
+    def _check_file(path: Path) -> None:
+        if path.is_dir():
+            raise StoreError(f"store path {path} is a directory; pass a file such as {path / 'budgetlab.db'}")
+        if path.exists() and path.stat().st_size > 0:
+            with open(path, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise StoreError(f"{path} is not a budgetlab store (not an SQLite file); pass another file with --store")
+
+    def _init_schema(self) -> None:
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "budgetlab_schema" not in tables:
+            raise StoreError(
+                f"{self.path} is an SQLite database but not a budgetlab store (tables: {', '.join(sorted(tables)[:5])}); "
+                "pass another file with --store"
+            )
+        if "budgetlab_schema" in tables:
+            row = self._conn.execute("SELECT version FROM budgetlab_schema").fetchone()
+            version = row[0] if row else None
+            if version is None or version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has store schema version {version}, newer than this budgetlab's {SCHEMA_VERSION}; "
+                    "upgrade with: pip install -U budgetlab"
+                )
+            return
+        with self._write() as cur:
+            for ddl in TABLES:
+                cur.execute(ddl)
+            cur.execute("INSERT INTO budgetlab_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Cursor]:
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        else:
+            cur.execute("COMMIT")
+
+    # ---- runs -----------------------------------------------------------------------------------
+    def create_run(self, spec: RunSpec, problems: Sequence[Problem], configs: Sequence[SamplingConfig]) -> RunInfo:
+        now = time.time()
+        with self._write() as cur:
+            if cur.execute("SELECT 1 FROM runs WHERE name = ?", (spec.name,)).fetchone():
+                raise InputError(f"a run named {spec.name!r} already exists in {self.url}; choose another --name")
+            cur.execute(
+                "INSERT INTO runs (name, spec, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (spec.name, json.dumps(spec.to_dict()), RunState.CREATED.value, now, now),
+            )
+            cur.executemany(
+                "INSERT INTO problems (run, position, id, data) VALUES (?, ?, ?, ?)",
+                ((spec.name, i, p.id, json.dumps(p.to_dict())) for i, p in enumerate(problems)),
+            )
+            cur.executemany(
+                "INSERT INTO configs (run, position, id, data) VALUES (?, ?, ?, ?)",
+                ((spec.name, i, c.id, json.dumps(c.to_dict())) for i, c in enumerate(configs)),
+            )
+        return self.get_run(spec.name)
+
+    def find_run(self, name: str) -> RunInfo | None:
+        row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE name = ?", (name,)).fetchone()
+        return run_info(row) if row else None
+
+    def list_runs(self) -> list[RunInfo]:
+        return [run_info(r) for r in self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at")]
+
+    def update_spec(self, spec: RunSpec) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE runs SET spec = ?, updated_at = ? WHERE name = ?",
+                (json.dumps(spec.to_dict()), time.time(), spec.name),
+            )
+
+    def set_run_state(self, name: str, state: RunState, stopped_because: str | None = None) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE runs SET state = ?, stopped_because = ?, updated_at = ? WHERE name = ?",
+                (state.value, stopped_because, time.time(), name),
+            )
+
+    def problems(self, run: str) -> list[Problem]:
+        rows = self._conn.execute("SELECT data FROM problems WHERE run = ? ORDER BY position", (run,))
+        return [Problem.from_dict(json.loads(r[0])) for r in rows]
+
+    def configs(self, run: str) -> list[SamplingConfig]:
+        rows = self._conn.execute("SELECT data FROM configs WHERE run = ? ORDER BY position", (run,))
+        return [SamplingConfig.from_dict(json.loads(r[0])) for r in rows]
+
+    # ---- workers --------------------------------------------------------------------------------
+    def heartbeat(self, run: str, worker: str) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO workers (run, worker, heartbeat) VALUES (?, ?, ?) "
+                "ON CONFLICT (run, worker) DO UPDATE SET heartbeat = excluded.heartbeat",
+                (run, worker, time.time()),
+            )
+
+    def workers(self, run: str) -> dict[str, float]:
+        return dict(self._conn.execute("SELECT worker, heartbeat FROM workers WHERE run = ?", (run,)).fetchall())
+
+    def release(self, run: str, worker: str) -> int:
+        with self._write() as cur:
+            released = cur.execute(
+                "UPDATE samples SET state = 'pending', worker = NULL, res_tokens = 0, res_dollars = 0, res_verify = 0 "
+                "WHERE run = ? AND state = 'running' AND worker = ?",
+                (run, worker),
+            ).rowcount
+            cur.execute("DELETE FROM workers WHERE run = ? AND worker = ?", (run, worker))
+            # Recount rather than subtract: the totals then heal even if they had drifted.
+            self._recompute_reserved(cur, run)
+        return released
+
+    @staticmethod
+    def _recompute_reserved(cur: sqlite3.Cursor, run: str) -> None:
+        cur.execute(
+            "UPDATE runs SET (reserved_samples, reserved_tokens, reserved_dollars, reserved_verify) = "
+            "(SELECT COUNT(*), COALESCE(SUM(res_tokens), 0), COALESCE(SUM(res_dollars), 0), COALESCE(SUM(res_verify), 0) "
+            " FROM samples WHERE run = ? AND state = 'running') WHERE name = ?",
+            (run, run),
+        )
+
+    # ---- samples --------------------------------------------------------------------------------
+    def add_pending(self, run: str, proposals: Iterable[Proposal]) -> list[Sample]:
+        info = self.get_run(run)
+        seed = info.spec.seed
+        created: list[Sample] = []
+        with self._write() as cur:
+            for prop in proposals:
+                start = cur.execute(
+                    "SELECT COALESCE(MAX(idx) + 1, 0) FROM samples WHERE run = ? AND problem = ? AND config = ?",
+                    (run, prop.problem, prop.config),
+                ).fetchone()[0]
+                for index in range(start, start + prop.count):
+                    created.append(
+                        Sample(run, prop.problem, prop.config, index, derive_seed(seed, prop.problem, prop.config, index))
+                    )
+            cur.executemany(
+                "INSERT INTO samples (run, problem, config, idx, seed, state) VALUES (?, ?, ?, ?, ?, 'pending')",
+                ((s.run, s.problem, s.config, s.index, s.seed) for s in created),
+            )
+        return created
+
+    def claim(self, run: str, worker: str, keys: Sequence[SampleKey], reservations: Sequence[Spend], budget: Budget) -> ClaimResult:
+        if len(keys) != len(reservations):
+            raise ValueError("claim needs one reservation per key")
+        claimed: list[SampleKey] = []
+        blocked_by: str | None = None
+        with self._write() as cur:
+            row = cur.execute(
+                "SELECT spent_samples + reserved_samples, spent_tokens + reserved_tokens, "
+                "spent_dollars + reserved_dollars, spent_verify + reserved_verify FROM runs WHERE name = ?",
+                (run,),
+            ).fetchone()
+            if row is None:
+                self.get_run(run)  # raises RunNotFound
+            committed = Spend(*row)
+            added = Spend()
+            now_claimed = []
+            for key, res in zip(keys, reservations):
+                reserve = Spend(1, res.tokens, res.dollars, res.verify_seconds)
+                over = budget.first_exceeded(committed + added + reserve)
+                if over is not None:
+                    blocked_by = over
+                    break
+                n = cur.execute(
+                    "UPDATE samples SET state = 'running', worker = ?, res_tokens = ?, res_dollars = ?, res_verify = ? "
+                    "WHERE run = ? AND problem = ? AND config = ? AND idx = ? AND state = 'pending'",
+                    (worker, reserve.tokens, reserve.dollars, reserve.verify_seconds, run, key.problem, key.config, key.index),
+                ).rowcount
+                if n == 1:
+                    added = added + reserve
+                    now_claimed.append(key)
+            cur.execute(
+                "UPDATE runs SET reserved_samples = reserved_samples + ?, reserved_tokens = reserved_tokens + ?, "
+                "reserved_dollars = reserved_dollars + ?, reserved_verify = reserved_verify + ?, updated_at = ? "
+                "WHERE name = ?",
+                (added.samples, added.tokens, added.dollars, added.verify_seconds, time.time(), run),
+            )
+            claimed = now_claimed
+        return ClaimResult(tuple(claimed), blocked_by)
+
+    def finish(self, run: str, worker: str, samples: Sequence[Sample]) -> list[bool]:
+        results: list[bool] = []
+        with self._write() as cur:
+            freed = Spend()
+            spent = Spend()
+            for s in samples:
+                if not s.state.finished:
+                    raise ValueError(f"finish needs a done or failed sample, got state {s.state.value}")
+                res = cur.execute(
+                    "SELECT res_tokens, res_dollars, res_verify FROM samples "
+                    "WHERE run = ? AND problem = ? AND config = ? AND idx = ? AND state = 'running' AND worker = ?",
+                    (run, s.problem, s.config, s.index, worker),
+                ).fetchone()
+                if res is None:
+                    results.append(False)
+                    continue
+                cur.execute(
+                    "UPDATE samples SET state = ?, worker = NULL, "
+                    + ", ".join(f"{c} = ?" for c in SAMPLE_RESULT_COLUMNS)
+                    + ", res_tokens = 0, res_dollars = 0, res_verify = 0"
+                    " WHERE run = ? AND problem = ? AND config = ? AND idx = ?",
+                    (s.state.value, *result_values(s), run, s.problem, s.config, s.index),
+                )
+                freed = freed + Spend(1, res[0], res[1], res[2])
+                spent = spent + s.spend
+                results.append(True)
+            cur.execute(
+                "UPDATE runs SET reserved_samples = reserved_samples - ?, reserved_tokens = reserved_tokens - ?, "
+                "reserved_dollars = reserved_dollars - ?, reserved_verify = reserved_verify - ?, "
+                "spent_samples = spent_samples + ?, spent_tokens = spent_tokens + ?, "
+                "spent_dollars = spent_dollars + ?, spent_verify = spent_verify + ?, updated_at = ? WHERE name = ?",
+                (
+                    freed.samples, freed.tokens, freed.dollars, freed.verify_seconds,
+                    spent.samples, spent.tokens, spent.dollars, spent.verify_seconds,
+                    time.time(), run,
+                ),
+            )
+        return results
+
+    def samples(self, run: str, states: Iterable[SampleState] | None = None) -> list[Sample]:
+        sql = f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE run = ?"
+        params: list = [run]
+        if states is not None:
+            wanted = [SampleState(s).value for s in states]
+            sql += f" AND state IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        sql += " ORDER BY problem, config, idx"
+        return [sample(r) for r in self._conn.execute(sql, params)]
+
+    def import_samples(self, run: str, samples: Sequence[Sample]) -> None:
+        total = Spend()
+        with self._write() as cur:
+            for s in samples:
+                if not s.state.finished:
+                    raise ValueError("import_samples takes finished samples only")
+                total = total + s.spend
+            cur.executemany(
+                f"INSERT INTO samples ({_SAMPLE_COLUMNS}) VALUES ({', '.join('?' * (6 + len(SAMPLE_RESULT_COLUMNS)))})",
+                ((run, s.problem, s.config, s.index, s.seed, s.state.value, *result_values(s)) for s in samples),
+            )
+            cur.execute(
+                "UPDATE runs SET spent_samples = spent_samples + ?, spent_tokens = spent_tokens + ?, "
+                "spent_dollars = spent_dollars + ?, spent_verify = spent_verify + ?, updated_at = ? WHERE name = ?",
+                (total.samples, total.tokens, total.dollars, total.verify_seconds, time.time(), run),
+            )
+
+    def close(self) -> None:
+        self._conn.close()

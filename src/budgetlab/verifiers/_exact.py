@@ -1,0 +1,56 @@
+"""Verifiers that judge by comparing a final answer with the problem's reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from budgetlab.core import Completion, Problem, Verdict
+from budgetlab.verifiers._answers import answers_match, extract_answer
+
+__all__ = ["ExactVerifier", "RecordedVerifier", "AutoVerifier"]
+
+
+@dataclass(frozen=True)
+class ExactVerifier:
+    """Exact match after normalisation, or numeric equality within ``rel_tol``.
+
+    The answer is the backend's own (a recorded answer) when it has one, else extracted from the
+    text. Without a reference the verdict is unknown (``correct=None``).
+    """
+
+    rel_tol: float = 1e-6
+    name: str = "exact"
+    max_seconds: float = 0.01
+
+    def verify(self, problem: Problem, completion: Completion) -> Verdict:
+        answer = completion.answer if completion.answer is not None else extract_answer(completion.text)
+        if answer is None or problem.reference is None:
+            return Verdict(answer=answer, correct=None if problem.reference is None else False)
+        return Verdict(answer=answer, correct=answers_match(answer, problem.reference, self.rel_tol))
+
+
+@dataclass(frozen=True)
+class RecordedVerifier:
+    """Trust the verdict a replayed sample was recorded with."""
+
+    name: str = "recorded"
+    max_seconds: float = 0.0
+
+    def verify(self, problem: Problem, completion: Completion) -> Verdict:
+        return Verdict(answer=completion.answer, correct=completion.correct, score=completion.score)
+
+
+@dataclass(frozen=True)
+class AutoVerifier:
+    """The default: compare with the reference when the problem has one, else use the recorded
+    verdict."""
+
+    rel_tol: float = 1e-6
+    name: str = "auto"
+    max_seconds: float = 0.01
+
+    def verify(self, problem: Problem, completion: Completion) -> Verdict:
+        if problem.reference is not None:
+            verdict = ExactVerifier(self.rel_tol).verify(problem, completion)
+            return Verdict(verdict.answer, verdict.correct, completion.score)
+        return RecordedVerifier().verify(problem, completion)
