@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from budgetlab.backends._base import Backend, DrawRequest
 from budgetlab.backends._replay import ReplayBackend, read_recorded
+from budgetlab.core.spec import check_arguments
 from budgetlab.errors import InputError
 
-__all__ = ["Backend", "DrawRequest", "ReplayBackend", "make_backend", "BACKENDS", "read_recorded"]
+__all__ = ["Backend", "DrawRequest", "ReplayBackend", "make_backend", "BACKENDS", "canonical_backend", "read_recorded"]
+
+_FILE_BACKENDS = {"replay"}
 
 # name -> factory(target, **options). ``target`` is what follows "name:" in the backend spec.
 BACKENDS: dict[str, Callable[..., Backend]] = {
-    "replay": lambda target, **opts: ReplayBackend(target, **opts),
+    "replay": ReplayBackend,
 }
+
+
+def canonical_backend(spec: str) -> str:
+    """The spec as it is stored with a run: file targets made absolute, so the run resumes from
+    any directory."""
+    name, sep, target = spec.partition(":")
+    if name in _FILE_BACKENDS and target:
+        return f"{name}:{Path(target).expanduser().resolve()}"
+    return spec
 
 
 def make_backend(spec: str, options: Mapping[str, Any] | None = None) -> Backend:
@@ -29,7 +42,5 @@ def make_backend(spec: str, options: Mapping[str, Any] | None = None) -> Backend
         )
     if not target:
         raise InputError(f"backend {spec!r} needs a target after the colon, e.g. {name}:PATH")
-    try:
-        return factory(target, **dict(options or {}))
-    except TypeError as exc:
-        raise InputError(f"backend {name!r} does not take the options {dict(options or {})}: {exc}") from None
+    check_arguments(factory, options, f"backend {name}", f"{name}:{target}")
+    return factory(target, **dict(options or {}))

@@ -108,40 +108,46 @@ def _parse_line(path: Path, lineno: int, obj: Any) -> list[RecordedSample] | Rec
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise _bad(path, lineno, f"field {key!r} has the wrong type: {value!r}")
+        if key in ("prompt_tokens", "completion_tokens", "cost") and value < 0:
+            raise _bad(path, lineno, f"field {key!r} must not be negative, got {value!r}")
         values[key] = value
     if "answer" in values:
         values["answer"] = str(values["answer"])
     return RecordedSample(problem, config, **values)
 
 
-def read_recorded(path: str | Path) -> tuple[dict[tuple[str, str], list[RecordedSample]], bool]:
-    """Read a replay file: recordings per (problem, config) in file order, and whether any line
-    was a counts record."""
+def read_recorded(path: str | Path) -> tuple[dict[tuple[str, str], list[RecordedSample]], set[tuple[str, str]]]:
+    """Read a replay file: recordings per (problem, config) in file order, and the pairs that
+    came from counts records."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"replay file {path} does not exist; give the path of a samples or counts JSONL file")
     records: dict[tuple[str, str], list[RecordedSample]] = {}
-    has_counts = False
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _bad(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-            parsed = _parse_line(path, lineno, obj)
-            if isinstance(parsed, list):
+    counted: set[tuple[str, str]] = set()
+    lineno = 0
+    try:
+        with _open_text(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise _bad(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+                parsed = _parse_line(path, lineno, obj)
                 key = (str(obj["problem"]), str(obj["config"]))
-                if key in records:
-                    raise _bad(path, lineno, f"a second record for problem {key[0]!r}, config {key[1]!r}")
-                has_counts = True
-                records[key] = parsed
-            else:
-                records.setdefault((parsed.problem, parsed.config), []).append(parsed)
+                if key in counted or (isinstance(parsed, list) and key in records):
+                    raise _bad(path, lineno, f"a second record for problem {key[0]!r}, config {key[1]!r} (a counts record must be its pair's only record)")
+                if isinstance(parsed, list):
+                    counted.add(key)
+                    records[key] = parsed
+                else:
+                    records.setdefault(key, []).append(parsed)
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise _bad(path, lineno + 1, f"cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc})") from None
     if not records:
         raise InputError(f"replay file {path} holds no records; give a JSONL file with one record per line")
-    return records, has_counts
+    return records, counted
 
 
 class ReplayBackend:
@@ -151,9 +157,7 @@ class ReplayBackend:
 
     def __init__(self, path: str | Path, seed: int | None = None) -> None:
         self.path = Path(path)
-        self.records, has_counts = read_recorded(self.path)
-        if seed is None and has_counts:
-            seed = 0
+        self.records, self._counted = read_recorded(self.path)
         self.seed = seed
         self._orders: dict[tuple[str, str], list[int]] = {}
 
@@ -184,8 +188,10 @@ class ReplayBackend:
         order = self._orders.get(key)
         if order is None:
             order = list(range(len(self.records.get(key, ()))))
-            if self.seed is not None:
-                random.Random(f"{self.seed}\x1f{key[0]}\x1f{key[1]}").shuffle(order)
+            # Counts have no order of their own (file order would put every success first).
+            seed = self.seed if self.seed is not None else (0 if key in self._counted else None)
+            if seed is not None:
+                random.Random(f"{seed}\x1f{key[0]}\x1f{key[1]}").shuffle(order)
             self._orders[key] = order
         return order
 

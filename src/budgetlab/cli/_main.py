@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_name(args: argparse.Namespace, policy: str) -> str:
     stem = Path(args.backend.partition(":")[2]).name.split(".")[0] if args.backend else "run"
-    return f"{stem}-{policy}-" + content_id(
+    return f"{stem}-{re.sub(r'[^A-Za-z0-9]+', '-', policy).strip('-')}-" + content_id(
         {"b": args.backend, "p": args.problems, "c": args.configs, "pol": policy, "s": args.seed, "r": args.replay_seed},
         6,
     )
@@ -83,7 +84,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     from budgetlab.analysis import build_report
     from budgetlab.cli._progress import ProgressBar
     from budgetlab.cli._render import print_report
-    from budgetlab.runner import run
+    from budgetlab.runner import prepare
     from budgetlab.stores import open_store
     from budgetlab.tasks import load_problems
 
@@ -96,29 +97,32 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     problems = load_problems(args.problems) if args.problems else None
     backend_options = {"seed": args.replay_seed} if args.replay_seed is not None else None
 
+    new_store = "://" not in args.store and not Path(args.store).exists()
     store = open_store(args.store)
     try:
-        configs = None
-        if args.configs:
-            configs = _select_configs(store, name, args, backend_options)
-        if store.find_run(name) is None and policy is None:
-            policy, policy_args = "fixed", {"k": 8}
-        bar = None if args.no_progress or args.json else ProgressBar(console, name)
-        console.print(f"run [bold]{name}[/] · store {args.store}", highlight=False) if not args.json else None
         try:
-            if bar is not None:
-                with bar:
-                    outcome = run(
-                        name, args.backend, store=store, backend_options=backend_options, policy=policy,
-                        policy_args=policy_args, verifier=args.verifier, budget=budget, problems=problems,
-                        configs=configs, seed=args.seed, concurrency=args.concurrency, on_progress=bar,
-                    )
+            configs = _select_configs(store, name, args, backend_options) if args.configs else None
+            if store.find_run(name) is None and policy is None:
+                policy, policy_args = "fixed", {"k": 8}
+            prepared = prepare(
+                name, args.backend, store=store, backend_options=backend_options, policy=policy,
+                policy_args=policy_args, verifier=args.verifier, budget=budget, problems=problems,
+                configs=configs, seed=args.seed, concurrency=args.concurrency,
+            )
+        except BudgetlabError:
+            store.close()
+            if new_store:  # nothing was recorded: leave no empty store behind
+                for suffix in ("", "-wal", "-shm"):
+                    Path(args.store + suffix).unlink(missing_ok=True)
+            raise
+        if not args.json:
+            console.print(f"run [bold]{name}[/] · store {args.store}", highlight=False)
+        try:
+            if args.no_progress or args.json:
+                outcome = prepared.execute()
             else:
-                outcome = run(
-                    name, args.backend, store=store, backend_options=backend_options, policy=policy,
-                    policy_args=policy_args, verifier=args.verifier, budget=budget, problems=problems,
-                    configs=configs, seed=args.seed, concurrency=args.concurrency,
-                )
+                with ProgressBar(console, name) as bar:
+                    outcome = prepared.execute(on_progress=bar)
         except KeyboardInterrupt:
             console.print(f"interrupted; nothing drawn is lost. Resume with: budgetlab run --name {name} --store {args.store}")
             return 130

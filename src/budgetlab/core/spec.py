@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from budgetlab.errors import InputError
 
-__all__ = ["parse_spec", "parse_value"]
+__all__ = ["check_arguments", "parse_spec", "parse_value"]
 
 
 def parse_value(raw: str) -> Any:
@@ -36,3 +38,18 @@ def parse_spec(text: str, what: str) -> tuple[str, dict[str, Any]]:
             raise InputError(f"{what} argument {part!r} in {text!r} is not key=value; write e.g. {name}:k=8")
         args[key.strip()] = parse_value(value)
     return name, args
+
+
+def check_arguments(factory: Callable[..., Any], args: Mapping[str, Any] | None, what: str, example: str) -> None:
+    """Raise a one-line :class:`InputError` for arguments ``factory`` does not take."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if n not in ("self", "name") and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = [k for k in (args or {}) if k not in params or k == "name"]
+    if unknown:
+        takes = ", ".join(accepted[1:] if accepted and accepted[0] == "target" else accepted) or "no arguments"
+        raise InputError(f"{what} does not take {', '.join(map(repr, unknown))}; it takes: {takes} (e.g. {example})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -85,7 +86,7 @@ class SamplingConfig:
     template: str | None = None
     label: str | None = None
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         return content_id(
             {"backend": self.backend, "model": self.model, "params": dict(self.params), "template": self.template}

@@ -29,6 +29,10 @@ class RunView:
         self._problem_by_id = {p.id: p for p in self.problems}
         self._config_by_id = {c.id: c for c in self.configs}
         self._samples: dict[tuple[str, str], list[Sample]] = {}
+        # Policies may keep memos here that stay true as the view grows (sample counts never
+        # shrink), e.g. how far a scan has found every pair full. The view is rebuilt from the
+        # store on resume, so a memo never outlives what it summarises.
+        self.memo: dict[str, object] = {}
         self.update(samples)
 
     def problem(self, problem_id: str) -> Problem:
@@ -46,10 +50,10 @@ class RunView:
         return len(self._samples.get((problem, config), ()))
 
     def finished(self, problem: str, config: str) -> list[Sample]:
-        return [s for s in self.samples(problem, config) if s.state.finished]
+        return [s for s in self.samples(problem, config) if s is not None and s.state.finished]
 
     def done(self, problem: str, config: str) -> list[Sample]:
-        return [s for s in self.samples(problem, config) if s.state is SampleState.DONE]
+        return [s for s in self.samples(problem, config) if s is not None and s.state is SampleState.DONE]
 
     def update(self, samples: Iterable[Sample]) -> None:
         """Add new samples or replace changed ones (same key)."""

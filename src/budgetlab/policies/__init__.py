@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from budgetlab.core.spec import check_arguments
 from budgetlab.errors import InputError
 from budgetlab.policies._base import Policy, Proposal
 from budgetlab.policies._fixed import FixedK
@@ -20,7 +21,5 @@ def make_policy(name: str, options: Mapping[str, Any] | None = None) -> Policy:
     factory = POLICIES.get(name)
     if factory is None:
         raise InputError(f"unknown policy {name!r}; use one of: {', '.join(sorted(POLICIES))} (e.g. --policy fixed:k=8)")
-    try:
-        return factory(**dict(options or {}))
-    except TypeError as exc:
-        raise InputError(f"policy {name!r} does not take the arguments {dict(options or {})}: {exc}") from None
+    check_arguments(factory, options, f"policy {name}", "fixed:k=8")
+    return factory(**dict(options or {}))

@@ -23,16 +23,24 @@ class FixedK:
     def propose(self, view: RunView, limit: int) -> list[Proposal]:
         out: list[Proposal] = []
         room = limit
-        for problem in view.problems:
-            for config in view.configs:
+        if room <= 0:
+            return out
+        config_ids = [c.id for c in view.configs]
+        # Problems before the cursor have all k samples already: counts only grow.
+        start = int(view.memo.get("fixed.full_before", 0))  # type: ignore[call-overload]
+        for position in range(start, len(view.problems)):
+            problem = view.problems[position].id
+            for config in config_ids:
                 # Failed samples count as drawn: a sample that failed is not retried forever.
-                missing = self.k - view.count(problem.id, config.id)
+                missing = self.k - view.count(problem, config)
                 if missing > 0:
                     take = min(missing, room)
-                    out.append(Proposal(problem.id, config.id, take))
+                    out.append(Proposal(problem, config, take))
                     room -= take
                     if room == 0:
                         return out
+            if not out:
+                view.memo["fixed.full_before"] = position + 1
         return out
 
     def planned(self, view: RunView) -> int | None:

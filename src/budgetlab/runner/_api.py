@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from budgetlab.backends import make_backend
+from budgetlab.backends import Backend, canonical_backend, make_backend
 from budgetlab.core import Budget, Problem, SamplingConfig
 from budgetlab.core.run import RunInfo, RunSpec
 from budgetlab.errors import InputError
@@ -16,7 +17,7 @@ from budgetlab.runner._loop import Progress, RunOutcome, execute
 from budgetlab.stores import BaseStore, open_store
 from budgetlab.verifiers import make_verifier
 
-__all__ = ["run", "resume_or_create"]
+__all__ = ["PreparedRun", "prepare", "resume_or_create", "run"]
 
 
 def resume_or_create(
@@ -26,8 +27,10 @@ def resume_or_create(
     problems: Sequence[Problem] | None = None,
     configs: Sequence[SamplingConfig] | None = None,
     explicit: frozenset[str] = frozenset(),
-) -> tuple[RunInfo, bool]:
-    """The stored run of that name (checked against what was asked again), or a new one.
+) -> tuple[RunInfo, Backend]:
+    """The stored run of that name (checked against what was asked again), or a new one, with
+    its backend built. Everything is checked before anything is written, so a bad option leaves
+    the store as it was.
 
     ``explicit`` names the spec fields the caller really set; on resume those must agree with
     the stored spec, except the budget and concurrency, which may change between invocations.
@@ -35,7 +38,7 @@ def resume_or_create(
     existing = store.find_run(spec.name)
     if existing is None:
         backend = make_backend(spec.backend, spec.backend_args)
-        make_policy(spec.policy, spec.policy_args)  # fail on a bad policy before creating anything
+        make_policy(spec.policy, spec.policy_args)
         make_verifier(spec.verifier)
         if problems is None:
             problems = _from_backend(backend, "problems", spec)
@@ -46,7 +49,7 @@ def resume_or_create(
         if not configs:
             raise InputError(f"run {spec.name!r} has no sampling configurations; give at least one")
         backend.check(problems, configs)
-        return store.create_run(spec, problems, configs), True
+        return store.create_run(spec, problems, configs), backend
     stored = existing.spec
     for field in ("backend", "backend_args", "policy", "policy_args", "verifier", "seed"):
         if field in explicit and getattr(spec, field) != getattr(stored, field):
@@ -54,6 +57,7 @@ def resume_or_create(
                 f"run {spec.name!r} exists with {field}={getattr(stored, field)!r}, not {getattr(spec, field)!r}; "
                 "resume it without that option, or start a new run with another --name"
             )
+    backend = make_backend(stored.backend, stored.backend_args)
     changes: dict[str, Any] = {}
     if "budget" in explicit and spec.budget != stored.budget:
         changes["budget"] = spec.budget
@@ -62,7 +66,7 @@ def resume_or_create(
     if changes:
         store.update_spec(dataclasses.replace(stored, **changes))
         existing = store.get_run(spec.name)
-    return existing, False
+    return existing, backend
 
 
 def _from_backend(backend: Any, what: str, spec: RunSpec) -> list[Any]:
@@ -72,11 +76,39 @@ def _from_backend(backend: Any, what: str, spec: RunSpec) -> list[Any]:
     return list(lister())
 
 
-def run(
+@dataclass
+class PreparedRun:
+    """A run checked and recorded in the store, ready to execute (nothing drawn yet)."""
+
+    store: BaseStore
+    spec: RunSpec
+    backend: Backend
+    created: bool
+
+    def execute(self, on_progress: Callable[[Progress], None] | None = None) -> RunOutcome:
+        return asyncio.run(self._execute(on_progress))
+
+    async def _execute(self, on_progress: Callable[[Progress], None] | None) -> RunOutcome:
+        try:
+            return await execute(
+                self.store,
+                self.spec.name,
+                self.backend,
+                make_policy(self.spec.policy, self.spec.policy_args),
+                make_verifier(self.spec.verifier),
+                self.spec.budget,
+                concurrency=self.spec.concurrency,
+                on_progress=on_progress,
+            )
+        finally:
+            await self.backend.aclose()
+
+
+def prepare(
     name: str,
     backend: str | None = None,
     *,
-    store: str | BaseStore = "budgetlab.db",
+    store: BaseStore,
     backend_options: Mapping[str, Any] | None = None,
     policy: str | None = None,
     policy_args: Mapping[str, Any] | None = None,
@@ -86,18 +118,12 @@ def run(
     configs: Sequence[SamplingConfig] | None = None,
     seed: int | None = None,
     concurrency: int | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> RunOutcome:
-    """Start the run ``name``, or resume it if the store has it; returns how it ended.
-
-    Arguments left ``None`` take the stored run's values on resume (or the defaults for a new
-    run); those given must agree with the stored run, except ``budget`` and ``concurrency``,
-    which may change between invocations (e.g. a budget raised to buy more samples).
-    """
+) -> PreparedRun:
+    """Check every option and record the run (new) or its changed budget (resumed); see :func:`run`."""
     if concurrency is not None and concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}; e.g. --concurrency 64")
     given = {
-        "backend": backend,
+        "backend": None if backend is None else canonical_backend(backend),
         "backend_args": None if backend_options is None else dict(backend_options),
         "policy": policy,
         "policy_args": None if policy_args is None else dict(policy_args),
@@ -107,32 +133,33 @@ def run(
         "concurrency": concurrency,
     }
     explicit = frozenset(k for k, v in given.items() if v is not None)
+    if store.find_run(name) is None and backend is None:
+        raise InputError(f"run {name!r} does not exist yet, so it needs a backend, e.g. --backend replay:samples.jsonl")
+    spec = RunSpec(name=name, **{k: v for k, v in given.items() if v is not None})
+    info, live_backend = resume_or_create(store, spec, problems=problems, configs=configs, explicit=explicit)
+    return PreparedRun(store, info.spec, live_backend, created=info.state.value == "created")
+
+
+def run(
+    name: str,
+    backend: str | None = None,
+    *,
+    store: str | BaseStore = "budgetlab.db",
+    on_progress: Callable[[Progress], None] | None = None,
+    **options: Any,
+) -> RunOutcome:
+    """Start the run ``name``, or resume it if the store has it; returns how it ended.
+
+    Options (``backend_options``, ``policy``, ``policy_args``, ``verifier``, ``budget``,
+    ``problems``, ``configs``, ``seed``, ``concurrency``) left out take the stored run's values
+    on resume (or the defaults for a new run); those given must agree with the stored run,
+    except ``budget`` and ``concurrency``, which may change between invocations (e.g. a budget
+    raised to buy more samples).
+    """
     owned = isinstance(store, str)
     st = open_store(store) if isinstance(store, str) else store
     try:
-        if st.find_run(name) is None and backend is None:
-            raise InputError(f"run {name!r} does not exist yet, so it needs a backend, e.g. --backend replay:samples.jsonl")
-        spec = RunSpec(name=name, **{k: v for k, v in given.items() if v is not None})
-        info, _ = resume_or_create(st, spec, problems=problems, configs=configs, explicit=explicit)
-        spec = info.spec
-        live_backend = make_backend(spec.backend, spec.backend_args)
-        return asyncio.run(_execute_and_close(st, spec, live_backend, on_progress))
+        return prepare(name, backend, store=st, **options).execute(on_progress)
     finally:
         if owned:
             st.close()
-
-
-async def _execute_and_close(store: BaseStore, spec: RunSpec, backend: Any, on_progress: Any) -> RunOutcome:
-    try:
-        return await execute(
-            store,
-            spec.name,
-            backend,
-            make_policy(spec.policy, spec.policy_args),
-            make_verifier(spec.verifier),
-            spec.budget,
-            concurrency=spec.concurrency,
-            on_progress=on_progress,
-        )
-    finally:
-        await backend.aclose()

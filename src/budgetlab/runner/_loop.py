@@ -169,18 +169,29 @@ async def execute(
             if exhausted and not in_flight:
                 blocked_by = exhausted
             if blocked_by is None and not queue and not policy_idle and not exhausted:
-                proposals = policy.propose(view, max(4 * concurrency, 256))
-                if proposals:
-                    created = store.add_pending(run, proposals)
+                proposals = [
+                    dataclasses.replace(p, seen=view.count(p.problem, p.config))
+                    for p in policy.propose(view, max(4 * concurrency, 1024))
+                    if p.count > 0
+                ]
+                created = store.add_pending(run, proposals) if proposals else []
+                if len(created) < sum(p.count for p in proposals):
+                    # Another worker added some of these first: take up the store's truth, and
+                    # help draw whatever is pending (claims are atomic, so no sample is drawn twice).
+                    view = RunView(problems, configs, store.samples(run), budget)
+                    view.spent = spent
+                    queue.extend(store.samples(run, [SampleState.PENDING]))
+                else:
                     view.update(created)
                     queue.extend(created)
-                else:
-                    policy_idle = True
+                policy_idle = not queue
             while queue and blocked_by is None and n_in_flight < concurrency:
                 request = _next_request(queue, view, min(max_batch, concurrency - n_in_flight))
-                result = store.claim(
-                    run, worker, [s.key for s in request.samples], backend.estimate(request), budget
-                )
+                reservations = [
+                    dataclasses.replace(r, verify_seconds=r.verify_seconds + verifier.max_seconds)
+                    for r in backend.estimate(request)
+                ]
+                result = store.claim(run, worker, [s.key for s in request.samples], reservations, budget)
                 claimed = set(result.claimed)
                 mine = tuple(s for s in request.samples if s.key in claimed)
                 if result.blocked_by is not None:
@@ -247,9 +258,10 @@ async def execute(
 
 def _count_finished(view: RunView) -> list[int]:
     done = failed = 0
+    config_ids = [c.id for c in view.configs]
     for problem in view.problems:
-        for config in view.configs:
-            for s in view.samples(problem.id, config.id):
+        for config in config_ids:
+            for s in view.samples(problem.id, config):
                 if s.state is SampleState.DONE:
                     done += 1
                 elif s.state is SampleState.FAILED:

@@ -38,11 +38,22 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class Proposal:
-    """``count`` more samples of ``problem`` under ``config``."""
+    """``count`` more samples of ``problem`` under ``config``.
+
+    ``seen`` is how many samples of the pair the proposer saw; when given, the store creates
+    only what is still missing to reach ``seen + count``, so two workers deciding from views of
+    the same moment never add a pair's samples twice.
+    """
 
     problem: str
     config: str
     count: int
+    seen: int | None = None
+
+    def new_indexes(self, existing: int) -> range:
+        """The indexes to create when the pair has ``existing`` samples (dense, from 0)."""
+        target = existing + self.count if self.seen is None else self.seen + self.count
+        return range(existing, max(existing, target))
 
 
 @dataclass(frozen=True)
@@ -111,7 +122,8 @@ class BaseStore(abc.ABC):
     # ---- samples ------------------------------------------------------------------------------
     @abc.abstractmethod
     def add_pending(self, run: str, proposals: Iterable[Proposal]) -> list[Sample]:
-        """Create pending samples with the next free indexes and their derived seeds."""
+        """Create pending samples with the next free indexes and their derived seeds (see
+        :meth:`Proposal.new_indexes`); returns the samples created."""
 
     @abc.abstractmethod
     def claim(self, run: str, worker: str, keys: Sequence[SampleKey], reservations: Sequence[Spend], budget: Budget) -> ClaimResult:

@@ -1,4 +1,4 @@
-"""The tables every SQL store uses (plain SQL that SQLite and PostgreSQL both accept)."""
+"""The tables of the SQLite store (the SQLAlchemy store declares the same ones with portable types)."""
 
 from __future__ import annotations
 

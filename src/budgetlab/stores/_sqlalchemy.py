@@ -98,7 +98,11 @@ def _tables() -> SimpleNamespace:
 
 
 class SQLAlchemyStore(BaseStore):
-    """A store in the database at a SQLAlchemy URL (``pip install 'budgetlab[sql]'``)."""
+    """A store in the database at a SQLAlchemy URL (``pip install 'budgetlab[sql]'``).
+
+    ``timeout`` is how long an SQLite writer waits for the write lock, and how long psycopg waits
+    to connect to a PostgreSQL server.
+    """
 
     def __init__(self, url: str, *, timeout: float = 60.0) -> None:
         sa = self._sa = _import_sqlalchemy()
@@ -109,8 +113,8 @@ class SQLAlchemyStore(BaseStore):
             raise StoreError(
                 f"{url!r} is not a store URL; give a file path or a URL such as postgresql+psycopg://user@host/dbname"
             ) from None
-        # The URL as shown in messages: never with its password.
-        self.url = parsed.render_as_string(hide_password=True)
+        # The URL as given, but never with its password (it is shown in messages).
+        self.url = url if parsed.password is None else parsed.render_as_string(hide_password=True)
         self._is_sqlite = parsed.get_backend_name() == "sqlite"
         self._where = self.url  # what error messages call this store
         kwargs: dict[str, Any] = {}
@@ -122,10 +126,17 @@ class SQLAlchemyStore(BaseStore):
                 SQLiteStore._check_file(Path(database))
                 self._where = database
             kwargs["connect_args"] = {"timeout": timeout}
+        elif parsed.drivername in ("postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
+            kwargs["connect_args"] = {"connect_timeout": max(1, int(timeout))}
         try:
             self._engine = sa.create_engine(parsed, **kwargs)
         except ImportError as exc:  # the URL's database driver (psycopg, ...) is not installed
             raise pip_dependency_error(f"the store URL {self.url}", exc.name or "its database driver") from None
+        except sa.exc.ArgumentError as exc:  # an unknown dialect, a bad option
+            raise StoreError(
+                f"{self.url} is not a store URL SQLAlchemy can open ({exc}); "
+                "give a file path or a URL such as postgresql+psycopg://user@host/dbname"
+            ) from None
         if self._is_sqlite:
             self._setup_sqlite(timeout)
         try:
@@ -342,7 +353,7 @@ class SQLAlchemyStore(BaseStore):
                 ).scalar_one()
                 new = [
                     Sample(run, prop.problem, prop.config, i, derive_seed(seed, prop.problem, prop.config, i))
-                    for i in range(start, start + prop.count)
+                    for i in prop.new_indexes(start)
                 ]
                 if new:  # inserted per proposal: the next proposal for the same pair continues after them
                     conn.execute(t.samples.insert(), [
@@ -357,7 +368,6 @@ class SQLAlchemyStore(BaseStore):
         if len(keys) != len(reservations):
             raise ValueError("claim needs one reservation per key")
         t = self._t
-        pending = SampleState.PENDING.value
         claimed: list[SampleKey] = []
         blocked_by: str | None = None
         with self._write() as conn:
@@ -366,16 +376,16 @@ class SQLAlchemyStore(BaseStore):
                 committed, added = Spend(*row), Spend()
                 for key, res in zip(keys, reservations):
                     reserve = Spend(1, res.tokens, res.dollars, res.verify_seconds)
+                    is_pending = self._key_is(run, key) & (t.samples.c.state == SampleState.PENDING.value)
                     over = budget.first_exceeded(committed + added + reserve)
                     if over is not None:
-                        still_pending = self._sa.select(t.samples.c.idx).where(self._key_is(run, key), t.samples.c.state == pending)
-                        if conn.execute(still_pending).first() is None:
-                            continue  # not claimable anyway: skipped, it blocks nothing
+                        if conn.execute(self._sa.select(t.samples.c.idx).where(is_pending)).first() is None:
+                            continue  # no longer pending: skipped, so it blocks nothing
                         blocked_by = over
                         break
                     n = conn.execute(
                         t.samples.update()
-                        .where(self._key_is(run, key), t.samples.c.state == pending)
+                        .where(is_pending)
                         .values(state=SampleState.RUNNING.value, worker=worker, res_tokens=reserve.tokens,
                                 res_dollars=reserve.dollars, res_verify=reserve.verify_seconds)
                     ).rowcount  # fmt: skip

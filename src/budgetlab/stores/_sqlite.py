@@ -38,15 +38,22 @@ class SQLiteStore(BaseStore):
         self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            # Check before switching to WAL: that switch is written into the file, and a file
+            # that is not ours must be left exactly as it was.
+            fresh = self._check_schema()
             self._conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives any process crash; only an OS crash could lose the last commits.
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._init_schema()
+            if fresh:
+                self._create_schema()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(
                 f"{self.path} is not a budgetlab store ({exc}); pass another file with --store"
             ) from None
+        except BaseException:  # e.g. the StoreError of a foreign or newer store: do not leak the connection
+            self._conn.close()
+            raise
 
     @staticmethod
     def _check_file(path: Path) -> None:
@@ -57,7 +64,8 @@ class SQLiteStore(BaseStore):
                 if fh.read(16) != b"SQLite format 3\x00":
                     raise StoreError(f"{path} is not a budgetlab store (not an SQLite file); pass another file with --store")
 
-    def _init_schema(self) -> None:
+    def _check_schema(self) -> bool:
+        """Raise unless this is an empty database or a budgetlab store we can read; True if empty."""
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables and "budgetlab_schema" not in tables:
             raise StoreError(
@@ -72,8 +80,13 @@ class SQLiteStore(BaseStore):
                     f"{self.path} has store schema version {version}, newer than this budgetlab's {SCHEMA_VERSION}; "
                     "upgrade with: pip install -U budgetlab"
                 )
-            return
+            return False
+        return True
+
+    def _create_schema(self) -> None:
         with self._write() as cur:
+            if cur.execute("SELECT 1 FROM sqlite_master WHERE name = 'budgetlab_schema'").fetchone():
+                return  # another process created it first
             for ddl in TABLES:
                 cur.execute(ddl)
             cur.execute("INSERT INTO budgetlab_schema (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -183,14 +196,16 @@ class SQLiteStore(BaseStore):
                     "SELECT COALESCE(MAX(idx) + 1, 0) FROM samples WHERE run = ? AND problem = ? AND config = ?",
                     (run, prop.problem, prop.config),
                 ).fetchone()[0]
-                for index in range(start, start + prop.count):
-                    created.append(
-                        Sample(run, prop.problem, prop.config, index, derive_seed(seed, prop.problem, prop.config, index))
-                    )
-            cur.executemany(
-                "INSERT INTO samples (run, problem, config, idx, seed, state) VALUES (?, ?, ?, ?, ?, 'pending')",
-                ((s.run, s.problem, s.config, s.index, s.seed) for s in created),
-            )
+                new = [
+                    Sample(run, prop.problem, prop.config, index, derive_seed(seed, prop.problem, prop.config, index))
+                    for index in prop.new_indexes(start)
+                ]
+                # Inserted per proposal, so a later proposal for the same pair continues after these.
+                cur.executemany(
+                    "INSERT INTO samples (run, problem, config, idx, seed, state) VALUES (?, ?, ?, ?, ?, 'pending')",
+                    ((s.run, s.problem, s.config, s.index, s.seed) for s in new),
+                )
+                created += new
         return created
 
     def claim(self, run: str, worker: str, keys: Sequence[SampleKey], reservations: Sequence[Spend], budget: Budget) -> ClaimResult:
@@ -213,6 +228,13 @@ class SQLiteStore(BaseStore):
                 reserve = Spend(1, res.tokens, res.dollars, res.verify_seconds)
                 over = budget.first_exceeded(committed + added + reserve)
                 if over is not None:
+                    still_pending = cur.execute(
+                        "SELECT 1 FROM samples "
+                        "WHERE run = ? AND problem = ? AND config = ? AND idx = ? AND state = 'pending'",
+                        (run, key.problem, key.config, key.index),
+                    ).fetchone()
+                    if still_pending is None:
+                        continue  # skipped: a key no longer pending blocks nothing
                     blocked_by = over
                     break
                 n = cur.execute(

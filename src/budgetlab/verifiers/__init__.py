@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from budgetlab.core.spec import check_arguments
 from budgetlab.errors import InputError
 from budgetlab.verifiers._answers import answers_match, extract_answer, normalize_answer, parse_number
 from budgetlab.verifiers._base import Verifier
@@ -34,7 +35,5 @@ def make_verifier(name: str, options: Mapping[str, Any] | None = None) -> Verifi
     factory = VERIFIERS.get(name)
     if factory is None:
         raise InputError(f"unknown verifier {name!r}; use one of: {', '.join(sorted(VERIFIERS))}")
-    try:
-        return factory(**dict(options or {}))
-    except TypeError as exc:
-        raise InputError(f"verifier {name!r} does not take the options {dict(options or {})}: {exc}") from None
+    check_arguments(factory, options, f"verifier {name}", "exact:rel_tol=1e-6")
+    return factory(**dict(options or {}))

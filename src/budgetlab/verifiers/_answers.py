@@ -8,9 +8,9 @@ from fractions import Fraction
 
 __all__ = ["extract_answer", "normalize_answer", "parse_number", "answers_match"]
 
-_ANSWER_IS = re.compile(r"answer is\s*[:\"'$]*\s*([^\n]+?)\s*(?:\.\s*)?$", re.IGNORECASE | re.MULTILINE)
+_ANSWER_IS = re.compile(r"answer is\s*[:\"'$]*\s*(.+?)\s*(?:\.(?:\s|$)|$)", re.IGNORECASE | re.MULTILINE)
 _BOXED = re.compile(r"\\boxed\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 
 
 def extract_answer(text: str | None) -> str | None:
