@@ -14,6 +14,7 @@ from budgetlab.errors import InputError
 __all__ = ["Backend", "DrawRequest", "ReplayBackend", "make_backend", "BACKENDS", "canonical_backend", "read_recorded"]
 
 _FILE_BACKENDS = {"replay"}
+_NEEDS_TARGET = {"replay"}
 
 # name -> factory(target, **options). ``target`` is what follows "name:" in the backend spec.
 BACKENDS: dict[str, Callable[..., Backend]] = {
@@ -40,7 +41,7 @@ def make_backend(spec: str, options: Mapping[str, Any] | None = None) -> Backend
             + ", ".join(f"{n}:..." for n in sorted(BACKENDS))
             + " (e.g. --backend replay:samples.jsonl)"
         )
-    if not target:
+    if not target and name in _NEEDS_TARGET:
         raise InputError(f"backend {spec!r} needs a target after the colon, e.g. {name}:PATH")
     check_arguments(factory, options, f"backend {name}", f"{name}:{target}")
-    return factory(target, **dict(options or {}))
+    return factory(target or None, **dict(options or {}))

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from budgetlab.core import Budget, content_id
-from budgetlab.core.spec import parse_spec
+from budgetlab.core.spec import parse_config, parse_spec
 from budgetlab.errors import BudgetlabError, InputError
 
 __all__ = ["main"]
@@ -37,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", help="where samples come from, e.g. replay:samples.jsonl")
     run.add_argument("--name", help="run name; running the same name again resumes it (default: derived from the options)")
     run.add_argument("--problems", help="JSONL file of problems (default: the problems the backend lists)")
+    run.add_argument("--task", help="a generated task with arguments, e.g. arithmetic:n=50,digits=2, or a problems file")
     run.add_argument("--configs", help="comma-separated configurations to sample (default: all the backend lists)")
+    run.add_argument(
+        "--config", action="append", metavar="SPEC",
+        help="a sampling configuration, e.g. model=smollm2,temperature=0.7,max_tokens=32 (repeat for several)",
+    )
     run.add_argument("--policy", help="policy with arguments, e.g. fixed:k=8 (default: fixed:k=8)")
     run.add_argument("-k", type=int, help="shorthand for --policy fixed:k=K")
     run.add_argument("--verifier", help="auto (default), exact or recorded")
@@ -75,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 def _run_name(args: argparse.Namespace, policy: str) -> str:
     stem = Path(args.backend.partition(":")[2]).name.split(".")[0] if args.backend else "run"
     return f"{stem}-{re.sub(r'[^A-Za-z0-9]+', '-', policy).strip('-')}-" + content_id(
-        {"b": args.backend, "p": args.problems, "c": args.configs, "pol": policy, "s": args.seed, "r": args.replay_seed},
+        {"b": args.backend, "p": args.problems, "t": args.task, "c": args.configs, "cc": args.config, "pol": policy,
+         "s": args.seed, "r": args.replay_seed},
         6,
     )
 
@@ -86,7 +92,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     from budgetlab.cli._render import print_report
     from budgetlab.runner import prepare
     from budgetlab.stores import open_store
-    from budgetlab.tasks import load_problems
+    from budgetlab.tasks import load_problems, load_task
 
     if args.k is not None and args.policy is not None:
         raise InputError("give either -k or --policy, not both; e.g. --policy fixed:k=8")
@@ -94,14 +100,16 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     policy, policy_args = parse_spec(policy_text, "policy") if policy_text else (None, None)
     name = args.name or _run_name(args, policy_text or "fixed")
     budget = Budget.parse(args.budget) if args.budget is not None else None
-    problems = load_problems(args.problems) if args.problems else None
+    if args.problems and args.task:
+        raise InputError("give either --problems or --task, not both")
+    problems = load_problems(args.problems) if args.problems else (load_task(args.task) if args.task else None)
     backend_options = {"seed": args.replay_seed} if args.replay_seed is not None else None
 
     new_store = "://" not in args.store and not Path(args.store).exists()
     store = open_store(args.store)
     try:
         try:
-            configs = _select_configs(store, name, args, backend_options) if args.configs else None
+            configs = _select_configs(store, name, args, backend_options) if args.configs or args.config else None
             if store.find_run(name) is None and policy is None:
                 policy, policy_args = "fixed", {"k": 8}
             prepared = prepare(
@@ -148,6 +156,10 @@ def _select_configs(store, name: str, args: argparse.Namespace, backend_options)
         raise InputError(f"run {name!r} exists; --configs applies only when a run starts (start another --name)")
     if not args.backend:
         raise InputError("--configs needs --backend to know which configurations exist")
+    if args.config:
+        if args.configs:
+            raise InputError("give either --configs NAMES or --config SPEC, not both")
+        return [parse_config(text, args.backend.partition(":")[0]) for text in args.config]
     backend = make_backend(args.backend, backend_options)
     available = {c.name: c for c in backend.configs()} if hasattr(backend, "configs") else {}
     chosen = []

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from budgetlab.core.types import SamplingConfig
 
 from budgetlab.errors import InputError
 
-__all__ = ["check_arguments", "parse_spec", "parse_value"]
+__all__ = ["check_arguments", "parse_config", "parse_spec", "parse_value"]
 
 
 def parse_value(raw: str) -> Any:
@@ -53,3 +56,24 @@ def check_arguments(factory: Callable[..., Any], args: Mapping[str, Any] | None,
     if unknown:
         takes = ", ".join(accepted[1:] if accepted and accepted[0] == "target" else accepted) or "no arguments"
         raise InputError(f"{what} does not take {', '.join(map(repr, unknown))}; it takes: {takes} (e.g. {example})")
+
+
+_CONFIG_KEYS = ("model", "label", "template")
+
+
+def parse_config(text: str, backend: str) -> "SamplingConfig":
+    """``"model=smollm2,temperature=0.7,max_tokens=64,label=smol"`` -> a :class:`SamplingConfig`
+    of ``backend``; keys other than model, label and template are sampling parameters."""
+    from budgetlab.core.types import SamplingConfig
+
+    _, args = parse_spec("config:" + text, "configuration")
+    if "model" not in args:
+        raise InputError(f"configuration {text!r} names no model; write e.g. --config model=smollm2,temperature=0.7")
+    params = {k: v for k, v in args.items() if k not in _CONFIG_KEYS}
+    return SamplingConfig(
+        model=str(args["model"]),
+        backend=backend,
+        params=params,
+        template=args.get("template"),
+        label=None if args.get("label") is None else str(args["label"]),
+    )
