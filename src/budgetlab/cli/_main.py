@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--budget", help="limits, e.g. samples=1000,tokens=2e6,dollars=5,verify_seconds=60, or none")
     run.add_argument("--seed", type=int, help="run seed: sample seeds derive from it (default 0)")
     run.add_argument("--replay-seed", type=int, help="replay backend: draw recordings in a seeded random order")
+    run.add_argument(
+        "--backend-arg", action="append", metavar="KEY=VALUE",
+        help="an option of the backend, e.g. --backend-arg workers=2 (repeat for several)",
+    )
     run.add_argument("--concurrency", type=int, help="samples in flight at once (default 64)")
     run.add_argument("--json", action="store_true", help="print the report as JSON when done")
     run.add_argument("--plot", help="also write a coverage plot (PNG) to this path when done")
@@ -77,11 +81,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backend_options(args: argparse.Namespace) -> dict | None:
+    options = dict(parse_spec("backend:" + ",".join(args.backend_arg), "backend option")[1]) if args.backend_arg else {}
+    if args.replay_seed is not None:
+        options["seed"] = args.replay_seed
+    return options or None
+
+
 def _run_name(args: argparse.Namespace, policy: str) -> str:
     stem = Path(args.backend.partition(":")[2]).name.split(".")[0] if args.backend else "run"
     return f"{stem}-{re.sub(r'[^A-Za-z0-9]+', '-', policy).strip('-')}-" + content_id(
         {"b": args.backend, "p": args.problems, "t": args.task, "c": args.configs, "cc": args.config, "pol": policy,
-         "s": args.seed, "r": args.replay_seed},
+         "s": args.seed, "r": args.replay_seed, "ba": args.backend_arg},
         6,
     )
 
@@ -103,7 +114,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.problems and args.task:
         raise InputError("give either --problems or --task, not both")
     problems = load_problems(args.problems) if args.problems else (load_task(args.task) if args.task else None)
-    backend_options = {"seed": args.replay_seed} if args.replay_seed is not None else None
+    backend_options = _backend_options(args)
 
     new_store = "://" not in args.store and not Path(args.store).exists()
     store = open_store(args.store)
