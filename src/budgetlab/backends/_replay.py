@@ -15,8 +15,6 @@ their "file order" would put every success first).
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import Any
 
 from budgetlab.backends._base import DrawRequest
 from budgetlab.core import Completion, Problem, SamplingConfig, Spend
+from budgetlab.core.jsonl import iter_jsonl
 from budgetlab.errors import InputError
 
 __all__ = ["ReplayBackend", "RecordedSample", "read_recorded"]
@@ -69,18 +68,14 @@ class RecordedSample:
         )
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+_EXPECTED = (
+    'a samples record {"problem": str, "config": str, "answer": ..., "correct": ...} or a counts record '
+    '{"problem": str, "config": str, "n": int, "correct": int} (see the README, "Replay formats")'
+)
 
 
 def _bad(path: Path, lineno: int, what: str) -> InputError:
-    return InputError(
-        f"{path}:{lineno}: {what}; each line must be a samples record "
-        '{"problem": str, "config": str, "answer": ..., "correct": ...} or a counts record '
-        '{"problem": str, "config": str, "n": int, "correct": int} (see the README, "Replay formats")'
-    )
+    return InputError(f"{path}:{lineno}: {what}; each line must be {_EXPECTED}")
 
 
 def _parse_line(path: Path, lineno: int, obj: Any) -> list[RecordedSample] | RecordedSample:
@@ -124,27 +119,16 @@ def read_recorded(path: str | Path) -> tuple[dict[tuple[str, str], list[Recorded
         raise InputError(f"replay file {path} does not exist; give the path of a samples or counts JSONL file")
     records: dict[tuple[str, str], list[RecordedSample]] = {}
     counted: set[tuple[str, str]] = set()
-    lineno = 0
-    try:
-        with _open_text(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise _bad(path, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-                parsed = _parse_line(path, lineno, obj)
-                key = (str(obj["problem"]), str(obj["config"]))
-                if key in counted or (isinstance(parsed, list) and key in records):
-                    raise _bad(path, lineno, f"a second record for problem {key[0]!r}, config {key[1]!r} (a counts record must be its pair's only record)")
-                if isinstance(parsed, list):
-                    counted.add(key)
-                    records[key] = parsed
-                else:
-                    records.setdefault(key, []).append(parsed)
-    except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise _bad(path, lineno + 1, f"cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc})") from None
+    for lineno, obj in iter_jsonl(path, _EXPECTED):
+        parsed = _parse_line(path, lineno, obj)
+        key = (str(obj["problem"]), str(obj["config"]))
+        if key in counted or (isinstance(parsed, list) and key in records):
+            raise _bad(path, lineno, f"a second record for problem {key[0]!r}, config {key[1]!r} (a counts record must be its pair's only record)")
+        if isinstance(parsed, list):
+            counted.add(key)
+            records[key] = parsed
+        else:
+            records.setdefault(key, []).append(parsed)
     if not records:
         raise InputError(f"replay file {path} holds no records; give a JSONL file with one record per line")
     return records, counted
