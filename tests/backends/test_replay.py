@@ -300,8 +300,8 @@ def test_check_rejects_unknown_config_and_problem(tmp_path: Path) -> None:
 
 
 def test_make_backend_errors() -> None:
-    with pytest.raises(InputError, match="unknown backend 'openai'.*replay:"):
-        make_backend("openai:gpt")
+    with pytest.raises(InputError, match="unknown backend 'nosuch'.*replay:"):
+        make_backend("nosuch:gpt")
     with pytest.raises(InputError, match="needs a target after the colon"):
         make_backend("replay")
     with pytest.raises(InputError, match=r"does not take.*temperature"):

@@ -220,9 +220,14 @@ async def execute(
                 continue
             done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             settled: list[Sample] = []
+            fatal: BaseException | None = None
             for task in done:
                 n_in_flight -= in_flight.pop(task)
-                settled.extend(task.result())
+                error = task.exception()
+                if error is not None:
+                    fatal = fatal or error
+                else:
+                    settled.extend(task.result())
             accepted = store.finish(run, worker, settled)
             kept = [s for s, ok in zip(settled, accepted) if ok]
             view.update(kept)
@@ -231,6 +236,8 @@ async def execute(
                 counts[0 if s.state is SampleState.DONE else 1] += 1
             view.spent = spent
             drawn += len(kept)
+            if fatal is not None:  # raised only now, so what the other requests drew is kept
+                raise fatal
             # Settling frees reservations larger than the real spend, and new results may change
             # the policy's mind: look again at both.
             blocked_by = None
