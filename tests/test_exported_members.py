@@ -26,6 +26,9 @@ SUBPACKAGES = [
     "budgetlab.analysis",
     "budgetlab.runner",
     "budgetlab.tasks",
+    "budgetlab.selectors",
+    "budgetlab.calibration",
+    "budgetlab.testing",
 ]
 ALL_PACKAGES = ["budgetlab", *SUBPACKAGES]
 

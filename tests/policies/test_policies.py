@@ -32,6 +32,12 @@ from budgetlab.verifiers import make_verifier
 POLICIES = [
     pytest.param("fixed", {"k": 3}, id="fixed-k3"),
     pytest.param("fixed", {"k": 1}, id="fixed-k1"),
+    pytest.param("esc", {"window": 2, "max_samples": 7}, id="esc-w2"),
+    pytest.param("adaptive", {"criterion": "beta", "threshold": 0.8, "max_samples": 8}, id="adaptive-beta"),
+    pytest.param("adaptive", {"criterion": "dirichlet", "threshold": 0.8, "max_samples": 8, "batch": 2}, id="adaptive-dirichlet-b2"),
+    pytest.param("bayes", {"cost": 0.01, "max_samples": 8}, id="bayes"),
+    pytest.param("confidence", {"mode": "best_of_n", "threshold": 0.9, "max_samples": 4}, id="confidence-bon"),
+    pytest.param("confidence", {"mode": "adaptive", "threshold": 0.8, "max_samples": 5}, id="confidence-adaptive"),
 ]
 
 PROBLEMS = tuple(Problem(f"q{i}") for i in range(6))

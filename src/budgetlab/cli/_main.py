@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from budgetlab.cli import _evaluate
 from budgetlab.core import Budget, content_id
 from budgetlab.core.spec import parse_config, parse_spec
 from budgetlab.errors import BudgetlabError, InputError
@@ -78,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", default="budgetlab-demo", help="where the demo writes its data, store and plot")
     demo.add_argument("-k", type=int, default=16, help="samples per problem and configuration (default 16)")
     demo.add_argument("--budget", default="dollars=1", help="budget (default dollars=1, enough for the whole job)")
+    _evaluate.add_select_parser(sub)
+    _evaluate.add_subset_parser(sub)
     return parser
 
 
@@ -89,7 +92,14 @@ def _backend_options(args: argparse.Namespace) -> dict | None:
 
 
 def _run_name(args: argparse.Namespace, policy: str) -> str:
-    stem = Path(args.backend.partition(":")[2]).name.split(".")[0] if args.backend else "run"
+    """``STEM-POLICY-HASH``: the same options give the same name, so running a command again resumes it."""
+    stem = "run"
+    if args.backend:
+        last = Path(args.backend.rsplit(":", 1)[-1])
+        stem = last.name.split(".")[0] if last.suffix in (".jsonl", ".gz", ".json") else args.backend.partition(":")[0]
+    if args.task:
+        stem += "-" + args.task.partition(":")[0].rsplit("/", 1)[-1].split(".")[0]
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-")
     return f"{stem}-{re.sub(r'[^A-Za-z0-9]+', '-', policy).strip('-')}-" + content_id(
         {"b": args.backend, "p": args.problems, "t": args.task, "c": args.configs, "cc": args.config, "pol": policy,
          "s": args.seed, "r": args.replay_seed, "ba": args.backend_arg},
@@ -270,7 +280,8 @@ def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
     )
 
 
-COMMANDS = {"run": _cmd_run, "report": _cmd_report, "runs": _cmd_runs, "import": _cmd_import, "demo": _cmd_demo}
+COMMANDS = {"run": _cmd_run, "report": _cmd_report, "runs": _cmd_runs, "import": _cmd_import, "demo": _cmd_demo,
+            "select": _evaluate.cmd_select, "subset": _evaluate.cmd_subset}
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:

@@ -7,13 +7,34 @@ from typing import Any
 
 from budgetlab.core.spec import check_arguments
 from budgetlab.errors import InputError
+from budgetlab.policies._adaptive import AdaptiveConsistency
 from budgetlab.policies._base import Policy, Proposal
+from budgetlab.policies._bayes import BayesStopping, fit_bayes_stopping
+from budgetlab.policies._confidence import ConfidenceStopping
+from budgetlab.policies._esc import EarlyStoppingSC
 from budgetlab.policies._fixed import FixedK
+from budgetlab.policies._sequential import SequentialStopping
 
-__all__ = ["POLICIES", "FixedK", "Policy", "Proposal", "make_policy"]
+__all__ = [
+    "POLICIES",
+    "AdaptiveConsistency",
+    "BayesStopping",
+    "ConfidenceStopping",
+    "EarlyStoppingSC",
+    "FixedK",
+    "Policy",
+    "Proposal",
+    "SequentialStopping",
+    "fit_bayes_stopping",
+    "make_policy",
+]
 
 POLICIES: dict[str, Callable[..., Policy]] = {
     "fixed": FixedK,
+    "esc": EarlyStoppingSC,
+    "adaptive": AdaptiveConsistency,
+    "bayes": BayesStopping,
+    "confidence": ConfidenceStopping,
 }
 
 

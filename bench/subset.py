@@ -1,0 +1,355 @@
+"""Benchmark informative-subset selection on the 8 NLG human-evaluation sets.
+
+Question: if humans rate only 10%, 25% or 50% of the items, chosen by a method, how well does
+the systems' ranking on those items (mean human score per system) agree with the ranking on
+all items? Spearman and Kendall (tau-b) correlation, per set, method and size.
+
+* Human score: the set's overall dimension (``human_overall``, ``Overall``, ``overall`` or
+  ``quality``), else the mean of its standardized human dimensions (sum_newsroom).
+* Cheap metric, the same for every metric-based method of both libraries: ``auto``, the mean of
+  the set's automatic metrics, each standardized (TER and edit distance negated). e2e_challenge
+  has no automatic metric: there only output-based methods (diversity) and random run.
+* budgetlab's methods: ``budgetlab.evaluation.subset`` (variance, consistency in its default
+  whole-subset form and per item, diversity over word unigrams and character trigrams, IRT 2PL
+  with Fisher information, random).
+* subset2evaluate's own methods, called on our local data through
+  ``subset2evaluate.methods.METHODS`` (its loaders, which download data, are bypassed):
+  random, metric_avg, metric_var, metric_cons, diversity (unigram, BLEU, chrF) and pyirt_fic
+  (IRT, Fisher information). Its IRT needs py-irt; with the stock PyPI py-irt 0.7.1 we run the
+  2PL model (its default "4pl_score" exists only in the authors' fork) on CPU (its code asks for
+  CUDA), with two shims that do not change the model: the misspelt ``priors="hiearchical"`` is
+  passed on as "hierarchical", and the fork-only ``embeddings`` argument is dropped. Its
+  kmeans/diffuse/precomet/sentinel methods need models downloaded at run time and the
+  bruteforce ones use the human scores being predicted: those are not run.
+* Random and stochastic methods (budgetlab's consistency; both random baselines) are averaged
+  over ``--seeds`` seeds.
+
+* Random baselines use ``--random-seeds`` seeds (random subsets of 3-system sets swing between
+  rank correlations of -1 and 1, so 10 seeds leave a noise of about 0.03 on a 7-set mean).
+
+Headline: per size, the mean over the sets where every method of both libraries ran (the sets
+with a metric, less any set on which a method failed). Target: budgetlab's best non-random
+method beats subset2evaluate's best method (random included), each side's best by that mean,
+at every size, on Spearman and on Kendall; the pre-declared method (``consistency``) is
+reported against the same bar. budgetlab's ``variance`` and per-item ``consistency`` are the
+same algorithms as subset2evaluate's ``metric_var`` and ``metric_cons`` (equal numbers are
+expected, and a tie is not a win).
+
+Usage::
+
+    python bench/subset.py               # human table (a few minutes)
+    python bench/subset.py --json        # the table, then one JSON object, last
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from budgetlab.evaluation.subset import ItemSet, load_items, make_subset_method, rank_agreement
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = (
+    "e2e_challenge", "emnlp_2017", "persona_chat", "story_gen_roc",
+    "sum_cnndm1_openai", "sum_cnndm3_openai", "sum_newsroom", "summeval_gpt",
+)  # fmt: skip
+SIZES = (0.10, 0.25, 0.50)
+OURS = {
+    "variance": ("variance", {}, False),
+    "consistency": ("consistency", {}, True),
+    "consistency-item": ("consistency", {"mode": "item"}, False),
+    "diversity": ("diversity", {}, False),
+    "diversity-char": ("diversity", {"kind": "char"}, False),
+    "irt": ("irt", {}, False),
+}
+HEADLINE = "consistency"
+# subset2evaluate method -> (its METHODS key, keyword arguments, needs a metric, stochastic)
+THEIRS = {
+    "random": ("random", {}, False, True),  # run with --random-seeds seeds; also the shared baseline
+    "metric_avg": ("metric_avg", {"metric": "auto"}, True, False),
+    "metric_var": ("metric_var", {"metric": "auto"}, True, False),
+    "metric_cons": ("metric_cons", {"metric": "auto"}, True, False),
+    "diversity_unigram": ("diversity", {"metric": "unigram"}, False, False),
+    "diversity_bleu": ("diversity", {"metric": "BLEU"}, False, False),
+    "diversity_chrf": ("diversity", {"metric": "chrF"}, False, False),
+    "pyirt_fic (2pl)": ("pyirt_fic", {"metric": "auto", "model": "2pl"}, True, False),
+}
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("BUDGETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def _k(n: int, size: float) -> int:
+    return max(2, round(size * n))
+
+
+def _their_format(data: ItemSet) -> list[dict]:
+    """Our items as subset2evaluate items: scores carry the shared cheap metric ("auto") and the
+    human target ("human"), for the systems present on the item."""
+    auto = data.metric("auto") if data.has_metric else None
+    human = data.human()
+    out = []
+    for k, item in enumerate(data.items):
+        scores = {}
+        for j, system in enumerate(data.systems):
+            if np.isnan(human[k, j]):
+                continue
+            scores[system] = {"human": float(human[k, j])}
+            if auto is not None:
+                scores[system]["auto"] = float(auto[k, j])
+        out.append(
+            {
+                "i": k,
+                "src": item.src or "",
+                "ref": item.ref,
+                "tgt": {s: item.tgt.get(s, "") for s in scores},
+                "scores": scores,
+            }
+        )
+    return out
+
+
+def _patch_pyirt() -> str | None:
+    """Make subset2evaluate's pyirt run with the stock PyPI py-irt on CPU (see the docstring)."""
+    try:
+        from py_irt import config, dataset, training
+    except ImportError as exc:
+        return f"py-irt not installed ({exc})"
+    if getattr(training, "_budgetlab_patched", False):
+        return None
+    train = training.IrtModelTrainer.train
+
+    def cpu_train(self, *, epochs=None, device="cpu"):  # type: ignore[no-untyped-def]
+        return train(self, epochs=epochs, device="cpu")
+
+    training.IrtModelTrainer.train = cpu_train
+    from_pandas = dataset.Dataset.from_pandas.__func__
+
+    def no_embeddings(cls, *args, embeddings=None, **kwargs):  # type: ignore[no-untyped-def]
+        return from_pandas(cls, *args, **kwargs)
+
+    dataset.Dataset.from_pandas = classmethod(no_embeddings)
+    base = config.IrtConfig
+
+    class IrtConfig(base):  # type: ignore[misc, valid-type]
+        def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+            if kwargs.get("priors") == "hiearchical":
+                kwargs["priors"] = "hierarchical"
+            super().__init__(**kwargs)
+
+    config.IrtConfig = IrtConfig
+    training._budgetlab_patched = True
+    logging.getLogger().setLevel(logging.ERROR)
+    return None
+
+
+def _theirs_order(key: str, kwargs: dict, items: list[dict], seed: int) -> np.ndarray:
+    from subset2evaluate import methods
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        utilities = methods.METHODS[key]([dict(x) for x in items], seed=seed, **kwargs)
+    # select_subset.basic sorts by utility, highest first (stable, as Python's sort).
+    u = np.asarray(utilities, float)
+    return np.argsort(-u, kind="stable")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=10, help="seeds for stochastic methods (default 10)")
+    parser.add_argument("--random-seeds", type=int, default=100, help="seeds for the random baselines (default 100)")
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
+    parser.add_argument("--no-theirs", action="store_true", help="skip subset2evaluate's methods")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = parser.parse_args()
+
+    folder = _data_dir() / "subset2evaluate_nlg"
+    names = [s for s in args.sets.split(",") if s]
+    missing = [s for s in names if not (folder / f"{s}.jsonl.gz").exists()]
+    if missing:
+        print(
+            f"SKIPPED: {folder} lacks {', '.join(missing)} (set BUDGETLAB_SHARED_DATA to the shared data folder)",
+            file=sys.stderr,
+        )
+        if args.json:
+            print(json.dumps({"skipped": f"missing sets: {missing}", "target_met": {}}))
+        return 0
+
+    have_theirs, irt_problem = False, None
+    if not args.no_theirs:
+        try:
+            import subset2evaluate  # noqa: F401
+
+            have_theirs = True
+            irt_problem = _patch_pyirt()
+        except ImportError:
+            print(
+                "subset2evaluate is not installed (pip install 'budgetlab[eval-baselines]'): its columns are skipped",
+                file=sys.stderr,
+            )
+
+    # results[side][method][set] = array (sizes, 2) of (spearman, kendall), or None when n/a
+    results: dict[str, dict[str, dict[str, np.ndarray | None]]] = {"budgetlab": {}, "subset2evaluate": {}}
+    notes: list[str] = []
+    if irt_problem:
+        notes.append(f"subset2evaluate pyirt_fic not run: {irt_problem}")
+    seconds: dict[str, float] = {}
+    for set_name in names:
+        started = time.perf_counter()
+        data = load_items(folder / f"{set_name}.jsonl.gz")
+        human = data.human()
+        n = len(data)
+        # budgetlab's random baseline, with many seeds: random subsets vary a lot on small sets.
+        baseline = [[rank_agreement(human, np.random.default_rng(seed).permutation(n)[: _k(n, size)]) for size in SIZES]
+                    for seed in range(args.random_seeds)]  # fmt: skip
+        results["budgetlab"].setdefault("random", {})[set_name] = np.mean(baseline, axis=0)
+        for label, (name, options, stochastic) in OURS.items():
+            method = make_subset_method(name, options)
+            if name in ("variance", "consistency", "irt") and not data.has_metric:
+                results["budgetlab"].setdefault(label, {})[set_name] = None
+                continue
+            scores = []
+            for seed in range(args.seeds if stochastic else 1):
+                row = []
+                for size in SIZES:
+                    k = _k(n, size)  # whole-subset methods choose a different set for each size
+                    row.append(rank_agreement(human, method.order(data, k, np.random.default_rng(seed))[:k]))
+                scores.append(row)
+            results["budgetlab"].setdefault(label, {})[set_name] = np.mean(scores, axis=0)
+        if have_theirs:
+            items = _their_format(data)
+            for label, (key, kwargs, needs_metric, stochastic) in THEIRS.items():
+                if needs_metric and not data.has_metric:
+                    results["subset2evaluate"].setdefault(label, {})[set_name] = None
+                    continue
+                if key == "pyirt_fic" and irt_problem:
+                    continue
+                try:
+                    scores = []
+                    for seed in range((args.random_seeds if key == "random" else args.seeds) if stochastic else 1):
+                        order = _theirs_order(key, kwargs, items, seed)
+                        scores.append([rank_agreement(human, order[: _k(n, size)]) for size in SIZES])
+                    results["subset2evaluate"].setdefault(label, {})[set_name] = np.mean(scores, axis=0)
+                except Exception as exc:  # report, do not hide: a method that fails on a set is n/a there
+                    notes.append(f"subset2evaluate {label} failed on {set_name}: {type(exc).__name__}: {exc}")
+                    results["subset2evaluate"].setdefault(label, {})[set_name] = None
+        seconds[set_name] = time.perf_counter() - started
+        print(
+            f"{set_name}: {n} items x {len(data.systems)} systems, {seconds[set_name]:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    metric_sets = [s for s in names if load_items(folder / f"{s}.jsonl.gz").has_metric]
+    methods_all = [(side, label) for side in results for label in results[side]]
+    # The sets on which every method of both sides ran (a method may fail on a set, e.g. one
+    # whose items lack some systems): averages over them compare like with like.
+    common = [s for s in metric_sets if all(results[side][label].get(s) is not None for side, label in methods_all)]
+
+    def average(side: str, label: str, sets: list[str]) -> np.ndarray | None:
+        rows = [results[side][label].get(s) for s in sets]
+        if any(r is None for r in rows) or not rows:
+            return None
+        return np.mean(rows, axis=0)
+
+    print(
+        f"System-ranking agreement with all items (human scores) from {', '.join(f'{int(100 * s)}%' for s in SIZES)} "
+        f"of the items; cheap metric 'auto'; {args.seeds} seeds for stochastic methods, {args.random_seeds} for random."
+    )
+    for set_name in names:
+        print(f"\n{set_name} (Spearman / Kendall at {' / '.join(f'{int(100 * s)}%' for s in SIZES)})")
+        for side in ("budgetlab", "subset2evaluate"):
+            for label, per_set in results[side].items():
+                r = per_set.get(set_name)
+                cells = (
+                    "  ".join(f"{r[i, 0]:6.3f}/{r[i, 1]:6.3f}" for i in range(len(SIZES))) if r is not None else "n/a"
+                )
+                print(f"  {side[:6]:6s} {label:20s} {cells}")
+
+    summary_avg: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {}
+    for scope, sets in (("all_metric_sets", metric_sets), ("common_sets", common)):
+        print(
+            f"\nMean over {'the ' + str(len(sets)) + ' sets with a metric' if scope == 'all_metric_sets' else 'the ' + str(len(sets)) + ' sets where every method ran'}"
+            f" ({', '.join(sets)}); methods that failed on one of them are left out:"
+        )
+        print(f"  {'':6s} {'method':20s} " + "  ".join(f"{int(100 * s):>3d}% rho / tau " for s in SIZES))
+        for side in ("budgetlab", "subset2evaluate"):
+            for label in results[side]:
+                avg = average(side, label, sets)
+                if avg is None:
+                    continue
+                summary_avg.setdefault(scope, {}).setdefault(side, {})[label] = {
+                    "spearman": avg[:, 0].tolist(),
+                    "kendall": avg[:, 1].tolist(),
+                }
+                print(
+                    f"  {side[:6]:6s} {label:20s} "
+                    + "  ".join(f"{avg[i, 0]:6.3f} / {avg[i, 1]:6.3f}" for i in range(len(SIZES)))
+                )
+
+    target: dict[str, bool] = {}
+    comparison: dict[str, dict] = {}
+    headline = summary_avg.get("common_sets", {})
+    if have_theirs and headline.get("subset2evaluate"):
+        ours_methods = {m: v for m, v in headline["budgetlab"].items() if m != "random"}
+        for stat in ("spearman", "kendall"):
+            for i, size in enumerate(SIZES):
+                ours_best = max(ours_methods, key=lambda m: ours_methods[m][stat][i])
+                theirs_best = max(headline["subset2evaluate"], key=lambda m: headline["subset2evaluate"][m][stat][i])
+                o = ours_methods[ours_best][stat][i]
+                t = headline["subset2evaluate"][theirs_best][stat][i]
+                h = ours_methods[HEADLINE][stat][i]
+                key = f"{stat}@{int(100 * size)}%"
+                comparison[key] = {"ours_best": ours_best, "ours": o, "theirs_best": theirs_best, "theirs": t, "headline_" + HEADLINE: h,
+                                   "random": headline["budgetlab"]["random"][stat][i]}  # fmt: skip
+                target[f"best_beats_theirs_{key}"] = o > t
+                target[f"{HEADLINE}_beats_theirs_{key}"] = h > t
+        print(
+            f"\nbest of each side per size, mean over the {len(common)} common sets (budgetlab's best among its non-random methods;"
+            " subset2evaluate's among all of its methods, random included):"
+        )
+        for key, c in comparison.items():
+            print(
+                f"  {key:14s} budgetlab {c['ours_best']:17s} {c['ours']:.3f}   subset2evaluate {c['theirs_best']:17s} {c['theirs']:.3f}"
+                f"   budgetlab {HEADLINE} {c['headline_' + HEADLINE]:.3f}   random {c['random']:.3f}"
+            )
+        target["every_size_best_vs_best"] = all(v for k, v in target.items() if k.startswith("best_beats"))
+        target[f"every_size_{HEADLINE}_vs_best"] = all(
+            v for k, v in target.items() if k.startswith(f"{HEADLINE}_beats")
+        )
+    for note in notes:
+        print(f"note: {note}")
+
+    if args.json:
+        print(json.dumps({
+            "sets": names,
+            "metric_sets": metric_sets,
+            "common_sets": common,
+            "sizes": list(SIZES),
+            "seeds": args.seeds,
+            "random_seeds": args.random_seeds,
+            "per_set": {side: {label: {s: (None if r is None else {"spearman": r[:, 0].tolist(), "kendall": r[:, 1].tolist()})
+                                       for s, r in per_set.items()} for label, per_set in methods.items()}
+                        for side, methods in results.items()},
+            "means": summary_avg,
+            "best_per_size": comparison,
+            "notes": notes,
+            "seconds": seconds,
+            "target_met": target,
+        }))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

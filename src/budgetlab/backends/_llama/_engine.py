@@ -1,0 +1,526 @@
+"""One GGUF model on this machine: k samples of a prompt as k parallel sequences that share the
+prompt's KV cache, and every request in flight decoded together.
+
+The model is loaded in the caller's thread (tokenizing needs only the vocabulary, which
+llama.cpp reads without locking); the llama context lives in one worker thread and is used only
+there. That thread loops:
+
+1. admit waiting requests, oldest first, while sequence slots are free: their prompts are
+   evaluated (several prompts in one ``llama_decode``), each once, into the first sequence of
+   its group; the prompt's KV cells are then copied to the group's other sequences
+   (``llama_memory_seq_cp``), and each sequence draws its first token from the prompt's logits;
+2. decode one token for every live sequence in one batch (all problems together), with logits
+   for each, and let each sequence draw its next token with its own RNG;
+3. finish sequences (EOS/EOT, a stop string, ``max_tokens``), clear their cells
+   (``llama_memory_seq_rm``) and hand their slots to waiting requests; a request's future is
+   resolved when its last sample is done.
+
+``max_sequences`` caps the sequences decoded together (the context's ``n_seq_max``); the context
+has ``n_ctx_seq`` cells per sequence, sized for the longest prompt + ``max_tokens`` seen, and is
+rebuilt larger (between batches) when a longer request arrives. A request with more samples than
+free slots is admitted in parts (each part evaluates the prompt once) rather than wait for the
+whole batch to drain.
+"""
+
+from __future__ import annotations
+
+import codecs
+import concurrent.futures
+import ctypes
+import math
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from budgetlab.backends._llama._models import import_llama, recent_log
+from budgetlab.backends._llama._sampling import RowSampler, SamplingParams
+from budgetlab.backends._llama._template import ChatTemplate
+from budgetlab.core import Completion
+from budgetlab.errors import InputError
+
+__all__ = ["Engine", "GenParams"]
+
+_CTX_STEP = 256  # cells per sequence are a multiple of this
+_MIN_CTX_SEQ = 512
+_GATHER_SECONDS = 0.003  # an idle engine waits this long for the other requests sent with the first
+
+
+@dataclass(frozen=True)
+class GenParams:
+    sampling: SamplingParams
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+    seed: int | None = None  # mixed into every sample's seed (the configuration's own ``seed``)
+
+
+@dataclass
+class _Job:
+    prompt: list[int]
+    params: GenParams
+    seeds: list[int]
+    future: concurrent.futures.Future
+    submitted: float
+    results: list[Completion | None]
+    waiting: deque[int]  # sample positions not yet admitted
+    unfinished: int
+
+
+@dataclass
+class _Seq:
+    job: _Job
+    slot: int  # position of the sample in its job
+    seq_id: int
+    rng: np.random.Generator | None
+    pos: int  # position of the next token to feed
+    token: int = -1  # the last token drawn, fed at the next step
+    n_gen: int = 0
+    logprob_sum: float = 0.0
+    text: str = ""
+    decoder: Any = field(default=None)
+    done: bool = False
+    error: str | None = None
+
+
+def _rng(seed: int, config_seed: int | None) -> np.random.Generator:
+    entropy = [seed & ((1 << 64) - 1)] if config_seed is None else [seed & ((1 << 64) - 1), config_seed & ((1 << 64) - 1)]
+    return np.random.Generator(np.random.PCG64(entropy))
+
+
+class Engine:
+    """A loaded model and its decoding thread; see the module docstring."""
+
+    def __init__(self, path: Path, *, threads: int | None = None, max_sequences: int = 32, label: str | None = None) -> None:
+        L = self.L = import_llama()
+        self.path = Path(path)
+        self.label = label or self.path.name
+        self.threads = int(threads or os.cpu_count() or 1)
+        self.max_sequences = int(max_sequences)
+        params = L.llama_model_default_params()
+        model = L.llama_model_load_from_file(str(self.path).encode(), params)
+        if not model:
+            raise InputError(
+                f"llama.cpp cannot load the model file {self.path} ({recent_log() or 'no details'}); "
+                "give a GGUF file of an architecture this llama-cpp-python supports, or upgrade it: "
+                "pip install --upgrade llama-cpp-python"
+            )
+        self.model = model
+        self.vocab = L.llama_model_get_vocab(model)
+        self.n_vocab = int(L.llama_vocab_n_tokens(self.vocab))
+        self.n_ctx_train = int(L.llama_model_n_ctx_train(model))
+        self.add_bos = bool(L.llama_vocab_get_add_bos(self.vocab))
+        self.bos = int(L.llama_vocab_bos(self.vocab))
+        self.eog = frozenset(t for t in range(self.n_vocab) if L.llama_vocab_is_eog(self.vocab, t))
+        self.eog_list = sorted(self.eog)
+        source = self.metadata("tokenizer.chat_template")
+        self.chat_template = (
+            ChatTemplate(source, self._piece_text(self.bos), self._piece_text(int(L.llama_vocab_eos(self.vocab))))
+            if source
+            else None
+        )
+        self._token_cache: dict[tuple[str, bool], list[int]] = {}
+        self._pieces: dict[int, bytes] = {}
+        # shared with the worker thread
+        self._cond = threading.Condition()
+        self._queue: deque[_Job] = deque()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        # worker-thread state
+        self._ctx: Any = None
+        self._mem: Any = None
+        self._batch: Any = None
+        self._batch_size = 0
+        self.n_ctx_seq = 0
+        self._free_ids: list[int] = []
+        self._live: list[_Seq] = []
+        self._sampler = RowSampler(self.n_vocab)
+        self.stats = {
+            "prompt_evals": 0,  # prompt evaluations (one per admitted group of sequences)
+            "prompt_tokens_evaluated": 0,
+            "decode_calls": 0,  # llama_decode calls for generation steps
+            "tokens_generated": 0,
+            "max_parallel": 0,  # most sequences decoded in one step
+            "max_jobs_per_step": 0,  # most requests with a sequence in one step
+            "context_builds": 0,
+            "decode_seconds": 0.0,  # inside llama_decode (prompts and steps)
+            "busy_seconds": 0.0,  # the worker's loop while it had work (decode + sampling + bookkeeping)
+        }
+
+    # ---- model facts (any thread) -----------------------------------------------------------
+    def metadata(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(1 << 16)
+        n = self.L.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
+        if n < 0:
+            return None
+        if n >= len(buf):
+            buf = ctypes.create_string_buffer(n + 1)
+            self.L.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8", "replace")
+
+    def tokenize(self, text: str, *, special: bool) -> list[int]:
+        """``special``: the text is a rendered chat template (its control tokens are parsed,
+        BOS added only if the template did not write it); else plain text (BOS added if the
+        model wants one, control-token text left as text). Cached."""
+        key = (text, special)
+        cached = self._token_cache.get(key)
+        if cached is not None:
+            return cached
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (self.L.llama_token * cap)()
+        n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, not special and self.add_bos, special)
+        if n < 0:
+            cap = -n + 8
+            buf = (self.L.llama_token * cap)()
+            n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, not special and self.add_bos, special)
+        tokens = list(buf[:n])
+        if special and self.add_bos and (not tokens or tokens[0] != self.bos):
+            tokens.insert(0, self.bos)
+        if len(self._token_cache) > 100_000:
+            self._token_cache.clear()
+        self._token_cache[key] = tokens
+        return tokens
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            buf = ctypes.create_string_buffer(64)
+            n = self.L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = self.L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+            piece = self._pieces[token] = buf.raw[:n]
+        return piece
+
+    def _piece_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        buf = ctypes.create_string_buffer(64)
+        n = self.L.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+        return buf.raw[: max(n, 0)].decode("utf-8", "replace")
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self._piece(t) for t in tokens).decode("utf-8", "replace")
+
+    # ---- requests (any thread) --------------------------------------------------------------
+    def submit(self, prompt: list[int], params: GenParams, seeds: list[int]) -> concurrent.futures.Future:
+        """Draw one completion per seed; the future resolves to the completions in order."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        job = _Job(
+            prompt=list(prompt), params=params, seeds=list(seeds), future=future, submitted=time.perf_counter(),
+            results=[None] * len(seeds), waiting=deque(range(len(seeds))), unfinished=len(seeds),
+        )  # fmt: skip
+        if not seeds:
+            future.set_result([])
+            return future
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("the embedded backend is closed")
+            self._queue.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._main, name=f"budgetlab-llama-{self.label}", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return future
+
+    def close(self) -> None:
+        """Stop the worker (requests still waiting fail) and free the context and the model."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        if self.model is not None:
+            self.L.llama_model_free(self.model)
+            self.model = None
+
+    # ---- the worker thread ------------------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._live and not self._closing:
+                        self._cond.wait()
+                    if self._closing:
+                        break
+                    idle = not self._live
+                if idle:  # let the other requests of the same burst arrive, to share the first batch
+                    time.sleep(_GATHER_SECONDS)
+                started = time.perf_counter()
+                groups = self._take()
+                if groups:
+                    self._admit(groups)
+                if self._live:
+                    self._step()
+                self.stats["busy_seconds"] += time.perf_counter() - started
+        except BaseException as exc:  # a bug or a llama.cpp failure: fail every request, not hang
+            self._fail_all(f"embedded backend failed: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self._fail_all("the embedded backend was closed before this sample was drawn")
+            self._free_context()
+
+    def _fail_all(self, message: str) -> None:
+        for seq in self._live:
+            self._finish(seq, error=message)
+        self._live = []
+        with self._cond:
+            jobs = list(self._queue)
+            self._queue.clear()
+        for job in jobs:
+            while job.waiting:
+                self._settle(job, job.waiting.popleft(), Completion(error=message))
+
+    def _settle(self, job: _Job, slot: int, completion: Completion) -> None:
+        job.results[slot] = completion
+        job.unfinished -= 1
+        if job.unfinished == 0 and not job.future.done():
+            job.future.set_result(list(job.results))
+
+    def _take(self) -> list[tuple[_Job, list[int]]]:
+        """Groups (job, sample positions) to admit now, oldest first."""
+        groups: list[tuple[_Job, list[int]]] = []
+        free = self.max_sequences - len(self._live)
+        with self._cond:
+            while self._queue and free > 0:
+                job = self._queue[0]
+                need = len(job.prompt) + job.params.max_tokens
+                if need > self.n_ctx_train:
+                    self._queue.popleft()
+                    message = (
+                        f"prompt ({len(job.prompt)} tokens) + max_tokens ({job.params.max_tokens}) exceeds the "
+                        f"model's context of {self.n_ctx_train} tokens; lower max_tokens or shorten the prompt"
+                    )
+                    while job.waiting:
+                        self._settle(job, job.waiting.popleft(), Completion(prompt_tokens=len(job.prompt), error=message))
+                    continue
+                if job.future.cancelled():
+                    self._queue.popleft()
+                    continue
+                if self._live and need > self.n_ctx_seq:
+                    break  # the context grows once the running sequences are done
+                take = min(free, len(job.waiting))
+                if take < len(job.waiting) and (self._live or groups) and take < max(1, self.max_sequences // 4):
+                    break  # wait for more free slots rather than evaluate the prompt for a few sequences
+                groups.append((job, [job.waiting.popleft() for _ in range(take)]))
+                free -= take
+                if not job.waiting:
+                    self._queue.popleft()
+        return groups
+
+    def _ensure_context(self, need: int) -> None:
+        if self._ctx is not None and need <= self.n_ctx_seq:
+            return
+        L = self.L
+        self._free_context()
+        n_ctx_seq = max(_MIN_CTX_SEQ, -(-need // _CTX_STEP) * _CTX_STEP, self.n_ctx_seq * 2 if self.n_ctx_seq else 0)
+        n_ctx_seq = min(n_ctx_seq, max(need, self.n_ctx_train))
+        cp = L.llama_context_default_params()
+        cp.n_seq_max = self.max_sequences
+        cp.n_ctx = n_ctx_seq * self.max_sequences
+        cp.n_batch = max(512, self.max_sequences)
+        cp.n_ubatch = max(512, self.max_sequences)
+        cp.n_threads = cp.n_threads_batch = self.threads
+        cp.kv_unified = False  # a stream per sequence: attention of each sequence reads only its own cells
+        cp.no_perf = True
+        ctx = L.llama_init_from_model(self.model, cp)
+        if not ctx:
+            raise MemoryError(
+                f"llama.cpp cannot create a context of {cp.n_ctx} cells for {self.max_sequences} sequences "
+                f"({recent_log() or 'no details'}); lower max_tokens or the backend option max_sequences"
+            )
+        self._ctx = ctx
+        self._mem = L.llama_get_memory(ctx)
+        self.n_ctx_seq = int(L.llama_n_ctx_seq(ctx)) if hasattr(L, "llama_n_ctx_seq") else n_ctx_seq
+        self._batch_size = int(cp.n_batch)
+        self._batch = L.llama_batch_init(self._batch_size, 0, 1)
+        self._free_ids = list(range(self.max_sequences - 1, -1, -1))
+        self.stats["context_builds"] += 1
+
+    def _free_context(self) -> None:
+        if self._batch is not None:
+            self.L.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx is not None:
+            self.L.llama_free(self._ctx)
+            self._ctx = None
+            self._mem = None
+
+    def _admit(self, groups: list[tuple[_Job, list[int]]]) -> None:
+        L = self.L
+        if not self._live:
+            self._ensure_context(max(len(job.prompt) + job.params.max_tokens for job, _ in groups))
+        # Evaluate the prompts, several per llama_decode; each prompt once, in its first sequence.
+        plans: list[tuple[_Job, list[int], list[int]]] = []
+        for job, slots in groups:
+            ids = [self._free_ids.pop() for _ in slots]
+            plans.append((job, slots, ids))
+        batch = self._batch
+        cap = self._batch_size
+        pending: list[tuple[_Job, list[int], list[int], int]] = []  # plans whose last token is in the batch
+        n = 0
+
+        def flush() -> None:
+            nonlocal n
+            if n == 0:
+                return
+            batch.n_tokens = n
+            started = time.perf_counter()
+            rc = L.llama_decode(self._ctx, batch)
+            self.stats["decode_seconds"] += time.perf_counter() - started
+            for job, slots, ids, row in pending:
+                if rc != 0:
+                    message = f"llama_decode failed on a prompt (code {rc}; {recent_log() or 'no details'})"
+                    for slot, seq_id in zip(slots, ids):
+                        L.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
+                        self._free_ids.append(seq_id)
+                        self._settle(job, slot, Completion(prompt_tokens=len(job.prompt), error=message))
+                    continue
+                logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self._ctx, row), shape=(self.n_vocab,))
+                self._start(job, slots, ids, logits)
+            pending.clear()
+            n = 0
+
+        for job, slots, ids in plans:
+            tokens = job.prompt
+            first = ids[0]
+            for start in range(0, len(tokens), cap):
+                chunk = tokens[start : start + cap]
+                if n + len(chunk) > cap:
+                    flush()
+                for j, tok in enumerate(chunk):
+                    i = n + j
+                    batch.token[i] = tok
+                    batch.pos[i] = start + j
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = first
+                    batch.logits[i] = 0
+                n += len(chunk)
+            batch.logits[n - 1] = 1
+            pending.append((job, slots, ids, n - 1))
+            self.stats["prompt_evals"] += 1
+            self.stats["prompt_tokens_evaluated"] += len(tokens)
+        flush()
+
+    def _start(self, job: _Job, slots: list[int], ids: list[int], logits: np.ndarray) -> None:
+        """The prompt is in sequence ``ids[0]``: share it with the group's other sequences and
+        draw each sequence's first token from the prompt's last logits."""
+        L = self.L
+        for dst in ids[1:]:
+            L.llama_memory_seq_cp(self._mem, ids[0], dst, -1, -1)
+        params = job.params
+        config_seed = params.seed
+        for slot, seq_id in zip(slots, ids):
+            seq = _Seq(
+                job=job, slot=slot, seq_id=seq_id,
+                rng=None if params.sampling.greedy else _rng(job.seeds[slot], config_seed),
+                pos=len(job.prompt), decoder=codecs.getincrementaldecoder("utf-8")("replace"),
+            )  # fmt: skip
+            self._live.append(seq)
+            self._accept(seq, logits)
+
+    def _accept(self, seq: _Seq, logits: np.ndarray) -> None:
+        """Draw the sequence's next token from ``logits`` and apply the stopping rules."""
+        params = seq.job.params
+        if params.ignore_eos and self.eog_list:
+            logits[self.eog_list] = -np.inf  # llama.cpp's output buffer, rewritten by the next decode
+        token, logprob = self._sampler.sample(logits, params.sampling, seq.rng)
+        seq.n_gen += 1
+        seq.logprob_sum += logprob
+        seq.token = token
+        if token in self.eog and not params.ignore_eos:
+            self._finish(seq)
+            return
+        piece = self._piece(token)
+        if piece:
+            before = len(seq.text)
+            seq.text += seq.decoder.decode(piece)
+            if params.stop:
+                cut = _find_stop(seq.text, params.stop, before)
+                if cut >= 0:
+                    seq.text = seq.text[:cut]
+                    self._finish(seq)
+                    return
+        if seq.n_gen >= params.max_tokens:
+            self._finish(seq)
+
+    def _finish(self, seq: _Seq, error: str | None = None) -> None:
+        if seq.done:
+            return
+        seq.done = True
+        job = seq.job
+        text = seq.text + seq.decoder.decode(b"", final=True) if error is None else seq.text
+        if error is None and job.params.stop:
+            cut = _find_stop(text, job.params.stop, 0)
+            if cut >= 0:
+                text = text[:cut]
+        if self._mem is not None:
+            self.L.llama_memory_seq_rm(self._mem, seq.seq_id, -1, -1)
+        self._free_ids.append(seq.seq_id)
+        self.stats["tokens_generated"] += seq.n_gen
+        completion = Completion(
+            text=text,
+            prompt_tokens=len(job.prompt),
+            completion_tokens=seq.n_gen,
+            cost=0.0,
+            latency=time.perf_counter() - job.submitted,
+            logprob=(seq.logprob_sum / seq.n_gen) if seq.n_gen and error is None else None,
+            error=error,
+        )
+        self._settle(job, seq.slot, completion)
+
+    def _step(self) -> None:
+        """One token for every live sequence, in one batch."""
+        L = self.L
+        for seq in self._live:
+            if seq.job.future.cancelled():  # the caller gave up on this request: free its sequences
+                self._finish(seq, error="cancelled")
+        live = [s for s in self._live if not s.done]
+        self._live = live
+        if not live:
+            return
+        batch = self._batch
+        n = len(live)
+        for i, seq in enumerate(live):
+            batch.token[i] = seq.token
+            batch.pos[i] = seq.pos
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq.seq_id
+            batch.logits[i] = 1
+        batch.n_tokens = n
+        started = time.perf_counter()
+        rc = L.llama_decode(self._ctx, batch)
+        self.stats["decode_seconds"] += time.perf_counter() - started
+        self.stats["decode_calls"] += 1
+        self.stats["max_parallel"] = max(self.stats["max_parallel"], n)
+        self.stats["max_jobs_per_step"] = max(self.stats["max_jobs_per_step"], len({id(s.job) for s in live}))
+        if rc != 0:
+            message = f"llama_decode failed (code {rc}; {recent_log() or 'no details'})"
+            for seq in live:
+                self._finish(seq, error=message)
+            self._live = []
+            return
+        rows = np.ctypeslib.as_array(L.llama_get_logits(self._ctx), shape=(n, self.n_vocab))
+        for i, seq in enumerate(live):
+            seq.pos += 1
+            self._accept(seq, rows[i])
+        self._live = [s for s in live if not s.done]
+
+
+def _find_stop(text: str, stops: tuple[str, ...], before: int) -> int:
+    """Where the earliest stop string starts in ``text``, looking only where one could have
+    been completed by what came after ``before``; -1 if none."""
+    best = -1
+    for stop in stops:
+        i = text.find(stop, max(0, before - len(stop) + 1))
+        if i >= 0 and (best < 0 or i < best):
+            best = i
+    return best
+

@@ -1,0 +1,180 @@
+"""HTTP with bounded retries: a concurrency limit, a per-request timeout, and exponential backoff
+with jitter on 408/409/425/429/5xx, timeouts and connection errors, honouring Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from budgetlab.backends._openai._wire import RequestFailed, error_text, one_line
+from budgetlab.errors import BudgetlabError
+
+__all__ = ["Reply", "Transport", "parse_retry_after"]
+
+RETRY_STATUS = frozenset({408, 409, 425, 429})
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return max(float(raw_ms) / 1000, 0.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    latency: float  # from the first attempt to this answer
+    attempts: int
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+class Transport:
+    """Posts JSON to ``base_url + path`` with at most ``max_attempts`` attempts.
+
+    Returns the first answer that is not worth retrying (any 2xx or 4xx but 408/409/425/429);
+    when every attempt failed it raises :class:`RequestFailed` (a timeout, 429 or 5xx: this
+    request's samples fail, the run goes on) or, when the server could not be reached at all,
+    :class:`BudgetlabError` (every further request would fail too).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,
+        connect_timeout: float,
+        concurrency: int,
+        max_attempts: int,
+        backoff: float,
+        max_backoff: float,
+        max_retry_wait: float,
+    ) -> None:
+        self.base_url = base_url
+        self.headers = dict(headers)
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_wait = max_retry_wait
+        self._client: Any = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._rng = random.Random()
+
+    def _ensure(self) -> tuple[Any, asyncio.Semaphore]:
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                headers=self.headers,
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, self.connect_timeout)),
+                limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+            )
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        assert self._semaphore is not None
+        return self._client, self._semaphore
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based): the server's
+        Retry-After plus up to 10% jitter, else exponential backoff with "equal jitter"."""
+        if retry_after is not None:
+            return retry_after + self._rng.uniform(0, min(0.1 * retry_after, 1.0))
+        cap = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return self._rng.uniform(cap / 2, cap)
+
+    async def post(self, path: str, body: Mapping[str, Any]) -> Reply:
+        import httpx
+
+        client, semaphore = self._ensure()
+        url = self.base_url + path
+        started = time.perf_counter()
+        last: str = ""
+        kind = ""
+        status = 0
+        for attempt in range(1, self.max_attempts + 1):
+            retry_after: float | None = None
+            async with semaphore:
+                try:
+                    async with asyncio.timeout(self.timeout):  # the whole request, however it trickles
+                        response = await client.post(url, json=body)
+                except httpx.TimeoutException as exc:
+                    kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
+                    last = f"{type(exc).__name__}: {one_line(exc) or 'timed out'}"
+                except TimeoutError:
+                    kind, last = "timeout", "TimeoutError: timed out"
+                except httpx.ConnectError as exc:
+                    kind, last = "connect", f"ConnectError: {one_line(exc)}"
+                except httpx.TransportError as exc:
+                    kind, last = "dropped", f"{type(exc).__name__}: {one_line(exc) or 'connection lost'}"
+                else:
+                    status = response.status_code
+                    if status not in RETRY_STATUS and status < 500:
+                        return Reply(status, response.headers, response.content, time.perf_counter() - started, attempt)
+                    kind = "status"
+                    last = f"{status} {response.reason_phrase}: {error_text(response.content)}"
+                    retry_after = parse_retry_after(response.headers)
+                    if retry_after is not None and retry_after > self.max_retry_wait:
+                        raise RequestFailed(
+                            f"{url} answered {last} and asks to wait {retry_after:g} s, more than "
+                            f"max_retry_wait={self.max_retry_wait:g} s; run again later or raise the backend option max_retry_wait",
+                            status=status, latency=time.perf_counter() - started,
+                        )  # fmt: skip
+            if attempt < self.max_attempts:
+                await asyncio.sleep(self.delay(attempt, retry_after))
+        elapsed = time.perf_counter() - started
+        tries = f"{self.max_attempts} attempt{'s' if self.max_attempts != 1 else ''}"
+        if kind == "connect":
+            raise BudgetlabError(
+                f"cannot reach the server at {self.base_url} ({last}) after {tries}; start the server or fix the "
+                "URL in --backend openai:URL (e.g. openai:http://127.0.0.1:8000/v1)"
+            )
+        if kind == "timeout":
+            raise RequestFailed(
+                f"no answer from {url} within the timeout of {self.timeout:g} s on {tries}; raise the backend "
+                "option timeout (--backend-arg timeout=300) or lower max_tokens",
+                latency=elapsed,
+            )
+        if kind == "dropped":
+            raise RequestFailed(f"{url} closed the connection without a complete answer on {tries} ({last})", latency=elapsed)
+        if status == 429:
+            raise RequestFailed(
+                f"rate limited by {url} on {tries} ({last}); lower --concurrency or the backend option "
+                "concurrency, or raise max_attempts",
+                status=status, latency=elapsed,
+            )  # fmt: skip
+        raise RequestFailed(f"{url} failed on {tries}: {last}", status=status, latency=elapsed)
+
+    async def aclose(self) -> None:
+        client, self._client, self._semaphore = self._client, None, None
+        if client is not None:
+            await client.aclose()

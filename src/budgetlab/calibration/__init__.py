@@ -1,0 +1,91 @@
+"""Calibrated confidence: map a sample's raw confidence (or an answer's vote share) to P(correct).
+
+Fit a calibrator on a calibration split of ``(confidence, correct)`` pairs, check it with
+:func:`expected_calibration_error` on held-out pairs, and record it with a run as a mapping
+(``calibrator.to_dict()``), which :func:`calibrator_from_dict` rebuilds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from budgetlab.calibration._base import Calibrator, _spec_value
+from budgetlab.calibration._confidence import CONFIDENCE_SOURCES, sample_confidence
+from budgetlab.calibration._isotonic import IsotonicCalibrator
+from budgetlab.calibration._metrics import ReliabilityBin, expected_calibration_error, reliability_table
+from budgetlab.calibration._platt import PlattCalibrator
+
+__all__ = [
+    "CALIBRATORS",
+    "CONFIDENCE_SOURCES",
+    "CalibrationCheck",
+    "Calibrator",
+    "IsotonicCalibrator",
+    "PlattCalibrator",
+    "ReliabilityBin",
+    "calibrator_from_dict",
+    "check_calibration",
+    "expected_calibration_error",
+    "fit_calibrator",
+    "reliability_table",
+    "sample_confidence",
+]
+
+CALIBRATORS = {"platt": PlattCalibrator, "isotonic": IsotonicCalibrator}
+
+
+def fit_calibrator(kind: str, confidence: npt.ArrayLike, correct: npt.ArrayLike, **options: Any) -> Calibrator:
+    """Fit a ``"platt"`` or ``"isotonic"`` calibrator on (confidence, correct) pairs."""
+    factory = CALIBRATORS.get(kind)
+    if factory is None:
+        raise ValueError(f"unknown calibrator {kind!r}; use one of: {', '.join(sorted(CALIBRATORS))}")
+    return factory.fit(confidence, correct, **options)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class CalibrationCheck:
+    """A calibrator fitted on one split and its ECE on another, before and after."""
+
+    calibrator: Calibrator
+    ece_before: float
+    ece_after: float
+    n_fit: int
+    n_test: int
+
+
+def check_calibration(
+    kind: str,
+    fit_confidence: npt.ArrayLike,
+    fit_correct: npt.ArrayLike,
+    test_confidence: npt.ArrayLike,
+    test_correct: npt.ArrayLike,
+    bins: int = 10,
+) -> CalibrationCheck:
+    """Fit ``kind`` on the calibration split and measure the ECE of the held-out split's raw and
+    calibrated confidences."""
+    calibrator = fit_calibrator(kind, fit_confidence, fit_correct)
+    test_x = np.asarray(test_confidence, dtype=np.float64)
+    return CalibrationCheck(
+        calibrator,
+        expected_calibration_error(test_x, test_correct, bins),
+        expected_calibration_error(calibrator.predict(test_x), test_correct, bins),
+        int(np.asarray(fit_confidence).size),
+        int(test_x.size),
+    )
+
+
+def calibrator_from_dict(spec: Mapping[str, Any]) -> Calibrator:
+    """Rebuild a calibrator from ``to_dict()``'s mapping, e.g. ``{"kind": "platt", "a": 4.1, "b": -2.3}``."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"a calibrator is given as a mapping such as {{'kind': 'platt', 'a': 4.1, 'b': -2.3}}, got {spec!r}")
+    kind = spec.get("kind")
+    if kind == "platt":
+        return PlattCalibrator(float(_spec_value(spec, "a", kind)), float(_spec_value(spec, "b", kind)), bool(spec.get("logit", False)))
+    if kind == "isotonic":
+        return IsotonicCalibrator(tuple(_spec_value(spec, "x", kind)), tuple(_spec_value(spec, "y", kind)))
+    raise ValueError(f"unknown calibrator kind {kind!r} in {dict(spec)!r}; use one of: {', '.join(sorted(CALIBRATORS))}")

@@ -1,0 +1,48 @@
+"""The calibrator contract: a monotone map from a raw confidence to P(correct).
+
+A calibrator is fitted once on a calibration split of ``(confidence, correct)`` pairs and then
+only read, so it is recorded with a run as a plain mapping (:meth:`Calibrator.to_dict`) and
+rebuilt from it (:func:`calibrator_from_dict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Calibrator"]
+
+
+@runtime_checkable
+class Calibrator(Protocol):
+    kind: str
+
+    def predict(self, confidence: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Calibrated probabilities of being correct, one per raw confidence."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable mapping that :func:`calibrator_from_dict` turns back into this."""
+
+
+def as_pairs(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Validated float arrays of confidences and 0/1 outcomes (shared by the fitters)."""
+    x = np.asarray(confidence, dtype=np.float64).ravel()
+    y = np.asarray(correct, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"confidence and correct must have the same length, got {x.size} and {y.size}")
+    if x.size == 0:
+        raise ValueError("a calibrator needs at least one (confidence, correct) pair, got none")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("confidences must be finite; drop the samples without a confidence first")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("correct must hold booleans (or 0/1); drop unjudged samples first")
+    return x, y
+
+
+def _spec_value(spec: Mapping[str, Any], key: str, kind: str) -> Any:
+    if key not in spec:
+        raise ValueError(f"calibrator {kind!r} needs {key!r}, got keys {sorted(spec)}; write it as {kind}.to_dict() gives it")
+    return spec[key]

@@ -1,0 +1,25 @@
+"""The raw confidence of one sample, read from what the backend and verifier recorded."""
+
+from __future__ import annotations
+
+import math
+
+from budgetlab.core import Sample
+
+__all__ = ["CONFIDENCE_SOURCES", "sample_confidence"]
+
+CONFIDENCE_SOURCES = ("auto", "score", "logprob")
+
+
+def sample_confidence(sample: Sample, source: str = "auto") -> float | None:
+    """``score``: the sample's score (a self-certainty or verifier score), as recorded.
+    ``logprob``: the geometric-mean token probability ``exp(logprob)`` (backends record
+    ``Sample.logprob`` as the mean log-probability of the generated tokens). ``auto``: the score
+    when there is one, else the log-probability. ``None`` when the sample carries neither."""
+    if source not in CONFIDENCE_SOURCES:
+        raise ValueError(f"unknown confidence source {source!r}; use one of: {', '.join(CONFIDENCE_SOURCES)}")
+    if source in ("auto", "score") and sample.score is not None:
+        return float(sample.score)
+    if source in ("auto", "logprob") and sample.logprob is not None:
+        return math.exp(min(0.0, float(sample.logprob)))
+    return None

@@ -1,0 +1,43 @@
+"""How well confidences are calibrated: expected calibration error and its reliability table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from budgetlab.calibration._base import as_pairs
+
+__all__ = ["ReliabilityBin", "expected_calibration_error", "reliability_table"]
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    lo: float
+    hi: float
+    count: int
+    confidence: float  # mean confidence in the bin
+    accuracy: float  # fraction correct in the bin
+
+
+def reliability_table(confidence: npt.ArrayLike, correct: npt.ArrayLike, bins: int = 10) -> list[ReliabilityBin]:
+    """Equal-width bins over [0, 1] (confidences are clipped into it); empty bins are left out."""
+    if bins < 1:
+        raise ValueError(f"reliability_table needs bins >= 1, got bins={bins}")
+    x, y = as_pairs(confidence, correct)
+    x = np.clip(x, 0.0, 1.0)
+    index = np.minimum((x * bins).astype(np.int64), bins - 1)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            out.append(ReliabilityBin(b / bins, (b + 1) / bins, int(mask.sum()), float(x[mask].mean()), float(y[mask].mean())))
+    return out
+
+
+def expected_calibration_error(confidence: npt.ArrayLike, correct: npt.ArrayLike, bins: int = 10) -> float:
+    """ECE: the count-weighted mean over bins of |mean confidence - accuracy|."""
+    table = reliability_table(confidence, correct, bins)
+    total = sum(b.count for b in table)
+    return float(sum(b.count * abs(b.confidence - b.accuracy) for b in table) / total)

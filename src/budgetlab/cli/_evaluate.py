@@ -1,0 +1,190 @@
+"""``budgetlab select`` (best method from a score matrix) and ``budgetlab subset`` (which items
+to rate). Heavy imports stay inside the commands, so ``budgetlab --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from budgetlab.core.spec import parse_spec
+from budgetlab.errors import InputError
+
+__all__ = ["add_select_parser", "add_subset_parser", "cmd_select", "cmd_subset"]
+
+
+def _fraction_or_count(text: str) -> float | int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number; give a count (e.g. 900) or a fraction (e.g. 0.05)"
+        ) from None
+    return int(value) if value > 1 and value.is_integer() else value
+
+
+def add_select_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("select", help="name the best method of a score matrix for a fraction of the evaluations")
+    p.add_argument("path", nargs="?", help="score matrix (.json/.csv/.npz, methods x examples) or replay .jsonl")
+    p.add_argument("--run", help="read the matrix from this run of --store instead of a file")
+    p.add_argument("--store", default="budgetlab.db", help="store holding --run (default: budgetlab.db)")
+    p.add_argument(
+        "--algorithm",
+        default="ucbe-lrf",
+        help="uniform, halving, ucbe or ucbe-lrf, with arguments, e.g. ucbe:a=1 (default ucbe-lrf)",
+    )
+    p.add_argument(
+        "--budget",
+        type=_fraction_or_count,
+        default=0.05,
+        help="evaluations: a count, or a fraction of the full matrix (default 0.05)",
+    )
+    p.add_argument("--delta", type=float, help="also stop once the best is identified with confidence 1-DELTA")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example order (default 0)")
+    p.add_argument(
+        "--bernoulli", action="store_true", help="an evaluation draws 0/1 with the cell's score as probability"
+    )
+    p.add_argument("--top", type=int, default=10, help="rows of the ranking to print (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("subset", help="choose the items of an evaluation set worth rating by (costly) humans")
+    p.add_argument("path", help="evaluation set, JSONL (gz ok) in the subset2evaluate format")
+    p.add_argument(
+        "--method",
+        default="consistency",
+        help="random, variance, consistency, diversity or irt, with arguments, e.g. variance:metric=BLEU_4 (default consistency)",
+    )
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        "--size", type=_fraction_or_count, help="items to choose: a count, or a fraction of the set (default 0.25)"
+    )
+    size.add_argument(
+        "--cost-budget",
+        type=float,
+        help="choose the most useful items whose costs ('cost' field, else words to read) fit this budget",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for random and stochastic methods (default 0)")
+    p.add_argument("--human", help="human score to check the subset's ranking against (default: the overall dimension)")
+    p.add_argument("--output", help="write the chosen items, in selection order, to this JSONL file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def cmd_select(args: argparse.Namespace, console: Console) -> int:
+    from budgetlab.evaluation import load_run_matrix, load_score_matrix
+    from budgetlab.evaluation.selection import make_algorithm, simulate
+
+    if (args.path is None) == (args.run is None):
+        raise InputError(
+            "give a score file or --run NAME (with --store), not both or neither; e.g. budgetlab select scores.csv"
+        )
+    matrix = load_run_matrix(args.store, args.run) if args.run else load_score_matrix(args.path)
+    name, options = parse_spec(args.algorithm, "algorithm")
+    algorithm = make_algorithm(name, options)
+    result = simulate(algorithm, matrix, args.budget, seed=args.seed, delta=args.delta, bernoulli=args.bernoulli)
+    full = matrix.means()
+    index = {m: i for i, m in enumerate(matrix.methods)}
+    full_best = matrix.methods[int(full.argmax())]
+    report = result.to_dict() | {
+        "source": args.run or args.path,
+        "methods": len(matrix.methods),
+        "examples": len(matrix.examples),
+        "full_evaluation_best": full_best,
+        "agrees_with_full_evaluation": result.best == full_best,
+    }
+    for row in report["ranking"]:
+        row["full_mean"] = float(full[index[row["method"]]])
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    table = Table(
+        title=f"{result.algorithm} on {report['source']} · {len(matrix.methods)} methods x {len(matrix.examples)} examples"
+    )
+    table.add_column("rank", justify="right")
+    table.add_column("method", no_wrap=True)
+    table.add_column("estimate", justify="right")
+    table.add_column("evaluations", justify="right")
+    table.add_column("full-matrix mean", justify="right")
+    for rank, row in enumerate(report["ranking"][: max(1, args.top)], 1):
+        table.add_row(
+            str(rank), row["method"], f"{row['estimate']:.4f}", f"{row['evaluations']:,}", f"{row['full_mean']:.4f}"
+        )
+    console.print(table)
+    console.print(f"best method: [bold]{result.best}[/]", highlight=False)
+    console.print(
+        f"evaluations used: {result.evaluations:,} of {result.total:,} ({100 * result.fraction:.1f}%) · {result.stopped_because}",
+        highlight=False,
+    )
+    verdict = "agrees" if result.best == full_best else "DISAGREES"
+    console.print(f"the full evaluation names {full_best} best: this choice {verdict}", highlight=False)
+    return 0
+
+
+def cmd_subset(args: argparse.Namespace, console: Console) -> int:
+    import numpy as np
+
+    from budgetlab.evaluation.subset import choose, load_items, make_subset_method, rank_agreement
+
+    data = load_items(args.path)
+    name, options = parse_spec(args.method, "subset method")
+    method = make_subset_method(name, options)
+    size = args.size if args.size is not None or args.cost_budget is not None else 0.25
+    chosen = choose(data, method, size=size, cost_budget=args.cost_budget, seed=args.seed)
+    costs = data.costs()
+    report: dict = {
+        "source": args.path,
+        "method": name,
+        "items": len(data),
+        "chosen": [data.items[i].id for i in chosen],
+        "cost": float(costs[chosen].sum()),
+    }
+    if data.human_keys or args.human:
+        rho, tau = rank_agreement(data.human(args.human), chosen)
+        report["ranking_agreement"] = {"spearman": rho, "kendall": tau}
+    if args.output:
+        _write_items(Path(args.output), data, chosen)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    table = Table(title=f"{name} on {data.name} · {len(chosen)} of {len(data)} items")
+    table.add_column("#", justify="right")
+    table.add_column("item", no_wrap=True)
+    table.add_column("cost", justify="right")
+    for rank, i in enumerate(chosen[:20], 1):
+        table.add_row(str(rank), data.items[i].id, f"{costs[i]:g}")
+    console.print(table)
+    if len(chosen) > 20:
+        console.print(f"... and {len(chosen) - 20} more (all of them: --json or --output)")
+    console.print(f"{len(chosen)} items chosen, total cost {float(np.sum(costs[chosen])):g}", highlight=False)
+    if "ranking_agreement" in report:
+        agreement = report["ranking_agreement"]
+        console.print(
+            f"system ranking on the subset vs all items (human scores): Spearman {agreement['spearman']:.3f}, "
+            f"Kendall {agreement['kendall']:.3f}",
+            highlight=False,
+        )
+    if args.output:
+        console.print(f"chosen items written to {args.output}", highlight=False)
+    return 0
+
+
+def _write_items(path: Path, data, chosen) -> None:  # type: ignore[no-untyped-def]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for i in chosen:
+            it = data.items[i]
+            row = {
+                "i": it.id,
+                "src": it.src,
+                "ref": it.ref,
+                "tgt": dict(it.tgt),
+                "scores": {s: dict(v) for s, v in it.scores.items()},
+            }
+            if it.cost is not None:
+                row["cost"] = it.cost
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)

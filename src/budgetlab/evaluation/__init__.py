@@ -1,0 +1,46 @@
+"""Budgeted evaluation: find the best method, choose what to rate, estimate with fewer labels.
+
+* :mod:`budgetlab.evaluation.selection`: best-arm identification over (method x example)
+  (uniform, successive halving, UCB-E, UCB-E with low-rank factorization), offline on a score
+  matrix or live as run policies;
+* :mod:`budgetlab.evaluation.subset`: informative subsets of items for costly raters (metric
+  variance, metric consistency, output diversity, IRT, cost-aware selection);
+* control variates: a costly score's mean from few costly labels plus cheap scores
+  (:func:`control_variate_mean`, :func:`optimal_split`).
+"""
+
+from budgetlab.evaluation._base import (
+    BestArmAlgorithm,
+    Observations,
+    RankedMethod,
+    ScoreMatrix,
+    SelectionResult,
+    SubsetMethod,
+    identified,
+)
+from budgetlab.evaluation._control_variates import (
+    BudgetSplit,
+    MeanEstimate,
+    control_variate_mean,
+    optimal_split,
+    plain_mean,
+)
+from budgetlab.evaluation._io import load_run_matrix, load_score_matrix, matrix_from_cells
+
+__all__ = [
+    "BestArmAlgorithm",
+    "BudgetSplit",
+    "MeanEstimate",
+    "Observations",
+    "RankedMethod",
+    "ScoreMatrix",
+    "SelectionResult",
+    "SubsetMethod",
+    "control_variate_mean",
+    "identified",
+    "load_run_matrix",
+    "load_score_matrix",
+    "matrix_from_cells",
+    "optimal_split",
+    "plain_mean",
+]

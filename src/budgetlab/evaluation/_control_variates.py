@@ -1,0 +1,164 @@
+"""Control variates: a system's mean costly (human) score from a few costly labels plus a cheap
+(automatic) score on many items.
+
+Setting (two-phase sampling): of ``N`` items, ``m`` get the cheap score and a random ``n`` of
+those also get the costly label. The regression estimator
+
+    mean = ybar_n + beta . (cbar_m - cbar_n)
+
+with ``beta`` the least-squares slope of the costly label on the cheap score(s) over the ``n``
+labelled items, is (nearly) unbiased for the mean of the costly score over all ``N`` items, with
+variance (Cochran, "Sampling Techniques", ch. 12)
+
+    V = (1 - m/N) S_y^2 / m + (1 - n/m) S_e^2 / n
+
+where ``S_y^2`` is the costly score's variance and ``S_e^2`` the residual variance of its
+regression on the cheap score: ``(1 - rho^2) S_y^2``. Plain averaging of ``n`` labels has
+``(1 - n/N) S_y^2 / n``, so with the cheap score on every item a correlation ``rho`` buys the
+same precision with about ``1 - rho^2`` of the labels. Intervals add the variance of estimating
+``beta`` (``S_e^2 d' (C'C)^-1 d`` for the shift ``d = cbar_m - cbar_n``) and use Student's t with
+``n - p - 1`` degrees of freedom (``p`` cheap scores), which keeps them honest for small ``n``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from budgetlab.errors import InputError
+
+__all__ = ["BudgetSplit", "MeanEstimate", "control_variate_mean", "optimal_split", "plain_mean"]
+
+
+@dataclass(frozen=True)
+class MeanEstimate:
+    mean: float
+    stderr: float
+    lo: float
+    hi: float
+    labels: int  # costly labels used
+    cheap: int  # items with the cheap score
+    beta: tuple[float, ...] = ()
+    rho: float | None = None  # correlation of costly and cheap on the labelled items (one control)
+
+    @property
+    def width(self) -> float:
+        return self.hi - self.lo
+
+
+def _t(confidence: float, df: int) -> float:
+    import scipy.stats
+
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
+    return float(scipy.stats.t.ppf(0.5 + confidence / 2, df))
+
+
+def plain_mean(costly: np.ndarray, *, n_items: int | None = None, confidence: float = 0.95) -> MeanEstimate:
+    """The mean of the labelled costly scores (NaN = unlabelled) with a t interval, corrected
+    for sampling ``n`` of ``n_items`` items without replacement (default: the array's length)."""
+    y = np.asarray(costly, float)
+    labelled = y[~np.isnan(y)]
+    n = labelled.size
+    N = len(y) if n_items is None else n_items
+    if n < 2:
+        raise InputError(f"an interval needs at least 2 costly labels, got {n}")
+    se = math.sqrt(max(0.0, 1 - n / N) * labelled.var(ddof=1) / n)
+    half = _t(confidence, n - 1) * se
+    mean = float(labelled.mean())
+    return MeanEstimate(mean, se, mean - half, mean + half, n, 0)
+
+
+def control_variate_mean(
+    costly: np.ndarray, cheap: np.ndarray, *, n_items: int | None = None, confidence: float = 0.95
+) -> MeanEstimate:
+    """The regression (control-variate) estimate of the mean costly score over all items.
+
+    ``costly``: per item, the costly label or NaN. ``cheap``: per item, the cheap score(s)
+    (shape ``(items,)`` or ``(items, p)``) or NaN where not computed; every labelled item needs
+    its cheap score. ``n_items``: the number of items whose mean is wanted (default: all rows).
+    """
+    y = np.asarray(costly, float)
+    c = np.asarray(cheap, float)
+    if c.ndim == 1:
+        c = c[:, None]
+    if c.shape[0] != y.shape[0]:
+        raise InputError(f"costly and cheap scores must cover the same items, got {y.shape[0]} and {c.shape[0]}")
+    has_cheap = ~np.isnan(c).any(axis=1)
+    labelled = ~np.isnan(y)
+    if (labelled & ~has_cheap).any():
+        raise InputError("every item with a costly label needs its cheap score too (two-phase sampling)")
+    n, m, p = int(labelled.sum()), int(has_cheap.sum()), c.shape[1]
+    N = len(y) if n_items is None else n_items
+    if n < p + 3:
+        raise InputError(
+            f"a control-variate interval needs at least {p + 3} costly labels for {p} cheap score(s), got {n}"
+        )
+    yl, cl = y[labelled], c[labelled]
+    design = np.column_stack([np.ones(n), cl - cl.mean(axis=0)])
+    coef, *_ = np.linalg.lstsq(design, yl, rcond=None)
+    beta = coef[1:]
+    resid = yl - design @ coef
+    s_e2 = float(resid @ resid) / (n - p - 1)
+    s_y2 = float(yl.var(ddof=1))
+    shift = c[has_cheap].mean(axis=0) - cl.mean(axis=0)
+    mean = float(yl.mean() + beta @ shift)
+    # The two-phase variance, plus the variance that estimating beta adds at this shift (the
+    # regression's variance of a mean prediction), which keeps small-n intervals honest.
+    centred = cl - cl.mean(axis=0)
+    beta_term = float(shift @ np.linalg.pinv(centred.T @ centred) @ shift) * s_e2
+    var = max(0.0, 1 - n / m) * s_e2 / n + beta_term + max(0.0, 1 - m / N) * max(s_y2 - s_e2, 0.0) / m
+    se = math.sqrt(var)
+    half = _t(confidence, n - p - 1) * se
+    rho = float(np.corrcoef(yl, cl[:, 0])[0, 1]) if p == 1 and yl.std() > 0 and cl.std() > 0 else None
+    return MeanEstimate(mean, se, mean - half, mean + half, n, m, tuple(map(float, beta)), rho)
+
+
+@dataclass(frozen=True)
+class BudgetSplit:
+    costly: int  # items to label with the costly score
+    cheap: int  # items to score cheaply (the labelled ones included)
+    variance_ratio: float  # variance / variance of spending it all on costly labels
+
+    @property
+    def saving(self) -> float:
+        """The fraction of costly labels (at equal precision) the split saves over plain averaging."""
+        return 1.0 - self.variance_ratio
+
+
+def optimal_split(
+    budget: float, cost_costly: float, cost_cheap: float, rho: float, *, n_items: int | None = None
+) -> BudgetSplit:
+    """How to spend ``budget`` between cheap scores (``cost_cheap`` each) and costly labels
+    (``cost_costly`` each, on items that also get the cheap score) to estimate a mean most
+    precisely, given their correlation ``rho``: the ratio of cheap to costly items is
+    ``sqrt(rho^2 / (1 - rho^2) * cost_costly / cost_cheap)`` (the two-fidelity optimum,
+    e.g. Peherstorfer, Willcox and Gunzburger 2016), capped by the ``n_items`` available."""
+    if not (budget > 0 and cost_costly > 0 and cost_cheap >= 0):
+        raise InputError(
+            f"budget and costly cost must be positive and cheap cost non-negative, got {budget=}, {cost_costly=}, {cost_cheap=}"
+        )
+    if not -1 <= rho <= 1:
+        raise InputError(f"rho is a correlation and must lie in [-1, 1], got {rho!r}")
+    r2 = min(rho * rho, 1 - 1e-12)
+    plain_n = budget / cost_costly
+    if cost_cheap == 0:
+        ratio = math.inf
+    else:
+        ratio = max(1.0, math.sqrt(r2 / (1 - r2) * cost_costly / cost_cheap))
+    n = budget / (cost_costly + ratio * cost_cheap) if math.isfinite(ratio) else plain_n
+    m = ratio * n if math.isfinite(ratio) else (n_items or math.inf)
+    if n_items is not None and m > n_items:
+        m = float(n_items)
+        n = min((budget - m * cost_cheap) / cost_costly, m)
+        if n < 2:  # cannot afford the cheap score everywhere: the same optimum at the cap
+            m = max(2.0, budget / (cost_costly + cost_cheap))
+            n = m
+    if n < 2:
+        raise InputError(f"budget {budget:g} buys fewer than 2 costly labels at cost {cost_costly:g}; raise the budget")
+    var = (1 - r2) / n + (r2 / m if math.isfinite(m) else 0.0)
+    if var * plain_n >= 1.0:  # the cheap score does not pay for itself: all costly labels
+        return BudgetSplit(int(math.floor(plain_n)), 0, 1.0)
+    return BudgetSplit(int(math.floor(n)), int(math.floor(m)) if math.isfinite(m) else -1, var * plain_n)

@@ -1,0 +1,231 @@
+"""Read score matrices (methods x examples) from the files people have.
+
+* ``.npz``: an array ``scores`` (or ``values``/``matrix``), methods x examples, with optional
+  string arrays ``methods`` and ``examples``;
+* ``.json`` (optionally ``.gz``): ``{"methods": [...], "examples": [...], "scores": [[...]]}``,
+  or ``{method: {example: score}}``, or ``{method: [scores]}``, or a LiveCodeBench
+  performances file (``{"performances": [{"model", "question_id", "pass@1"}]}``, pass@1 read as a
+  fraction);
+* ``.csv``: wide (``method,<example>,<example>,...``, one row per method) or long (columns
+  ``method``, ``example`` and ``score``);
+* ``.jsonl`` (optionally ``.gz``): a budgetlab replay file (samples or counts records, see the
+  README): a cell's score is the mean of its samples' scores (else correctness), so a counts
+  record ``{"n": 10, "correct": 3}`` gives 0.3.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from budgetlab.errors import InputError
+from budgetlab.evaluation._base import ScoreMatrix
+
+__all__ = ["load_run_matrix", "load_score_matrix", "matrix_from_cells"]
+
+_FORMATS = (
+    "a score matrix: .npz (array 'scores'), .json ({'methods', 'examples', 'scores'} or {method: {example: score}}), "
+    ".csv (method,<example>,... per row, or columns method,example,score) or a budgetlab replay .jsonl"
+)
+
+
+def _suffixes(path: Path) -> list[str]:
+    return [s.lower() for s in path.suffixes[-2:]]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if path.suffix.lower() == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                return fh.read()
+        return path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise InputError(
+            f"{path}: cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc}); give {_FORMATS}"
+        ) from None
+
+
+def load_score_matrix(path: str | Path) -> ScoreMatrix:
+    """Read ``path`` (format by extension, see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"score file {path} does not exist; give {_FORMATS}")
+    kinds = _suffixes(path)
+    if ".npz" in kinds:
+        return _from_npz(path)
+    if ".jsonl" in kinds:
+        return _from_replay(path)
+    if ".json" in kinds:
+        text = _read_text(path)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); give {_FORMATS}"
+            ) from None
+        return _from_json(path, data)
+    if ".csv" in kinds:
+        return _from_csv(path, _read_text(path))
+    raise InputError(f"score file {path} has an unknown extension; give {_FORMATS}")
+
+
+def matrix_from_cells(cells: Mapping[tuple[str, str], float], where: str) -> ScoreMatrix:
+    """A matrix from ``{(method, example): score}``; missing cells are NaN."""
+    if not cells:
+        raise InputError(f"{where} holds no scores; give {_FORMATS}")
+    methods = list(dict.fromkeys(m for m, _ in cells))
+    examples = list(dict.fromkeys(e for _, e in cells))
+    mi = {m: i for i, m in enumerate(methods)}
+    ei = {e: j for j, e in enumerate(examples)}
+    values = np.full((len(methods), len(examples)), np.nan)
+    for (m, e), v in cells.items():
+        values[mi[m], ei[e]] = v
+    return ScoreMatrix(values, tuple(methods), tuple(examples))
+
+
+def _number(value: Any, where: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{where}: score {value!r} is not a number (use null for a missing cell)")
+    if math.isinf(value):
+        raise InputError(f"{where}: score {value!r} is infinite; give a finite number or null")
+    return float(value)
+
+
+def _from_json(path: Path, data: Any) -> ScoreMatrix:
+    if isinstance(data, dict) and "performances" in data:
+        cells: dict[tuple[str, str], float] = {}
+        for k, row in enumerate(data["performances"]):
+            try:
+                key = (str(row["model"]), str(row["question_id"]))
+                cells[key] = _number(row["pass@1"], f"{path}: performances[{k}]") / 100.0
+            except (KeyError, TypeError):
+                raise InputError(f"{path}: performances[{k}] lacks 'model', 'question_id' or 'pass@1'") from None
+        return matrix_from_cells(cells, str(path))
+    if isinstance(data, dict) and "scores" in data and isinstance(data["scores"], list):
+        rows = data["scores"]
+        if not rows or not all(isinstance(r, list) for r in rows):
+            raise InputError(f"{path}: 'scores' must be a list of rows (one per method), each a list of numbers")
+        width = len(rows[0])
+        if any(len(r) != width for r in rows):
+            raise InputError(f"{path}: the rows of 'scores' differ in length; every method needs one score per example")
+        values = np.array(
+            [[_number(v, f"{path}: scores[{i}][{j}]") for j, v in enumerate(r)] for i, r in enumerate(rows)]
+        )
+        methods = data.get("methods") or [f"method{i}" for i in range(len(rows))]
+        examples = data.get("examples") or [str(j) for j in range(width)]
+        return ScoreMatrix(values, tuple(methods), tuple(examples))
+    if isinstance(data, dict) and data and all(isinstance(v, (dict, list)) for v in data.values()):
+        cells = {}
+        for method, row in data.items():
+            items = row.items() if isinstance(row, dict) else enumerate(row)
+            for example, v in items:
+                cells[(str(method), str(example))] = _number(v, f"{path}: {method!r}/{example!r}")
+        return matrix_from_cells(cells, str(path))
+    raise InputError(f"{path}: JSON of an unknown shape; give {_FORMATS}")
+
+
+def _from_csv(path: Path, text: str) -> ScoreMatrix:
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise InputError(f"{path}: a CSV score matrix needs a header and at least one row; give {_FORMATS}")
+    header = [h.strip() for h in rows[0]]
+    lower = [h.lower() for h in header]
+    cells: dict[tuple[str, str], float] = {}
+    if {"method", "example"} <= set(lower) and ("score" in lower or "value" in lower):
+        mi, ei = lower.index("method"), lower.index("example")
+        si = lower.index("score") if "score" in lower else lower.index("value")
+        for lineno, row in enumerate(rows[1:], 2):
+            if len(row) != len(header):
+                raise InputError(f"{path}:{lineno}: {len(row)} fields, but the header has {len(header)}")
+            cells[(row[mi].strip(), row[ei].strip())] = _csv_number(row[si], f"{path}:{lineno}")
+        return matrix_from_cells(cells, str(path))
+    examples = header[1:]
+    if not examples:
+        raise InputError(f"{path}: the header names no examples; write method,<example>,<example>,...")
+    values, methods = [], []
+    for lineno, row in enumerate(rows[1:], 2):
+        if len(row) != len(header):
+            raise InputError(f"{path}:{lineno}: {len(row)} fields, but the header has {len(header)}")
+        methods.append(row[0].strip())
+        values.append([_csv_number(c, f"{path}:{lineno}") for c in row[1:]])
+    return ScoreMatrix(np.array(values), tuple(methods), tuple(examples))
+
+
+def _csv_number(text: str, where: str) -> float:
+    text = text.strip()
+    if text == "" or text.lower() in ("nan", "na", "null", "none"):
+        return math.nan
+    try:
+        return _number(float(text), where)
+    except ValueError:
+        raise InputError(
+            f"{where}: score {text!r} is not a number (leave the field empty for a missing cell)"
+        ) from None
+
+
+def _from_npz(path: Path) -> ScoreMatrix:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            key = next((k for k in ("scores", "values", "matrix") if k in data), None)
+            if key is None:
+                raise InputError(f"{path}: no array 'scores' (or 'values', 'matrix'); it has: {', '.join(data.files)}")
+            values = np.asarray(data[key], dtype=float)
+            if values.ndim != 2:
+                raise InputError(f"{path}: array {key!r} has shape {values.shape}; it must be methods x examples (2-D)")
+            methods = (
+                [str(m) for m in data["methods"]]
+                if "methods" in data
+                else [f"method{i}" for i in range(values.shape[0])]
+            )
+            examples = (
+                [str(e) for e in data["examples"]] if "examples" in data else [str(j) for j in range(values.shape[1])]
+            )
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    return ScoreMatrix(values, tuple(methods), tuple(examples))
+
+
+def _from_replay(path: Path) -> ScoreMatrix:
+    from budgetlab.backends import read_recorded
+
+    records, _ = read_recorded(path)
+    cells: dict[tuple[str, str], float] = {}
+    for (problem, config), recs in records.items():
+        values = [
+            float(r.score) if r.score is not None else float(r.correct)
+            for r in recs
+            if r.score is not None or r.correct is not None
+        ]
+        cells[(config, problem)] = float(np.mean(values)) if values else math.nan
+    return matrix_from_cells(cells, str(path))
+
+
+def load_run_matrix(store: str, run: str) -> ScoreMatrix:
+    """The (configuration x problem) matrix of a run in a budgetlab store: a cell's score is the
+    mean of its done samples' scores (else correctness); a pair with none is missing."""
+    from budgetlab.core.types import SampleState
+    from budgetlab.stores import open_store
+
+    if "://" not in store and not Path(store).exists():
+        raise InputError(f"store {store} does not exist; pass the store of your runs with --store")
+    with open_store(store) as st:
+        st.get_run(run)
+        names = {c.id: c.name for c in st.configs(run)}
+        sums: dict[tuple[str, str], list[float]] = {}
+        for s in st.samples(run, [SampleState.DONE]):
+            value = s.score if s.score is not None else (None if s.correct is None else float(s.correct))
+            if value is not None:
+                sums.setdefault((names[s.config], s.problem), []).append(float(value))
+    return matrix_from_cells({k: float(np.mean(v)) for k, v in sums.items()}, f"run {run!r} in {store}")

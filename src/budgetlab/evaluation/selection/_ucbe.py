@@ -1,0 +1,64 @@
+"""UCB-E (Audibert and Bubeck 2010), as used for evaluation by Zhou et al. 2024, "On Speeding Up
+Language Model Evaluation": evaluate the method whose mean plus ``sqrt(a / n)`` is largest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from budgetlab.errors import InputError
+from budgetlab.evaluation._base import Observations
+from budgetlab.evaluation.selection._uniform import _argmax
+
+__all__ = ["UCBE", "ucb_pulls"]
+
+
+@dataclass(frozen=True)
+class UCBE:
+    """``a`` is the exploration parameter (the package ``banditeval`` defaults to 1; theory
+    takes ``a`` proportional to budget / hardness, which is unknown). Methods never evaluated
+    come first. The example of each evaluation is the method's next one in the shared order
+    (``banditeval`` draws a random unevaluated example instead; see the module docs of
+    :mod:`budgetlab.evaluation.selection` for why shared is better)."""
+
+    a: float = 1.0
+    batch: int = 1
+    name: str = "ucbe"
+
+    def __post_init__(self) -> None:
+        if not self.a > 0:
+            raise InputError(f"UCB-E needs an exploration parameter a > 0, got a={self.a!r}; e.g. ucbe:a=1")
+        if self.batch < 1:
+            raise InputError(f"batch must be at least 1 evaluation per decision, got batch={self.batch!r}")
+
+    def propose(self, obs: Observations, k: int) -> list[tuple[int, int]]:
+        return ucb_pulls(obs, self.estimates(obs), self.a, k)
+
+    def estimates(self, obs: Observations) -> np.ndarray:
+        return obs.arm_means()
+
+    def recommend(self, obs: Observations) -> int:
+        return _argmax(self.estimates(obs))
+
+
+def ucb_pulls(obs: Observations, estimates: np.ndarray, a: float, k: int) -> list[tuple[int, int]]:
+    """``k`` UCB-E decisions from fixed ``estimates``: evaluations in flight (and those chosen
+    earlier in the batch) count in ``n``, so a batch spreads instead of piling on one method."""
+    out: list[tuple[int, int]] = []
+    mean = np.where(np.isnan(estimates), 0.0, estimates)
+    for _ in range(k):
+        open_ = obs.open_arms()
+        if not open_.any():
+            break
+        n = obs.arm_issued()
+        fresh = open_ & (n <= 0)
+        if fresh.any():
+            arm = int(np.argmax(fresh))
+        else:
+            index = mean + np.sqrt(a / np.maximum(n, 1))
+            arm = int(np.argmax(np.where(open_, index, -np.inf)))
+        example = int(obs.next_examples(arm, 1)[0])
+        obs.issue(arm, example)
+        out.append((arm, example))
+    return out

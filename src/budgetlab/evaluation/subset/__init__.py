@@ -1,0 +1,96 @@
+"""Informative-subset selection for costly (human) raters, after Zouhar et al., "How to Select
+Datapoints for Efficient Human Evaluation of NLG Models": which items to rate so that the
+systems' ranking on them matches the ranking on all items.
+
+Methods (one module each): metric variance, metric consistency (per item, or the whole subset
+balanced on the metric), output diversity, item response theory (2PL, Fisher information),
+random; and cost-aware selection of any of them under a budget of item costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from budgetlab.core.spec import check_arguments
+from budgetlab.errors import InputError
+from budgetlab.evaluation._base import SubsetMethod
+from budgetlab.evaluation.subset._consistency import MetricConsistency
+from budgetlab.evaluation.subset._cost import select_under_budget, utilities_from_order
+from budgetlab.evaluation.subset._data import Item, ItemSet, is_human_key, load_items, rank_agreement
+from budgetlab.evaluation.subset._diversity import OutputDiversity, similarity
+from budgetlab.evaluation.subset._irt import IRTInformation, IRTParams, fisher_information, fit_2pl
+from budgetlab.evaluation.subset._random import RandomSubset
+from budgetlab.evaluation.subset._variance import MetricVariance
+
+__all__ = [
+    "SUBSET_METHODS",
+    "IRTInformation",
+    "IRTParams",
+    "Item",
+    "ItemSet",
+    "MetricConsistency",
+    "MetricVariance",
+    "OutputDiversity",
+    "RandomSubset",
+    "choose",
+    "fisher_information",
+    "fit_2pl",
+    "is_human_key",
+    "load_items",
+    "make_subset_method",
+    "rank_agreement",
+    "select_under_budget",
+    "similarity",
+    "utilities_from_order",
+]
+
+SUBSET_METHODS: dict[str, Callable[..., SubsetMethod]] = {
+    "random": RandomSubset,
+    "variance": MetricVariance,
+    "consistency": MetricConsistency,
+    "diversity": OutputDiversity,
+    "irt": IRTInformation,
+}
+
+
+def make_subset_method(name: str, options: Mapping[str, Any] | None = None) -> SubsetMethod:
+    factory = SUBSET_METHODS.get(name)
+    if factory is None:
+        raise InputError(
+            f"unknown subset method {name!r}; use one of: {', '.join(SUBSET_METHODS)} (e.g. variance:metric=auto)"
+        )
+    check_arguments(factory, options, f"subset method {name}", "variance:metric=auto")
+    return factory(**dict(options or {}))
+
+
+def choose(
+    data: ItemSet,
+    method: SubsetMethod,
+    *,
+    size: float | None = None,
+    cost_budget: float | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indexes of the items to rate, most worth rating first: the top ``size`` (a count, or a
+    fraction of the set if a float <= 1), or, with ``cost_budget``, the most useful set whose
+    costs (:meth:`ItemSet.costs`) fit it."""
+    n = len(data)
+    rng = np.random.default_rng(seed)
+    if (size is None) == (cost_budget is None):
+        raise InputError(
+            "give exactly one of a subset size (e.g. --size 0.25 or --size 50) or a cost budget (--cost-budget)"
+        )
+    if cost_budget is not None:
+        # A method's own utilities where it has them (per-item consistency for "consistency"),
+        # else its order.
+        utilities = getattr(method, "utilities", None)
+        u = utilities(data) if utilities is not None else utilities_from_order(method.order(data, n, rng))
+        return select_under_budget(u, data.costs(), cost_budget)
+    assert size is not None
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0:
+        raise InputError(f"subset size must be a positive count or a fraction in (0, 1], got {size!r}")
+    k = max(1, round(size * n)) if isinstance(size, float) and size <= 1 else min(int(size), n)
+    return np.asarray(method.order(data, k, rng)[:k], int)

@@ -1,0 +1,228 @@
+"""Evaluation sets in the subset2evaluate format, one item per line (plain or gzipped JSONL)::
+
+    {"i": id, "src": source, "ref": reference, "tgt": {system: output},
+     "scores": {system: {metric_or_human_dimension: value}}, "cost": optional number}
+
+Score keys are human dimensions (``human_overall``, ``Overall``, ``quality``, ``fluency``, ...:
+a key that starts with "human" or names a known dimension) or automatic metrics (the rest).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from budgetlab.errors import InputError
+
+__all__ = ["Item", "ItemSet", "is_human_key", "load_items", "rank_agreement"]
+
+_FORMAT = '{"i": id, "src": str, "ref": str, "tgt": {system: output}, "scores": {system: {metric: number}}}'
+HUMAN_DIMENSIONS = frozenset(
+    {
+        "quality", "naturalness", "informativeness", "understandable", "natural", "maintains context",
+        "engaging", "uses knowledge", "overall", "accuracy", "coverage", "coherence", "fluency",
+        "relevance", "consistency", "adequacy", "human",
+    }
+)  # fmt: skip
+#: Automatic metrics where lower is better (negated when metrics are combined).
+LOWER_IS_BETTER = frozenset({"ter", "lev.dist", "wer", "cer"})
+#: Preferred human dimensions for the overall ranking, in order; else the mean of all.
+OVERALL = ("human_overall", "overall", "quality", "human")
+
+
+def is_human_key(key: str) -> bool:
+    low = key.lower()
+    return low.startswith("human") or low in HUMAN_DIMENSIONS
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    src: Any = None
+    ref: Any = None
+    tgt: Mapping[str, str] = field(default_factory=dict)
+    scores: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    cost: float | None = None
+
+
+class ItemSet:
+    """Items with per-system scores; matrices are items x systems, NaN where a system has no
+    score on an item (sets where systems vary per item, as in E2E, are fine)."""
+
+    def __init__(self, items: Sequence[Item], name: str = "") -> None:
+        if not items:
+            raise InputError(f"evaluation set {name or '(unnamed)'} has no items; give one {_FORMAT} per line")
+        self.items = tuple(items)
+        self.name = name
+        self.systems = tuple(dict.fromkeys(s for it in self.items for s in (*it.scores, *it.tgt)))
+        self.keys = tuple(dict.fromkeys(k for it in self.items for sc in it.scores.values() for k in sc))
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def human_keys(self) -> tuple[str, ...]:
+        return tuple(k for k in self.keys if is_human_key(k))
+
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        return tuple(k for k in self.keys if not is_human_key(k))
+
+    def matrix(self, key: str) -> np.ndarray:
+        if key not in self._cache:
+            if key not in self.keys:
+                raise InputError(
+                    f"score {key!r} is not in evaluation set {self.name}; it has: {', '.join(self.keys) or 'no scores'}"
+                )
+            self._cache[key] = np.array(
+                [[_as_float(it.scores.get(s, {}).get(key)) for s in self.systems] for it in self.items]
+            )
+        return self._cache[key]
+
+    def human(self, key: str | None = None) -> np.ndarray:
+        """The costly (human) score: ``key``, else the overall dimension (see ``OVERALL``), else
+        the mean of every human dimension, each standardized."""
+        if key is not None:
+            return self.matrix(key)
+        humans = self.human_keys
+        if not humans:
+            raise InputError(f"evaluation set {self.name} has no human score; name one with --human KEY")
+        for preferred in OVERALL:
+            for k in humans:
+                if k.lower() == preferred:
+                    return self.matrix(k)
+        return np.mean([_standardize(self.matrix(k)) for k in humans], axis=0)
+
+    def metric(self, key: str = "auto") -> np.ndarray:
+        """The cheap score: a metric by name, or ``"auto"``, the mean of every automatic metric,
+        each standardized (lower-is-better ones negated)."""
+        if key != "auto":
+            return self.matrix(key)
+        metrics = self.metric_keys
+        if not metrics:
+            raise InputError(
+                f"evaluation set {self.name} has no automatic metric (only human scores: "
+                f"{', '.join(self.human_keys)}); use a method that needs none, e.g. diversity or random"
+            )
+        if "auto" not in self._cache:
+            parts = [(-1 if k.lower() in LOWER_IS_BETTER else 1) * _standardize(self.matrix(k)) for k in metrics]
+            self._cache["auto"] = np.mean(parts, axis=0)
+        return self._cache["auto"]
+
+    @property
+    def has_metric(self) -> bool:
+        return bool(self.metric_keys)
+
+    def costs(self) -> np.ndarray:
+        """Each item's ``cost``, else an estimate: the words a rater reads (source plus outputs)."""
+        return np.array(
+            [it.cost if it.cost is not None else max(1.0, float(_words(it.src) + sum(_words(t) for t in it.tgt.values())))
+             for it in self.items]
+        )  # fmt: skip
+
+
+def _words(text: Any) -> int:
+    return len(str(text).split()) if text is not None else 0
+
+
+def _standardize(m: np.ndarray) -> np.ndarray:
+    sd = np.nanstd(m)
+    return (m - np.nanmean(m)) / (sd if sd > 0 else 1.0)
+
+
+def _as_float(value: Any) -> float:
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def load_items(path: str | Path) -> ItemSet:
+    """Read an evaluation set (see the module docstring); errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"evaluation set {path} does not exist; give a JSONL file with one {_FORMAT} per line")
+    items: list[Item] = []
+    seen: set[str] = set()
+    lineno = 0
+    try:
+        opener = gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+        with opener as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(
+                        f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be {_FORMAT}"
+                    ) from None
+                item = _parse_item(path, lineno, obj, len(items))
+                if item.id in seen:
+                    raise InputError(f"{path}:{lineno}: item id {item.id!r} appears twice; ids ('i') must be unique")
+                seen.add(item.id)
+                items.append(item)
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise InputError(
+            f"{path}:{lineno + 1}: cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc})"
+        ) from None
+    return ItemSet(items, name=path.name.split(".")[0])
+
+
+def _parse_item(path: Path, lineno: int, obj: Any, position: int) -> Item:
+    where = f"{path}:{lineno}"
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}; each line must be {_FORMAT}")
+    scores = obj.get("scores")
+    if not isinstance(scores, dict) or not scores:
+        raise InputError(
+            f"{where}: field 'scores' must be a non-empty {{system: {{metric: number}}}}; each line must be {_FORMAT}"
+        )
+    for system, values in scores.items():
+        if not isinstance(values, dict):
+            raise InputError(f"{where}: scores of system {system!r} must be {{metric: number}}, got {values!r}")
+        for key, value in values.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InputError(f"{where}: score {key!r} of system {system!r} is not a number: {value!r}")
+    tgt = obj.get("tgt") or {}
+    if not isinstance(tgt, dict):
+        raise InputError(f"{where}: field 'tgt' must be {{system: output}}, got {type(tgt).__name__}")
+    cost = obj.get("cost")
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost <= 0):
+        raise InputError(f"{where}: field 'cost' must be a positive number, got {cost!r}")
+    return Item(
+        id=str(obj.get("i", position)), src=obj.get("src"), ref=obj.get("ref"),
+        tgt={str(k): "" if v is None else str(v) for k, v in tgt.items()},
+        scores={str(s): dict(v) for s, v in scores.items()}, cost=None if cost is None else float(cost),
+    )  # fmt: skip
+
+
+def rank_agreement(target: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
+    """Spearman and Kendall (tau-b) correlation between the systems' mean ``target`` score on
+    the items ``rows`` and on all items. Systems with no score on ``rows`` are left out; a
+    ranking that is constant (all ties) counts as 0 (no information)."""
+    import scipy.stats
+
+    full = np.nanmean(target, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sub = np.nanmean(target[np.asarray(rows, int)], axis=0)
+    ok = ~np.isnan(sub) & ~np.isnan(full)
+    if ok.sum() < 2:
+        return 0.0, 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = scipy.stats.spearmanr(sub[ok], full[ok]).statistic
+        tau = scipy.stats.kendalltau(sub[ok], full[ok]).statistic
+    return (0.0 if np.isnan(rho) else float(rho)), (0.0 if np.isnan(tau) else float(tau))
