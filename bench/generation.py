@@ -145,9 +145,37 @@ class RawLlama:
         per_group = max(1, self.max_sequences // k)
         for g in range(0, len(prompts), per_group):
             group = prompts[g : g + per_group]
+            seqs = [j * k + s for j in range(len(group)) for s in range(k)]
+            pos = [len(group[j]) for j in range(len(group)) for _ in range(k)]
+            samplers = [self._sampler(1000 * g + s) for s in seqs] if mode == "llama" else None
+            rngs = [np.random.default_rng(1000 * g + s) for s in seqs] if mode == "numpy" else None
+            tokens_now = [0] * len(seqs)
+            pending: list[tuple[int, int]] = []  # (prompt of the group, its last row in the batch)
             n = 0
-            last_rows = []
+
+            def flush() -> None:
+                """Evaluate the prompts in the batch, share each with its k sequences, draw their
+                first tokens from its last logits."""
+                nonlocal n
+                b.n_tokens = n
+                assert L.llama_decode(self.ctx, b) == 0
+                for j, row in pending:
+                    for s in range(1, k):
+                        L.llama_memory_seq_cp(self.mem, j * k, j * k + s, -1, -1)
+                    idx = list(range(j * k, j * k + k))
+                    picked = self._pick(
+                        [row] * k, mode, [samplers[i] for i in idx] if samplers else None,
+                        [rngs[i] for i in idx] if rngs else None,
+                    )  # fmt: skip
+                    for i, tok in zip(idx, picked):
+                        tokens_now[i] = tok
+                pending.clear()
+                n = 0
+
             for j, tokens in enumerate(group):
+                assert len(tokens) <= self.batch_size
+                if n + len(tokens) > self.batch_size:
+                    flush()
                 for i, tok in enumerate(tokens):
                     b.token[n] = tok
                     b.pos[n] = i
@@ -155,20 +183,8 @@ class RawLlama:
                     b.seq_id[n][0] = j * k
                     b.logits[n] = i == len(tokens) - 1
                     n += 1
-                last_rows.append(n - 1)
-            b.n_tokens = n
-            assert n <= self.batch_size and L.llama_decode(self.ctx, b) == 0
-            seqs, rows, pos = [], [], []
-            for j, tokens in enumerate(group):
-                for s in range(1, k):
-                    L.llama_memory_seq_cp(self.mem, j * k, j * k + s, -1, -1)
-                for s in range(k):
-                    seqs.append(j * k + s)
-                    rows.append(last_rows[j])
-                    pos.append(len(tokens))
-            samplers = [self._sampler(1000 * g + s) for s in seqs] if mode == "llama" else None
-            rngs = [np.random.default_rng(1000 * g + s) for s in seqs] if mode == "numpy" else None
-            tokens_now = self._pick(rows, mode, samplers, rngs)
+                pending.append((j, n - 1))
+            flush()
             made += len(seqs)
             for step in range(1, max_tokens):
                 for i, (seq, tok) in enumerate(zip(seqs, tokens_now)):
@@ -365,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
     args = ap.parse_args(argv)
 
-    import llama_cpp
+    llama_cpp = import_llama()  # first: it sets OMP_WAIT_POLICY=PASSIVE (unless set) before libgomp loads
 
     ks = [int(k) for k in args.ks.split(",")]
     out: dict[str, Any] = {
@@ -375,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "llama_cpp_python": llama_cpp.__version__,
             "load_average_at_start": os.getloadavg()[0],
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         },
         "settings": {
             "model": args.model, "prompts": args.prompts, "max_tokens": args.max_tokens, "ks": ks,

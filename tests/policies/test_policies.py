@@ -38,6 +38,10 @@ POLICIES = [
     pytest.param("bayes", {"cost": 0.01, "max_samples": 8}, id="bayes"),
     pytest.param("confidence", {"mode": "best_of_n", "threshold": 0.9, "max_samples": 4}, id="confidence-bon"),
     pytest.param("confidence", {"mode": "adaptive", "threshold": 0.8, "max_samples": 5}, id="confidence-adaptive"),
+    pytest.param("select-uniform", {}, id="select-uniform"),
+    pytest.param("select-halving", {}, id="select-halving"),
+    pytest.param("ucbe", {"a": 1.0}, id="ucbe"),
+    pytest.param("ucbe-lrf", {}, id="ucbe-lrf"),
 ]
 
 PROBLEMS = tuple(Problem(f"q{i}") for i in range(6))

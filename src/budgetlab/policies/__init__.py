@@ -38,6 +38,18 @@ POLICIES: dict[str, Callable[..., Policy]] = {
 }
 
 
+def _register_selection_policies() -> None:
+    """Best-arm identification over configurations (budgetlab.evaluation) as run policies.
+    Generic names get a prefix so that they read as evaluation policies on the command line."""
+    from budgetlab.evaluation.selection import SELECTION_POLICIES
+
+    for name, factory in SELECTION_POLICIES.items():
+        POLICIES[name if name.startswith("ucbe") else f"select-{name}"] = factory
+
+
+_register_selection_policies()
+
+
 def make_policy(name: str, options: Mapping[str, Any] | None = None) -> Policy:
     factory = POLICIES.get(name)
     if factory is None:

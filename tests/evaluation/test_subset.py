@@ -1,0 +1,212 @@
+"""Informative-subset selection: every method through one list on a synthetic evaluation set,
+the IRT fit's recovery of known parameters, cost-aware selection, and the reader.
+
+To add a method to the suite, add one entry to ``METHODS``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from budgetlab.errors import InputError
+from budgetlab.evaluation.subset import SUBSET_METHODS as REGISTRY
+from budgetlab.evaluation.subset import (
+    Item,
+    ItemSet,
+    choose,
+    fisher_information,
+    fit_2pl,
+    load_items,
+    make_subset_method,
+    rank_agreement,
+    select_under_budget,
+    similarity,
+)
+
+METHODS = [
+    pytest.param("random", {}, id="random"),
+    pytest.param("variance", {}, id="variance"),
+    pytest.param("variance", {"metric": "bleu"}, id="variance-bleu"),
+    pytest.param("consistency", {}, id="consistency-set"),
+    pytest.param("consistency", {"mode": "item"}, id="consistency-item"),
+    pytest.param("diversity", {}, id="diversity"),
+    pytest.param("diversity", {"kind": "char"}, id="diversity-char"),
+    pytest.param("irt", {}, id="irt"),
+    pytest.param("irt", {"binarize": False}, id="irt-soft"),
+]
+SYSTEMS = ("s0", "s1", "s2", "s3", "s4")
+
+
+def synthetic(n_items: int = 120, seed: int = 0) -> ItemSet:
+    """Systems of increasing quality; a human score and a noisy metric (correlated at ~0.7 per item)."""
+    rng = np.random.default_rng(seed)
+    quality = np.linspace(0, 1, len(SYSTEMS))
+    items = []
+    for i in range(n_items):
+        difficulty = rng.normal()
+        spread = rng.gamma(2.0, 0.5)  # how much this item separates systems
+        scores, tgt = {}, {}
+        for s, q in zip(SYSTEMS, quality):
+            human = spread * q - difficulty + rng.normal(0, 0.5)
+            scores[s] = {"human_overall": human, "bleu": human + rng.normal(0, 0.7), "ter": -human + rng.normal(0, 1.0)}
+            words = [f"w{int(x)}" for x in rng.integers(0, max(2, int(10 * spread)), 8)]
+            tgt[s] = " ".join(words)
+        items.append(
+            Item(id=str(i), src=f"source {i}", ref="ref", tgt=tgt, scores=scores, cost=float(rng.integers(1, 10)))
+        )
+    return ItemSet(items, name="synthetic")
+
+
+def test_every_method_is_in_the_suite() -> None:
+    assert set(REGISTRY) == {p.values[0] for p in METHODS}
+
+
+@pytest.mark.parametrize("name,args", METHODS)
+def test_order_is_a_permutation_and_size_is_respected(name: str, args: dict) -> None:
+    data = synthetic()
+    method = make_subset_method(name, args)
+    order = method.order(data, 30, np.random.default_rng(0))
+    assert sorted(order.tolist()) == list(range(len(data)))
+    chosen = choose(data, method, size=0.25, seed=1)
+    assert len(chosen) == 30 and len(set(chosen.tolist())) == 30
+    assert len(choose(data, method, size=7)) == 7
+    # Seeded: the same seed chooses the same items.
+    assert choose(data, method, size=0.25, seed=1).tolist() == chosen.tolist()
+
+
+@pytest.mark.parametrize("name,args", METHODS)
+def test_cost_aware_selection_fits_the_budget(name: str, args: dict) -> None:
+    data = synthetic()
+    chosen = choose(data, make_subset_method(name, args), cost_budget=100.0)
+    assert data.costs()[chosen].sum() <= 100.0
+    assert len(chosen) >= 10  # costs are 1..9: a budget of 100 buys at least 11 items
+
+
+@pytest.mark.parametrize("name,args", [p for p in METHODS if p.values[0] != "random"])
+def test_informative_methods_beat_chance_on_their_own_signal(name: str, args: dict) -> None:
+    """On data built so that informative items separate systems, every method's 20% subset
+    ranks the systems at least as well as random subsets do on average."""
+    data = synthetic(seed=3)
+    human = data.human()
+    method = make_subset_method(name, args)
+    ours = np.mean([rank_agreement(human, choose(data, method, size=0.2, seed=s))[1] for s in range(5)])
+    chance = np.mean(
+        [rank_agreement(human, choose(data, make_subset_method("random"), size=0.2, seed=s))[1] for s in range(30)]
+    )
+    assert ours >= chance - 0.1
+
+
+def test_variance_prefers_items_that_separate_systems() -> None:
+    data = synthetic()
+    u = make_subset_method("variance", {"metric": "bleu"}).utilities(data)
+    spread = np.nanstd(data.human(), axis=1)
+    assert np.corrcoef(u, spread)[0, 1] > 0.5
+
+
+def test_auto_metric_combines_metrics_with_their_direction() -> None:
+    data = synthetic()
+    auto, human = data.metric("auto"), data.human()
+    # TER is lower-is-better: the combination must still correlate positively with the human score.
+    assert np.corrcoef(auto.ravel(), human.ravel())[0, 1] > 0.6
+    assert data.human_keys == ("human_overall",) and set(data.metric_keys) == {"bleu", "ter"}
+
+
+# ---- IRT ---------------------------------------------------------------------------------------
+def test_2pl_fit_recovers_synthetic_parameters() -> None:
+    rng = np.random.default_rng(0)
+    theta = rng.normal(0, 1, 80)
+    a = np.exp(rng.normal(0, 0.3, 250))
+    b = rng.normal(0, 1, 250)
+    p = 1 / (1 + np.exp(-a * (theta[:, None] - b)))
+    responses = (rng.random(p.shape) < p).astype(float)
+    responses[rng.random(p.shape) < 0.1] = np.nan  # some missing responses
+    fit = fit_2pl(responses)
+    assert np.corrcoef(fit.ability, theta)[0, 1] > 0.95
+    assert np.corrcoef(fit.difficulty, b)[0, 1] > 0.9
+    assert np.corrcoef(fit.discrimination, a)[0, 1] > 0.5
+    # Fisher information peaks for items whose difficulty is near the subjects' abilities.
+    info = fisher_information(fit)
+    assert np.corrcoef(info, -np.abs(fit.difficulty - fit.ability.mean()))[0, 1] > 0.3
+
+
+def test_2pl_rejects_responses_outside_zero_one() -> None:
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        fit_2pl(np.array([[0.0, 2.0], [1.0, 0.0]]))
+
+
+# ---- cost-aware ----------------------------------------------------------------------------------
+def test_knapsack_finds_the_best_set() -> None:
+    # Rank-normalized values 1/3, 2/3, 1 at costs 1, 2, 2: under budget 4 the best set is
+    # {1, 2} (value 5/3), better than {0, 2} (4/3) or {0, 1} (1).
+    utilities = np.array([1.0, 2.0, 3.0])
+    costs = np.array([1.0, 2.0, 2.0])
+    chosen = select_under_budget(utilities, costs, 4.0)
+    assert sorted(chosen.tolist()) == [1, 2]
+    assert select_under_budget(utilities, costs, 0.5).tolist() == []
+    with pytest.raises(InputError):
+        select_under_budget(utilities, np.array([1.0, 0.0, 1.0]), 3.0)
+
+
+def test_similarity() -> None:
+    assert similarity("a b c", "a b c") == 1.0
+    assert similarity("a b", "c d") == 0.0
+    assert 0 < similarity("the cat sat", "the cat ran", "char") < 1
+
+
+# ---- reader ---------------------------------------------------------------------------------------
+def _line(i: int, **extra) -> str:
+    return json.dumps({"i": i, "src": "s", "ref": "r", "tgt": {"a": "x y", "b": "x z"},
+                       "scores": {"a": {"human": 1.0, "bleu": 0.5}, "b": {"human": 0.0, "bleu": 0.2}}, **extra})  # fmt: skip
+
+
+def test_reads_gzipped_sets(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(_line(i) for i in range(5)) + "\n")
+    data = load_items(path)
+    assert len(data) == 5 and data.systems == ("a", "b") and data.name == "set"
+    assert data.human().shape == (5, 2)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("{nope\n", "not valid JSON"),
+        ('{"i": 1, "scores": {}}\n', "'scores' must be"),
+        ('{"i": 1, "scores": {"a": {"m": "high"}}}\n', "not a number"),
+        (_line(1) + "\n" + _line(1) + "\n", "appears twice"),
+        (_line(1, cost=-2) + "\n", "'cost' must be"),
+        ("[1, 2]\n", "expected a JSON object"),
+    ],
+)
+def test_malformed_lines_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        load_items(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_set_and_bad_method() -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        load_items("/no/such/set.jsonl")
+    with pytest.raises(InputError, match="unknown subset method"):
+        make_subset_method("oracle")
+    with pytest.raises(InputError, match="does not take"):
+        make_subset_method("variance", {"k": 3})
+
+
+def test_metric_methods_need_a_metric() -> None:
+    items = [
+        Item(id=str(i), tgt={"a": "x", "b": "y"}, scores={"a": {"quality": 1.0}, "b": {"quality": 2.0}})
+        for i in range(4)
+    ]
+    data = ItemSet(items, "humans-only")
+    with pytest.raises(InputError, match="no automatic metric"):
+        choose(data, make_subset_method("variance"), size=2)
+    assert len(choose(data, make_subset_method("diversity"), size=2)) == 2
