@@ -12,16 +12,18 @@ prompts x k x max_tokens tokens and tokens/s compare like for like.
     prompts, each prompt is evaluated once (several prompts in one ``llama_decode``) and its KV
     cells copied to its k sequences, then every sequence decodes one token per step in one batch.
     Groups hold max_sequences // k prompts (all 8 prompts at k=1, 4 at k=8, 1 at k=32), the
-    same parallelism the embedded backend reaches, with the same context settings. Tokens are
-    drawn by llama.cpp's own sampler chain (temperature 0.8, then ``dist`` seeded per sequence),
-    the same distribution budgetlab samples from. A second raw variant picks tokens by numpy
-    argmax over the logits (no sampling at all): the decode-only ceiling.
+    same parallelism the embedded backend reaches, with the same context settings (a KV buffer
+    per sequence, consecutive sequence ids). Three ways to pick tokens: numpy sampling at
+    temperature 0.8 (one exp pass, inverse CDF by blocks; no log-probability), llama.cpp's own
+    sampler chain (temperature 0.8, then ``dist`` seeded per sequence), and numpy argmax (no
+    sampling at all: the decode-only ceiling).
 (2) budgetlab end to end: ``budgetlab.runner.run`` with the embedded backend, a fresh SQLite
     store, ``fixed:k=K``, temperature 0.8: policy, claims, the backend (tokenizing, batching,
-    numpy sampling with per-sample seeds, log-probabilities, detokenizing), exact verification
-    and the store, all included. Both (1) and (2) are timed from before the model is loaded to
-    after it is freed. Each measurement is repeated ``--repeat`` times, interleaved, and the
-    best run counts (the machine may be shared). Target: budgetlab >= 95% of raw at each k.
+    numpy sampling with per-sample seeds, temperature-1 log-probabilities, detokenizing), exact
+    verification and the store, all included. Both (1) and (2) are timed from before the model
+    is loaded to after it is freed, with the same fixed number of threads (``--threads``).
+    Each measurement is repeated ``--repeat`` times, interleaved, and the best run counts (the
+    machine may be shared). Target: budgetlab >= 95% of the faster sampling raw loop at each k.
 (3) 8 samples of one prompt drawn one after another (the raw loop with k=1 eight times: the
     prompt evaluated for each sample; and llama-cpp-python's ``Llama.create_completion`` eight
     times, which reuses the cached prompt) against k=8 parallel sequences sharing one prompt
@@ -211,8 +213,10 @@ class RawLlama:
 
 
 def n_ctx_seq_for(prompt_tokens: int, max_tokens: int) -> int:
-    """As the engine sizes it: at least 512 cells per sequence, a multiple of 256."""
-    return max(512, -(-(prompt_tokens + max_tokens) // 256) * 256)
+    """As the engine sizes it: cells per sequence, a multiple of 256."""
+    from budgetlab.backends._llama._engine import _CTX_STEP, _MIN_CTX_SEQ
+
+    return max(_MIN_CTX_SEQ, -(-(prompt_tokens + max_tokens) // _CTX_STEP) * _CTX_STEP)
 
 
 def vocab_info(path: Path, prompts: list[str]) -> tuple[list[list[int]], list[int]]:

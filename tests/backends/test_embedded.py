@@ -127,6 +127,24 @@ def test_same_seed_when_admitted_in_parts():
 
 
 @needs_model
+def test_sequences_ending_early_are_compacted_without_changing_draws():
+    # Sample ids 0-3 end after 2 tokens; the 4 longer ones are then moved to ids 0-3, so the
+    # batch stays one pass of consecutive ids. Their texts must not change.
+    short = config(temperature=1.0, max_tokens=2, ignore_eos=True)
+    long = config(temperature=1.0, max_tokens=10, ignore_eos=True)
+    b = EmbeddedBackend(threads=1, max_sequences=8)
+    try:
+        both = draw(b, request(PROBLEMS[0], short, [1, 2, 3, 4]), request(PROBLEMS[1], long, [5, 6, 7, 8]))
+        stats = b.stats()["smollm2"]
+        (alone,) = draw(b, request(PROBLEMS[1], long, [5, 6, 7, 8]))
+    finally:
+        asyncio.run(b.aclose())
+    assert stats["moves"] == 4 and stats["max_parallel"] == 8
+    assert signature(both[1]) == signature(alone)
+    assert [c.completion_tokens for c in both[0]] == [2] * 4
+
+
+@needs_model
 def test_different_seeds_give_different_texts(backend):
     cfg = config(temperature=1.0, max_tokens=8, ignore_eos=True)
     (out,) = draw(backend, request(PROBLEMS[1], cfg, range(100, 108)))
@@ -226,6 +244,39 @@ def test_k8_evaluates_the_prompt_once(backend):
     assert after["prompt_tokens_evaluated"] - before["prompt_tokens_evaluated"] == out[0].prompt_tokens
     assert after["tokens_generated"] - before["tokens_generated"] == sum(c.completion_tokens for c in out)
     assert after["max_parallel"] >= 8
+
+
+def test_thread_choice_switches_to_one_thread_when_that_is_faster(monkeypatch):
+    from budgetlab.backends._llama import _engine
+
+    monkeypatch.setattr(_engine.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    calls = []
+
+    class FakeLlama:
+        def llama_set_n_threads(self, ctx, n, n_batch):
+            calls.append(n)
+
+    choice = _engine._ThreadChoice(None)
+    choice.next_probe = 0.0
+    fake = FakeLlama()
+    for _ in range(2):  # two threads, 1 s a step of 32 sequences
+        assert choice.apply(fake, None, 32) == 2
+        choice.record(32, 2, 1.0)
+    for _ in range(2):  # a probe: two steps with one thread, twice as fast
+        assert choice.apply(fake, None, 32) == 1
+        choice.record(32, 1, 0.5)
+    assert choice.best == 1 and choice.stats["thread_switches"] == 1
+    assert calls == [2, 1]
+    # A losing probe keeps the choice and waits twice as long before the next one.
+    choice.next_probe = 0.0
+    for _ in range(2):
+        assert choice.apply(fake, None, 32) == 1
+        choice.record(32, 1, 0.5)
+    for _ in range(2):
+        assert choice.apply(fake, None, 32) == 2
+        choice.record(32, 2, 3.0)
+    assert choice.best == 1 and choice.wait == 8.0 and choice.apply(fake, None, 32) == 1
+    assert _engine._ThreadChoice(3).auto is False  # a number given: fixed
 
 
 # ---- models and errors -------------------------------------------------------------------------

@@ -164,12 +164,22 @@ class Completion:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A verifier's judgement of one completion."""
+    """A verifier's judgement of one completion.
+
+    ``seconds`` is what judging took (counted against a ``verify_seconds`` budget); a verifier
+    that pays for judging (a judge model) reports its tokens and dollars, which the run adds to
+    the sample's spend. ``details`` says how it was judged (e.g. the sandbox's isolation level);
+    it does not take part in comparisons.
+    """
 
     answer: str | None = None
     correct: bool | None = None
     score: float | None = None
     seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -81,9 +81,9 @@ async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, compl
         answer=verdict.answer,
         correct=verdict.correct,
         score=verdict.score if verdict.score is not None else completion.score,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        cost=completion.cost,
+        prompt_tokens=completion.prompt_tokens + verdict.prompt_tokens,  # a judge model's tokens count too
+        completion_tokens=completion.completion_tokens + verdict.completion_tokens,
+        cost=completion.cost + verdict.cost,
         latency=completion.latency,
         verify_seconds=seconds,
         logprob=completion.logprob,

@@ -1,4 +1,5 @@
-"""Problem sets: generated tasks and problem files. ``load_task`` picks one from a spec."""
+"""Problem sets: generated tasks, standard benchmarks (GSM8K, MATH-500, HumanEval, MBPP) and
+problem files (JSONL, CSV). ``load_task`` picks one from a spec."""
 
 from __future__ import annotations
 
@@ -9,23 +10,59 @@ from budgetlab.core import Problem
 from budgetlab.core.spec import check_arguments, parse_spec
 from budgetlab.errors import InputError
 from budgetlab.tasks._arithmetic import arithmetic_problems
+from budgetlab.tasks._benchmarks import (
+    gsm8k_gold,
+    gsm8k_problems,
+    humaneval_problems,
+    math500_problems,
+    mbpp_problems,
+)
 from budgetlab.tasks._jsonl import load_problems
+from budgetlab.tasks._table import table_problems
 
-__all__ = ["TASKS", "arithmetic_problems", "load_problems", "load_task"]
+__all__ = [
+    "TASKS",
+    "arithmetic_problems",
+    "gsm8k_gold",
+    "gsm8k_problems",
+    "humaneval_problems",
+    "load_problems",
+    "load_task",
+    "math500_problems",
+    "mbpp_problems",
+    "table_problems",
+]
 
 # name -> factory(**arguments) returning problems
 TASKS: dict[str, Callable[..., list[Problem]]] = {
     "arithmetic": arithmetic_problems,
+    "gsm8k": gsm8k_problems,
+    "math500": math500_problems,
+    "humaneval": humaneval_problems,
+    "mbpp": mbpp_problems,
+    "file": table_problems,
 }
 
 
 def load_task(spec: str) -> list[Problem]:
-    """``"arithmetic:n=50,digits=2"`` (a named task with arguments) or a path to a JSONL file."""
-    name, args = parse_spec(spec, "task") if ":" in spec or spec in TASKS else (spec, {})
+    """``"arithmetic:n=50,digits=2"`` (a named task with arguments), ``"gsm8k:/data/test.jsonl"``
+    (a task whose first argument is a path), or a path to a JSONL or CSV problems file."""
+    name, _, rest = spec.partition(":")
+    if name in TASKS:
+        first, sep, more = rest.partition(",")
+        if first.strip() and "=" not in first:  # "gsm8k:/data/test.jsonl[,n=50]": a positional path
+            rest = f"path={first.strip()}" + (sep + more if more else "")
+        name, args = parse_spec(f"{name}:{rest}", "task")
+    else:
+        name, args = spec, {}
     factory = TASKS.get(name)
     if factory is not None:
-        check_arguments(factory, args, f"task {name}", f"{name}:n=50")
+        check_arguments(factory, args, f"task {name}", f"{name}:path=/data/{name}.jsonl,n=50" if name != "arithmetic" else f"{name}:n=50")
         return factory(**args)
+    if Path(spec).suffix == ".csv" or spec.endswith(".csv.gz"):
+        return table_problems(spec)
     if Path(spec).suffix in (".jsonl", ".gz") or Path(spec).exists():
         return load_problems(spec)
-    raise InputError(f"unknown task {spec!r}; use one of: {', '.join(sorted(TASKS))}, or the path of a JSONL problems file")
+    raise InputError(
+        f"unknown task {spec!r}; use one of: {', '.join(sorted(TASKS))}, or the path of a JSONL or CSV problems file"
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from budgetlab.core import Completion, Problem, Verdict
 from budgetlab.verifiers._answers import answers_match, extract_answer
@@ -42,14 +43,44 @@ class RecordedVerifier:
 
 @dataclass(frozen=True)
 class AutoVerifier:
-    """The default: compare with the reference when the problem has one, else use the recorded
-    verdict."""
+    """The default: the verifier the problem names in ``metadata["verifier"]`` (the task loaders
+    set ``math`` or ``code``; ``math`` falls back to ``exact`` without math-verify), else compare
+    with the reference when the problem has one, else use the recorded verdict.
+
+    ``max_seconds`` covers exact comparison only: with a ``verify_seconds`` budget on code
+    problems, name the verifier (``--verifier code``) so that its time is reserved."""
 
     rel_tol: float = 1e-6
     name: str = "auto"
     max_seconds: float = 0.01
+    _delegates: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _delegate(self, problem: Problem) -> Any:
+        wanted = problem.metadata.get("verifier") if problem.metadata else None
+        if not wanted or wanted in ("auto", "exact"):
+            return None
+        if wanted not in self._delegates:
+            from budgetlab.errors import BudgetlabError
+            from budgetlab.verifiers import make_verifier
+
+            try:
+                self._delegates[wanted] = make_verifier(str(wanted))
+            except BudgetlabError:
+                if wanted != "math":  # the math extra is optional: compare exactly without it
+                    raise
+                self._delegates[wanted] = None
+        return self._delegates[wanted]
+
+    async def averify(self, problem: Problem, completion: Completion) -> Verdict:
+        delegate = self._delegate(problem)
+        if delegate is not None and hasattr(delegate, "averify"):
+            return await delegate.averify(problem, completion)
+        return self.verify(problem, completion)
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
+        delegate = self._delegate(problem)
+        if delegate is not None:
+            return delegate.verify(problem, completion)
         if problem.reference is not None:
             verdict = ExactVerifier(self.rel_tol).verify(problem, completion)
             return Verdict(verdict.answer, verdict.correct, completion.score)

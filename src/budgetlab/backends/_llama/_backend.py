@@ -112,8 +112,9 @@ class EmbeddedBackend:
     model's temperature-1 distribution (before temperature, top-k and top-p). Token counts are
     exact; ``cost`` is 0 (local).
 
-    Options: ``threads`` (default: the number of CPU cores), ``max_sequences`` (sequences
-    decoded together, default 32), ``cache_dir`` (where ``gemma3-270m`` is assembled; default
+    Options: ``threads`` (llama.cpp threads; default: the number of CPU cores, switched to one
+    thread while that measures faster, as it does when other processes want the cores),
+    ``max_sequences`` (sequences decoded together, default 32), ``cache_dir`` (where ``gemma3-270m`` is assembled; default
     ``$BUDGETLAB_CACHE`` or ``~/.cache/budgetlab``).
     """
 
@@ -134,7 +135,7 @@ class EmbeddedBackend:
                 "e.g. max_sequences=32"
             )
         self.target = target or None
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads  # None: the number of cores, checked against one thread while decoding
         self.max_sequences = max_sequences
         self.cache_dir = cache_dir
         self._engines: dict[Path, Engine] = {}

@@ -1,5 +1,5 @@
 """One GGUF model on this machine: k samples of a prompt as k parallel sequences that share the
-prompt's KV cache, and every request in flight decoded together.
+prompt's evaluation, and every request in flight decoded together.
 
 The model is loaded in the caller's thread (tokenizing needs only the vocabulary, which
 llama.cpp reads without locking); the llama context lives in one worker thread and is used only
@@ -10,16 +10,22 @@ there. That thread loops:
    its group; the prompt's KV cells are then copied to the group's other sequences
    (``llama_memory_seq_cp``), and each sequence draws its first token from the prompt's logits;
 2. decode one token for every live sequence in one batch (all problems together), with logits
-   for each, and let each sequence draw its next token with its own RNG;
+   for each, and let each sequence draw its next token with its own RNG (``_sampling``);
 3. finish sequences (EOS/EOT, a stop string, ``max_tokens``), clear their cells
    (``llama_memory_seq_rm``) and hand their slots to waiting requests; a request's future is
    resolved when its last sample is done.
 
-``max_sequences`` caps the sequences decoded together (the context's ``n_seq_max``); the context
-has ``n_ctx_seq`` cells per sequence, sized for the longest prompt + ``max_tokens`` seen, and is
-rebuilt larger (between batches) when a longer request arrives. A request with more samples than
-free slots is admitted in parts (each part evaluates the prompt once) rather than wait for the
-whole batch to drain.
+Each sequence has its own KV buffer (``kv_unified=False``), so its attention reads only its own
+cells; llama.cpp decodes such a batch in one pass only when the sequence ids are consecutive, so
+new requests take the lowest free ids and sequences left above a gap are moved down
+(:meth:`Engine._compact`). ``max_sequences`` caps the sequences decoded together (the context's
+``n_seq_max``); each has ``n_ctx_seq`` cells, sized for the longest prompt + ``max_tokens`` seen,
+and the context is rebuilt larger (between batches) when a longer request arrives. A request
+with more samples than free slots is admitted in parts (each part evaluates the prompt once)
+rather than wait for every running sequence to end. The number of threads is chosen by
+:class:`_ThreadChoice`. The logits of a sequence do not depend on the batch it is decoded in,
+its position in it, its sequence id or the number of threads (checked bit for bit with
+SmolLM2 and Gemma 3), so a seed draws the same tokens however requests are batched.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ from budgetlab.errors import InputError
 __all__ = ["Engine", "GenParams"]
 
 _CTX_STEP = 256  # cells per sequence are a multiple of this
-_MIN_CTX_SEQ = 512
+_MIN_CTX_SEQ = 256
+_MAX_CELLS = 1 << 16  # KV cells of one context (all sequences): fewer parallel sequences when long
 _GATHER_SECONDS = 0.003  # an idle engine waits this long for the other requests sent with the first
 
 
@@ -100,7 +107,7 @@ class Engine:
         L = self.L = import_llama()
         self.path = Path(path)
         self.label = label or self.path.name
-        self.threads = int(threads or os.cpu_count() or 1)
+        self.threads = _ThreadChoice(threads)
         self.max_sequences = int(max_sequences)
         params = L.llama_model_default_params()
         model = L.llama_model_load_from_file(str(self.path).encode(), params)
@@ -130,6 +137,7 @@ class Engine:
         self._cond = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._closing = False
+        self._broken: str | None = None  # why the worker stopped, if it failed
         self._thread: threading.Thread | None = None
         # worker-thread state
         self._ctx: Any = None
@@ -150,7 +158,11 @@ class Engine:
             "context_builds": 0,
             "decode_seconds": 0.0,  # inside llama_decode (prompts and steps)
             "busy_seconds": 0.0,  # the worker's loop while it had work (decode + sampling + bookkeeping)
+            "threads": self.threads.current,  # llama.cpp threads in use now
+            "thread_switches": 0,
+            "moves": 0,  # sequences moved to a lower id (see _compact)
         }
+        self.threads.stats = self.stats
 
     # ---- model facts (any thread) -----------------------------------------------------------
     def metadata(self, key: str) -> str | None:
@@ -222,6 +234,9 @@ class Engine:
         with self._cond:
             if self._closing:
                 raise RuntimeError("the embedded backend is closed")
+            if self._broken is not None:
+                future.set_result([Completion(prompt_tokens=len(prompt), error=self._broken)] * len(seeds))
+                return future
             self._queue.append(job)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name=f"budgetlab-llama-{self.label}", daemon=True)
@@ -261,7 +276,9 @@ class Engine:
                     self._step()
                 self.stats["busy_seconds"] += time.perf_counter() - started
         except BaseException as exc:  # a bug or a llama.cpp failure: fail every request, not hang
-            self._fail_all(f"embedded backend failed: {type(exc).__name__}: {exc}")
+            with self._cond:
+                self._broken = f"embedded backend failed: {type(exc).__name__}: {exc}"
+            self._fail_all(self._broken)
             raise
         finally:
             self._fail_all("the embedded backend was closed before this sample was drawn")
@@ -285,11 +302,15 @@ class Engine:
             job.future.set_result(list(job.results))
 
     def _take(self) -> list[tuple[_Job, list[int]]]:
-        """Groups (job, sample positions) to admit now, oldest first."""
+        """Groups (job, sample positions) to admit now, oldest first. With sequences running,
+        the context stays as it is; without, it will be sized for what is admitted (a longer
+        request gets longer sequences, and fewer of them fit: see ``_MAX_CELLS``)."""
         groups: list[tuple[_Job, list[int]]] = []
-        free = self.max_sequences - len(self._live)
+        live = len(self._live)
+        planned = self.n_ctx_seq if self._ctx is not None else 0
+        admitted = 0
         with self._cond:
-            while self._queue and free > 0:
+            while self._queue:
                 job = self._queue[0]
                 need = len(job.prompt) + job.params.max_tokens
                 if need > self.n_ctx_train:
@@ -304,31 +325,50 @@ class Engine:
                 if job.future.cancelled():
                     self._queue.popleft()
                     continue
-                if self._live and need > self.n_ctx_seq:
-                    break  # the context grows once the running sequences are done
+                if need > planned:
+                    if live:
+                        break  # the context grows once the running sequences are done
+                    planned = self._plan_ctx_seq(need)
+                free = self._cap_for(planned) - live - admitted
+                if free <= 0:
+                    break
                 take = min(free, len(job.waiting))
-                if take < len(job.waiting) and (self._live or groups) and take < max(1, self.max_sequences // 4):
+                if take < len(job.waiting) and (live or groups) and take < max(1, self.max_sequences // 4):
                     break  # wait for more free slots rather than evaluate the prompt for a few sequences
                 groups.append((job, [job.waiting.popleft() for _ in range(take)]))
-                free -= take
+                admitted += take
                 if not job.waiting:
                     self._queue.popleft()
         return groups
+
+    def _plan_ctx_seq(self, need: int) -> int:
+        """Cells per sequence of the context that serves a request needing ``need`` cells."""
+        if self._ctx is not None and need <= self.n_ctx_seq:
+            return self.n_ctx_seq
+        size = max(_MIN_CTX_SEQ, -(-need // _CTX_STEP) * _CTX_STEP, self.n_ctx_seq * 2 if self.n_ctx_seq else 0)
+        return min(size, max(need, self.n_ctx_train))
+
+    def _cap_for(self, n_ctx_seq: int) -> int:
+        return max(1, min(self.max_sequences, _MAX_CELLS // max(1, n_ctx_seq)))
 
     def _ensure_context(self, need: int) -> None:
         if self._ctx is not None and need <= self.n_ctx_seq:
             return
         L = self.L
+        n_ctx_seq = self._plan_ctx_seq(need)
+        n_seq = self._cap_for(n_ctx_seq)
         self._free_context()
-        n_ctx_seq = max(_MIN_CTX_SEQ, -(-need // _CTX_STEP) * _CTX_STEP, self.n_ctx_seq * 2 if self.n_ctx_seq else 0)
-        n_ctx_seq = min(n_ctx_seq, max(need, self.n_ctx_train))
         cp = L.llama_context_default_params()
-        cp.n_seq_max = self.max_sequences
-        cp.n_ctx = n_ctx_seq * self.max_sequences
+        cp.n_seq_max = n_seq
+        cp.n_ctx = n_ctx_seq * n_seq
         cp.n_batch = max(512, self.max_sequences)
         cp.n_ubatch = max(512, self.max_sequences)
-        cp.n_threads = cp.n_threads_batch = self.threads
-        cp.kv_unified = False  # a stream per sequence: attention of each sequence reads only its own cells
+        cp.n_threads = cp.n_threads_batch = self.threads.current
+        # A KV buffer per sequence: a sequence's attention reads only its own cells (one shared
+        # buffer measured 5-7% slower at 8-32 sequences of 64 tokens, and its cost grows with
+        # every sequence's length). llama.cpp decodes a batch of such sequences in one pass only
+        # when their ids are consecutive, so _step keeps the live ids at 0..n-1 (see _compact).
+        cp.kv_unified = False
         cp.no_perf = True
         ctx = L.llama_init_from_model(self.model, cp)
         if not ctx:
@@ -337,11 +377,12 @@ class Engine:
                 f"({recent_log() or 'no details'}); lower max_tokens or the backend option max_sequences"
             )
         self._ctx = ctx
+        self.threads.applied = self.threads.current
         self._mem = L.llama_get_memory(ctx)
-        self.n_ctx_seq = int(L.llama_n_ctx_seq(ctx)) if hasattr(L, "llama_n_ctx_seq") else n_ctx_seq
+        self.n_ctx_seq = n_ctx_seq
         self._batch_size = int(cp.n_batch)
         self._batch = L.llama_batch_init(self._batch_size, 0, 1)
-        self._free_ids = list(range(self.max_sequences - 1, -1, -1))
+        self._free_ids = list(range(n_seq))
         self.stats["context_builds"] += 1
 
     def _free_context(self) -> None:
@@ -359,8 +400,9 @@ class Engine:
             self._ensure_context(max(len(job.prompt) + job.params.max_tokens for job, _ in groups))
         # Evaluate the prompts, several per llama_decode; each prompt once, in its first sequence.
         plans: list[tuple[_Job, list[int], list[int]]] = []
+        self._free_ids.sort()  # the lowest free ids first: they fill the holes of finished sequences
         for job, slots in groups:
-            ids = [self._free_ids.pop() for _ in slots]
+            ids = [self._free_ids.pop(0) for _ in slots]
             plans.append((job, slots, ids))
         batch = self._batch
         cap = self._batch_size
@@ -372,6 +414,7 @@ class Engine:
             if n == 0:
                 return
             batch.n_tokens = n
+            self.threads.apply(L, self._ctx, None)
             started = time.perf_counter()
             rc = L.llama_decode(self._ctx, batch)
             self.stats["decode_seconds"] += time.perf_counter() - started
@@ -431,7 +474,11 @@ class Engine:
         params = seq.job.params
         if params.ignore_eos and self.eog_list:
             logits[self.eog_list] = -np.inf  # llama.cpp's output buffer, rewritten by the next decode
-        token, logprob = self._sampler.sample(logits, params.sampling, seq.rng)
+        try:
+            token, logprob = self._sampler.sample(logits, params.sampling, seq.rng)
+        except (FloatingPointError, ValueError) as exc:  # e.g. non-finite logits: this sample fails
+            self._finish(seq, error=f"sampling failed: {exc}")
+            return
         seq.n_gen += 1
         seq.logprob_sum += logprob
         seq.token = token
@@ -476,6 +523,27 @@ class Engine:
         )
         self._settle(job, seq.slot, completion)
 
+    def _compact(self, live: list[_Seq]) -> None:
+        """Move the sequences whose ids are >= the number of live sequences into the ids that
+        finished sequences left free below it (copy of the sequence's KV buffer, then clear the
+        old one), so the live ids are 0..n-1 and the step is one batch, not one per run of
+        consecutive ids. New requests take the lowest free ids, so this is needed only when
+        sequences end while nothing waits to replace them."""
+        n = len(live)
+        high = sorted((s for s in live if s.seq_id >= n), key=lambda s: s.seq_id)
+        if not high:
+            return
+        used = {s.seq_id for s in live}
+        holes = [i for i in range(n) if i not in used]
+        L = self.L
+        for seq, hole in zip(high, holes):
+            L.llama_memory_seq_cp(self._mem, seq.seq_id, hole, -1, -1)
+            L.llama_memory_seq_rm(self._mem, seq.seq_id, -1, -1)
+            self._free_ids.remove(hole)
+            self._free_ids.append(seq.seq_id)
+            seq.seq_id = hole
+            self.stats["moves"] += 1
+
     def _step(self) -> None:
         """One token for every live sequence, in one batch."""
         L = self.L
@@ -483,9 +551,12 @@ class Engine:
             if seq.job.future.cancelled():  # the caller gave up on this request: free its sequences
                 self._finish(seq, error="cancelled")
         live = [s for s in self._live if not s.done]
-        self._live = live
         if not live:
+            self._live = live
             return
+        self._compact(live)
+        live.sort(key=lambda s: s.seq_id)
+        self._live = live
         batch = self._batch
         n = len(live)
         for i, seq in enumerate(live):
@@ -495,10 +566,14 @@ class Engine:
             batch.seq_id[i][0] = seq.seq_id
             batch.logits[i] = 1
         batch.n_tokens = n
+        threads = self.threads.apply(L, self._ctx, n)
         started = time.perf_counter()
         rc = L.llama_decode(self._ctx, batch)
-        self.stats["decode_seconds"] += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.threads.record(n, threads, seconds)
+        self.stats["decode_seconds"] += seconds
         self.stats["decode_calls"] += 1
+        self.stats["threads"] = self.threads.current
         self.stats["max_parallel"] = max(self.stats["max_parallel"], n)
         self.stats["max_jobs_per_step"] = max(self.stats["max_jobs_per_step"], len({id(s.job) for s in live}))
         if rc != 0:
@@ -512,6 +587,82 @@ class Engine:
             seq.pos += 1
             self._accept(seq, rows[i])
         self._live = [s for s in live if not s.done]
+
+
+class _ThreadChoice:
+    """How many threads llama.cpp decodes with: ``threads`` if given; else the number of cores,
+    checked now and then against one thread, by timing decode steps of the same batch size.
+
+    llama.cpp's threads meet at a spinning OpenMP barrier after every operation: on a dedicated
+    machine all cores are fastest, but once another process wants a core, the spinning thread
+    holds the core the other one waits for, and a step can take 10-100x longer (measured on 2
+    cores: 2-40 tokens/s instead of 150-400; one thread kept ~150). The logits do not depend on the
+    number of threads (checked bit for bit), so switching never changes what a seed draws. A
+    probe is two steps with the other count; it wins if 15% faster, and a losing probe doubles
+    the wait before the next one (4 s up to about a minute), which bounds what probing costs.
+    """
+
+    def __init__(self, threads: int | None) -> None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.auto = threads is None and cores > 1
+        self.best = int(threads or cores)
+        self.current = self.best
+        self.applied: int | None = None
+        self.recent: deque[tuple[int, float]] = deque(maxlen=3)  # (batch size, seconds) at self.best
+        self.probe: list[float] | None = None
+        self.probe_with = 1
+        self.wait = 4.0
+        self.next_probe = time.monotonic() + 0.5
+        self.stats: dict[str, Any] = {}
+
+    def apply(self, L: Any, ctx: Any, n: int | None) -> int:
+        """Set the threads for the next decode of ``n`` sequences (``None``: a prompt batch)."""
+        want = self.best
+        if self.auto and n is not None:
+            if self.probe is None and time.monotonic() >= self.next_probe and len(self.recent) >= 2 and all(
+                size == n for size, _ in self.recent
+            ):
+                self.probe = []
+                self.probe_with = 1 if self.best != 1 else max(2, self.current_max())
+            if self.probe is not None:
+                want = self.probe_with
+        if want != self.applied:
+            L.llama_set_n_threads(ctx, want, want)
+            self.applied = want
+        self.current = want
+        return want
+
+    def current_max(self) -> int:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def record(self, n: int, threads: int, seconds: float) -> None:
+        if not self.auto:
+            return
+        if self.probe is None:
+            if threads == self.best:
+                if self.recent and self.recent[-1][0] != n:
+                    self.recent.clear()
+                self.recent.append((n, seconds))
+            return
+        if any(size != n for size, _ in self.recent):  # the batch changed under the probe: inconclusive
+            self.probe = None
+            self.recent.clear()
+            self.next_probe = time.monotonic() + self.wait
+            return
+        self.probe.append(seconds)
+        if len(self.probe) < 2:
+            return
+        probe = sum(self.probe) / len(self.probe)
+        base = sum(t for _, t in self.recent) / len(self.recent)
+        self.probe = None
+        if probe < 0.85 * base:
+            self.best = self.probe_with
+            self.recent.clear()
+            self.wait = 4.0
+            self.stats["thread_switches"] = self.stats.get("thread_switches", 0) + 1
+        else:
+            self.wait = min(self.wait * 2, 64.0)
+        self.next_probe = time.monotonic() + self.wait
 
 
 def _find_stop(text: str, stops: tuple[str, ...], before: int) -> int:

@@ -159,12 +159,6 @@ def import_llama() -> Any:
         return _llama
     if importlib.util.find_spec("llama_cpp") is None:
         raise pip_dependency_error("the embedded backend", "llama-cpp-python", extra="embedded")
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        # llama.cpp's CPU threads meet at an OpenMP barrier after every operation. Spinning there
-        # (OpenMP's default) is 10-100x slower as soon as another process wants a core (measured
-        # on 2 cores: 2-40 tokens/s instead of 100-200); sleeping costs little. Read by libgomp
-        # when it loads, so set it first; OMP_WAIT_POLICY=ACTIVE in the environment keeps spinning.
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
         import llama_cpp
     except (ImportError, OSError) as exc:  # the package is there but its shared library is not usable

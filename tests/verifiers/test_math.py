@@ -1,0 +1,121 @@
+"""The ``math`` verifier: final-answer extraction (rules and their order) and equivalence
+(numeric, normalised text, math-verify)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from budgetlab.core import Completion, Problem
+from budgetlab.errors import BudgetlabError, InputError
+from budgetlab.verifiers import MathVerifier, extract_final_answer, make_verifier, math_equal
+from budgetlab.verifiers._math import parse_plain_number
+
+pytest.importorskip("math_verify", reason="math-verify is not installed (pip install 'budgetlab[math]')")
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("so \\boxed{\\frac{1}{2}} done", ("\\frac{1}{2}", "boxed")),
+        ("\\boxed{\\left(3, \\frac{\\pi}{2}\\right)}", ("\\left(3, \\frac{\\pi}{2}\\right)", "boxed")),  # nested braces
+        ("first \\boxed{1}, then \\fbox{2}", ("2", "boxed")),
+        ("The answer is 1,234 dollars.", ("1,234 dollars", "answer_is")),
+        ("Final Answer: The final answer is $\\$36$. I hope it is correct.", ("\\$36", "answer_is")),
+        ("She makes 9 * 2 = 18 dollars.\n#### 18", ("18", "answer_is")),
+        ("**Answer:** 42", ("42", "answer_is")),
+        ("the answer is \\boxed{7} really", ("7", "boxed")),
+        ("First 3, then 4.5 and finally -2/3", ("-2/3", "last_number")),
+        ("it is \\frac{3}{4} of the cake", ("\\frac{3}{4}", "last_number")),
+        ("nothing numeric here", (None, None)),
+        ("", (None, None)),
+    ],
+)
+def test_extraction_auto(text: str, expected) -> None:
+    assert extract_final_answer(text) == expected
+
+
+def test_extraction_order_is_configurable() -> None:
+    text = "The answer is 5. Check: \\boxed{6}, and 7 remain."
+    assert extract_final_answer(text)[0] == "6"
+    assert extract_final_answer(text, "answer_is+boxed")[0] == "5"
+    assert extract_final_answer(text, "last_number")[0] == "7"
+    assert extract_final_answer(text, ["answer_is"])[0] == "5"
+
+
+def test_multiple_choice_letters() -> None:
+    text = "I first thought (A), but the answer is (C)."
+    assert extract_final_answer(text, reference="C") == ("C", "choice")
+    assert extract_final_answer("Answer: B", reference="B") == ("B", "choice")
+    assert extract_final_answer("the answer is a banana", "choice") == (None, None)  # lower case is a word
+    v = MathVerifier()
+    assert v.verify(Problem("q", reference="C"), Completion(text=text)).correct is True
+    assert v.verify(Problem("q", reference="B"), Completion(text="\\boxed{\\text{(B)}}")).correct is True
+    assert v.verify(Problem("q", reference="B"), Completion(text=text)).correct is False
+
+
+@pytest.mark.parametrize(
+    "answer,reference,equal,method",
+    [
+        ("18 dollars", "18", True, "numeric"),
+        ("\\$18.00", "18", True, "numeric"),
+        ("1,234", "1234", True, "numeric"),
+        ("1{,}234", "1234", True, "numeric"),
+        ("0.5", "\\frac{1}{2}", True, "numeric"),
+        ("\\dfrac{1}{2}", "1/2", True, "numeric"),
+        ("\\frac12", "0.5", True, "numeric"),
+        ("x = 5", "5", True, "numeric"),
+        ("50%", "50", True, "numeric"),
+        ("10^\\circ", "10", True, "numeric"),
+        ("1450001", "1450000", False, "numeric"),  # whole numbers compare exactly, not within rel_tol
+        ("0.3333333", "\\frac{1}{3}", True, "numeric"),
+        ("0.33", "\\frac{1}{3}", False, "numeric"),
+        ("4", "5", False, "numeric"),
+        ("\\text{Evelyn}", "Evelyn", True, "text"),
+        ("(3, \\pi/2)", "\\left( 3, \\frac{\\pi}{2} \\right)", True, "math-verify"),
+        ("2\\sqrt{3}", "\\sqrt{12}", True, "math-verify"),
+        ("x^2+2x", "2x + x^2", True, "math-verify"),
+        ("[1, 2)", "[1,2)", True, "text"),
+        ("(1, 2)", "[1, 2)", False, "math-verify"),
+        ("\\sqrt{2}", "1.41", False, "math-verify"),
+    ],
+)
+def test_math_equal(answer: str, reference: str, equal: bool, method: str) -> None:
+    assert math_equal(answer, reference) == (equal, method)
+
+
+@pytest.mark.parametrize(
+    "raw,value",
+    [("1,234", 1234), ("$18", 18), ("18 dollars", 18), ("-3.5", -3.5), ("\\frac{3}{4}", 0.75), ("x = 2", 2),
+     ("(1, 2)", None), ("x^2", None), ("1,2", None), ("", None)],
+)
+def test_parse_plain_number(raw: str, value) -> None:
+    parsed = parse_plain_number(raw)
+    assert (None if parsed is None else float(parsed)) == value
+
+
+def test_math_verifier() -> None:
+    v = MathVerifier()
+    assert v.name == "math" and v.max_seconds > 0
+    p = Problem("q", prompt="?", reference="\\frac{3}{4}")
+    verdict = v.verify(p, Completion(text="so the answer is $0.75$."))
+    assert verdict.correct is True and verdict.answer == "0.75"
+    assert verdict.details == {"rule": "answer_is", "method": "numeric"}
+    assert v.verify(p, Completion(text="\\boxed{\\frac{6}{8}}")).correct is True
+    assert v.verify(p, Completion(text="\\boxed{\\frac{5}{8}}")).correct is False
+    assert v.verify(p, Completion(text="no idea")).correct is False
+    assert v.verify(p, Completion(text="whatever", answer="3/4")).details["rule"] == "recorded"
+    assert v.verify(Problem("q"), Completion(text="\\boxed{1}")).correct is None  # no reference: unknown
+    assert MathVerifier(rel_tol=0.1).verify(Problem("q", reference="10.0"), Completion(text="10.5")).correct is True
+
+
+def test_options_and_missing_dependency(monkeypatch) -> None:
+    assert make_verifier("math:extract=boxed+last_number").extract == "boxed+last_number"
+    with pytest.raises(InputError, match=r"unknown rules \['nonsense'\]"):
+        MathVerifier(extract="boxed+nonsense")
+    with pytest.raises(InputError, match=r"rel_tol"):
+        MathVerifier(rel_tol=-1)
+    monkeypatch.setitem(sys.modules, "math_verify", None)
+    with pytest.raises(BudgetlabError, match=r"the math verifier needs the package 'math-verify'.*pip install 'budgetlab\[math\]'"):
+        MathVerifier()
