@@ -34,7 +34,7 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
-import argparse  # noqa: E402 (after the path fix)
+import argparse
 import asyncio
 import gzip
 import json

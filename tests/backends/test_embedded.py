@@ -279,6 +279,21 @@ def test_thread_choice_switches_to_one_thread_when_that_is_faster(monkeypatch):
     assert _engine._ThreadChoice(3).auto is False  # a number given: fixed
 
 
+@needs_model
+def test_a_longer_request_grows_the_context_and_a_too_long_one_fails(backend):
+    engine = backend.engine("smollm2")
+    draw(backend, request(PROBLEMS[0], config(max_tokens=4), [1]))
+    small, builds = engine.n_ctx_seq, backend.stats()["smollm2"]["context_builds"]
+    (out,) = draw(backend, request(PROBLEMS[0], config(max_tokens=small, ignore_eos=True), [1]))
+    assert out[0].completion_tokens == small and out[0].error is None
+    assert engine.n_ctx_seq > small and backend.stats()["smollm2"]["context_builds"] == builds + 1
+    too_long = config(max_tokens=engine.n_ctx_train)
+    with pytest.raises(InputError, match=r"exceeds the context of model 'smollm2' \(8192 tokens\); lower max_tokens"):
+        backend.check(PROBLEMS[:1], [too_long])
+    (failed,) = draw(backend, request(PROBLEMS[0], too_long, [1, 2]))
+    assert all(c.error and "exceeds the model's context of 8192 tokens" in c.error for c in failed)
+
+
 # ---- models and errors -------------------------------------------------------------------------
 
 

@@ -9,7 +9,12 @@ import pytest
 
 from budgetlab.core import Completion, Problem
 from budgetlab.errors import BudgetlabError, InputError
-from budgetlab.verifiers import MathVerifier, extract_final_answer, make_verifier, math_equal
+from budgetlab.verifiers import (
+    MathVerifier,
+    extract_final_answer,
+    make_verifier,
+    math_equal,
+)
 from budgetlab.verifiers._math import parse_plain_number
 
 pytest.importorskip("math_verify", reason="math-verify is not installed (pip install 'budgetlab[math]')")

@@ -17,7 +17,13 @@ from typing import Any
 
 from budgetlab.core import Problem
 from budgetlab.errors import InputError
-from budgetlab.tasks._records import Record, find_file, hub_records, read_records, require
+from budgetlab.tasks._records import (
+    Record,
+    find_file,
+    hub_records,
+    read_records,
+    require,
+)
 
 __all__ = ["gsm8k_gold", "gsm8k_problems", "humaneval_problems", "math500_problems", "mbpp_problems"]
 

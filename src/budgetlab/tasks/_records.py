@@ -79,7 +79,7 @@ def hub_records(task: str, dataset: str, config: str | None, split: str, local: 
         ) from None
     try:
         rows = datasets.load_dataset(dataset, config, split=split)
-    except Exception as exc:  # noqa: BLE001 - offline, unknown split, ...: one line with the fix
+    except Exception as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
             f"task {task}: cannot load {dataset} ({config or 'default'}, split {split}) from the Hugging Face Hub "

@@ -16,7 +16,7 @@ def table_problems(
     path: str,
     prompt: str = "prompt",
     reference: str | None = "reference",
-    id: str | None = "id",  # noqa: A002 - the column's name, as the user writes it
+    id: str | None = "id",
     verifier: str | None = None,
     n: int | None = None,
 ) -> list[Problem]:

@@ -9,10 +9,21 @@ from typing import Any
 
 from budgetlab.core.spec import check_arguments, parse_spec
 from budgetlab.errors import InputError
-from budgetlab.verifiers._answers import answers_match, extract_answer, normalize_answer, parse_number
+from budgetlab.verifiers._answers import (
+    answers_match,
+    extract_answer,
+    normalize_answer,
+    parse_number,
+)
 from budgetlab.verifiers._base import Verifier
 from budgetlab.verifiers._callable import CallableVerifier
-from budgetlab.verifiers._code import CodeVerifier, Limits, Sandbox, SandboxResult, available_isolation
+from budgetlab.verifiers._code import (
+    CodeVerifier,
+    Limits,
+    Sandbox,
+    SandboxResult,
+    available_isolation,
+)
 from budgetlab.verifiers._exact import AutoVerifier, ExactVerifier, RecordedVerifier
 from budgetlab.verifiers._judge import JudgeVerifier, parse_grade
 from budgetlab.verifiers._math import MathVerifier, extract_final_answer, math_equal

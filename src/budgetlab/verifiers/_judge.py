@@ -9,7 +9,14 @@ import re
 import time
 from typing import Any
 
-from budgetlab.core import Completion, Problem, Sample, SamplingConfig, Verdict, derive_seed
+from budgetlab.core import (
+    Completion,
+    Problem,
+    Sample,
+    SamplingConfig,
+    Verdict,
+    derive_seed,
+)
 from budgetlab.errors import InputError
 
 __all__ = ["DEFAULT_JUDGE_TEMPLATE", "JudgeVerifier", "parse_grade"]

@@ -171,7 +171,7 @@ def _parsed(expression: str, timeout: int | None) -> tuple[Any, ...]:
     text = expression if "$" in expression or "\\boxed" in expression else f"${expression}$"
     try:
         return tuple(parse(text, parsing_timeout=timeout))
-    except Exception:  # noqa: BLE001 - an unparseable answer is not an equal one
+    except Exception:
         return ()
 
 
@@ -194,7 +194,7 @@ def math_equal(answer: str, reference: str, rel_tol: float = 1e-6, timeout: int 
 
     try:
         return bool(verify(list(gold), list(pred), timeout_seconds=timeout)), "math-verify"
-    except Exception:  # noqa: BLE001 - sympy failed on these two: not shown equal
+    except Exception:
         return False, "math-verify"
 
 
@@ -208,7 +208,7 @@ class MathVerifier:
 
     def __init__(self, extract: str = "auto", rel_tol: float = 1e-6, timeout: int = 5) -> None:
         try:
-            import math_verify  # noqa: F401
+            import math_verify
         except ImportError:
             raise pip_dependency_error("the math verifier", "math-verify", extra="math") from None
         unknown = [r for r in _rules(extract, None) if r not in EXTRACTION_RULES]

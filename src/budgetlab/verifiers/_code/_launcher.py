@@ -76,7 +76,7 @@ def _prctl(option, value):
 
 
 def _mount(source, target, fstype, flags, data=None):
-    enc = lambda s: None if s is None else s.encode()  # noqa: E731
+    enc = lambda s: None if s is None else s.encode()
     _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
 
 
@@ -279,7 +279,8 @@ def _become_sandboxed(h, report_fd):
         os.setsid()
     os.closerange(3, report_fd)
     os.closerange(report_fd + 1, 1 << 16)
-    import atexit, traceback  # noqa: E401,F401 - loaded while the interpreter's files are still readable
+    import atexit
+    import traceback
     for name in h.get("preimport", ()):  # modules the sandbox user could not read afterwards
         try:
             __import__(name)
@@ -332,7 +333,7 @@ def _run_program(program):
     except SystemExit as e:
         report = {"ok": False, "error": "SystemExit",
                   "message": f"the program called exit({e.code!r}) before its tests finished"}
-    except BaseException as e:  # noqa: BLE001 - the program's failure, whatever it is
+    except BaseException as e:
         line = None
         tb = e.__traceback__
         while tb is not None:
@@ -341,21 +342,21 @@ def _run_program(program):
             tb = tb.tb_next
         try:
             message = str(e)[:500]
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             message = "(the exception's message could not be read)"
         report = {"ok": False, "error": type(e).__name__, "message": message, "line": line}
         try:
             traceback.print_exc(limit=-8)
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             pass
     try:
         atexit._run_exitfuncs()
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             pass
     return report
 
@@ -363,7 +364,7 @@ def _run_program(program):
 def _worker(h, program, report_fd, nonce):
     try:
         _become_sandboxed(h, report_fd)
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         os.write(report_fd, json.dumps({"setup": f"{type(e).__name__}: {e}"}).encode() + b"\n")
         os._exit(3)
     report = _run_program(program)
@@ -372,7 +373,7 @@ def _worker(h, program, report_fd, nonce):
     report["pid"] = os.getpid()  # a forked copy of the worker reports too: the monitor takes W's own
     try:
         os.write(report_fd, json.dumps(report).encode()[:60000] + b"\n")
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         pass
     os._exit(0 if report.get("ok") else 1)
 

@@ -58,7 +58,7 @@ def protects(level: str, threat: str) -> bool:
     return threat in _PROTECTS[level]
 _LAUNCHER = (Path(__file__).with_name("_launcher.py")).read_bytes()
 # The launcher's source travels on stdin ahead of the header; its command line stays short and
-# carries a marker (``ps`` shows "... budgetlab-sandbox").
+# carries a marker and the owner's pid (``ps`` shows "... budgetlab-sandbox 4242").
 _BOOTSTRAP = "import sys;exec(compile(sys.stdin.buffer.read(int(sys.argv[1])),'<launcher>','exec'))"
 MARKER = "budgetlab-sandbox"
 _UID_BASE = 1 << 30  # sandbox user ids: _UID_BASE + (pid mod 2**22) * 64 + slot, unused by real accounts
@@ -194,7 +194,7 @@ def _probe(level: str, python: str, bwrap: str) -> bool:
     box = Sandbox(level, Limits(timeout=20), workers=1, python=python, bwrap=bwrap or None, _probing=True)
     try:
         return box.run("import json\n").passed
-    except Exception:  # noqa: BLE001 - any failure means the level is not available
+    except Exception:
         return False
 
 
@@ -234,6 +234,10 @@ class Sandbox:
         bwrap: str | None = None,
         _probing: bool = False,
     ) -> None:
+        if not sys.platform.startswith("linux"):
+            raise InputError(
+                f"the code sandbox needs Linux (namespaces, prctl, /proc), not {sys.platform}; verify code on a Linux machine"
+            )
         if isolation != "auto" and isolation not in ISOLATION_LEVELS:
             raise InputError(
                 f"unknown sandbox isolation {isolation!r}; use auto or one of: {', '.join(ISOLATION_LEVELS)}"
@@ -256,6 +260,12 @@ class Sandbox:
         if self._level is None:
             bwrap = self._bwrap if self._bwrap is not None else (shutil.which("bwrap") or "")
             found = available_isolation(self.python, bwrap)
+            if not found:
+                raise InputError(
+                    f"the code sandbox cannot run programs here: as root it needs namespaces (unshare) or at least "
+                    f"setuid to another user id, and {self.python} must run; run budgetlab as a non-root user, or "
+                    "allow CAP_SYS_ADMIN / CAP_SETUID (see docs/sandbox.md)"
+                )
             if self._requested == "auto":
                 self._level = found[0]
                 if self._level in ("uid", "rlimits"):
@@ -317,22 +327,27 @@ class Sandbox:
             if uid is not None:
                 os.chown(hostdir, uid, uid)
         workdir = hostdir or "/tmp/work"
-        header = self._header(level, uid, workdir, program)
-        argv = self._argv(level)
-        source = header.pop("_program")
-        payload = _LAUNCHER + json.dumps(header).encode() + b"\n" + source
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
-            start_new_session=True,
-        )
+        try:
+            header = self._header(level, uid, workdir, program)
+            argv = self._argv(level)
+            source = header.pop("_program")
+            payload = _LAUNCHER + json.dumps(header).encode() + b"\n" + source
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+                start_new_session=True,
+            )
+        except BaseException:
+            if hostdir:
+                _remove_tree(hostdir)
+            raise
         try:
             out, err = await asyncio.wait_for(self._talk(proc, payload), self.limits.timeout + _GRACE)
             outcome = None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             out, err, outcome = b"", b"", "timeout"
         finally:
             if proc.returncode is None:
@@ -427,7 +442,7 @@ class Sandbox:
         return header
 
     def _argv(self, level: str) -> list[str]:
-        launcher = [self.python, "-I", "-c", _BOOTSTRAP, str(len(_LAUNCHER)), MARKER]
+        launcher = [self.python, "-I", "-c", _BOOTSTRAP, str(len(_LAUNCHER)), MARKER, str(os.getpid())]
         if level != "bwrap":
             return launcher
         bwrap = self._bwrap or shutil.which("bwrap")
