@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import re
 import tempfile
 import time
 from collections import Counter
@@ -143,8 +144,8 @@ def main() -> None:
             failures.append(f"{p.id} [{kind}] expected {'pass' if expected else 'fail'}: {verdict.answer}")
     canonical_passed = by_kind["canonical"]["passed"]
     false_passes = sum(c["passed"] for k, c in by_kind.items() if k != "canonical")
-    reasons = Counter(
-        (v.answer or "").split(":")[1].strip() if (v.answer or "").startswith("failed:") else (v.answer or "")
+    reasons = Counter(  # the kind of failure: the exception's name, "timed out", ...
+        re.split(r"[:(]", (v.answer or "").removeprefix("failed:").strip())[0].strip()
         for (kind, _, _), v in zip(samples, first) if kind != "canonical"
     )
     agree = all(a.correct == b.correct == c.correct for a, b, c in zip(first, second, third))

@@ -350,13 +350,15 @@ class Sandbox:
         except TimeoutError:
             out, err, outcome = b"", b"", "timeout"
         finally:
-            if proc.returncode is None:
-                try:
-                    proc.kill()
-                except ProcessLookupError:
-                    pass
-                await proc.wait()
-            await asyncio.to_thread(self._clean_up, level, uid, proc.pid, hostdir)
+            try:
+                if proc.returncode is None:
+                    try:
+                        proc.kill()
+                    except ProcessLookupError:
+                        pass
+                    await proc.wait()
+            finally:  # also when cancelled: a few milliseconds, so done in place
+                self._clean_up(level, uid, proc.pid, hostdir)
         seconds = time.perf_counter() - started
         if outcome == "timeout":
             return SandboxResult("timeout", f"timed out after {self.limits.timeout:g} s (wall-clock limit)", level, seconds)
