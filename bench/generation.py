@@ -44,11 +44,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -154,30 +152,11 @@ class RawLlama:
             tokens_now = [0] * len(seqs)
             pending: list[tuple[int, int]] = []  # (prompt of the group, its last row in the batch)
             n = 0
-
-            def flush() -> None:
-                """Evaluate the prompts in the batch, share each with its k sequences, draw their
-                first tokens from its last logits."""
-                nonlocal n
-                b.n_tokens = n
-                assert L.llama_decode(self.ctx, b) == 0
-                for j, row in pending:
-                    for s in range(1, k):
-                        L.llama_memory_seq_cp(self.mem, j * k, j * k + s, -1, -1)
-                    idx = list(range(j * k, j * k + k))
-                    picked = self._pick(
-                        [row] * k, mode, [samplers[i] for i in idx] if samplers else None,
-                        [rngs[i] for i in idx] if rngs else None,
-                    )  # fmt: skip
-                    for i, tok in zip(idx, picked):
-                        tokens_now[i] = tok
-                pending.clear()
-                n = 0
-
             for j, tokens in enumerate(group):
                 assert len(tokens) <= self.batch_size
                 if n + len(tokens) > self.batch_size:
-                    flush()
+                    self._flush_prompts(n, pending, k, mode, samplers, rngs, tokens_now)
+                    n = 0
                 for i, tok in enumerate(tokens):
                     b.token[n] = tok
                     b.pos[n] = i
@@ -186,7 +165,7 @@ class RawLlama:
                     b.logits[n] = i == len(tokens) - 1
                     n += 1
                 pending.append((j, n - 1))
-            flush()
+            self._flush_prompts(n, pending, k, mode, samplers, rngs, tokens_now)
             made += len(seqs)
             for step in range(1, max_tokens):
                 for i, (seq, tok) in enumerate(zip(seqs, tokens_now)):
@@ -204,6 +183,26 @@ class RawLlama:
             for seq in seqs:
                 L.llama_memory_seq_rm(self.mem, seq, -1, -1)
         return made
+
+    def _flush_prompts(
+        self, n: int, pending: list[tuple[int, int]], k: int, mode: str,
+        samplers: list[Any] | None, rngs: list[Any] | None, tokens_now: list[int],
+    ) -> None:  # fmt: skip
+        """Evaluate the prompts in the batch, share each with its k sequences (KV copies) and
+        draw their first tokens from its last logits."""
+        L = self.L
+        self.batch.n_tokens = n
+        assert L.llama_decode(self.ctx, self.batch) == 0
+        for j, row in pending:
+            for s in range(1, k):
+                L.llama_memory_seq_cp(self.mem, j * k, j * k + s, -1, -1)
+            idx = list(range(j * k, j * k + k))
+            picked = self._pick(
+                [row] * k, mode, [samplers[i] for i in idx] if samplers else None, [rngs[i] for i in idx] if rngs else None
+            )
+            for i, tok in zip(idx, picked):
+                tokens_now[i] = tok
+        pending.clear()
 
     def close(self) -> None:
         L = self.L
@@ -401,8 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             "model": args.model, "prompts": args.prompts, "max_tokens": args.max_tokens, "ks": ks,
             "threads": args.threads, "max_sequences": args.max_sequences, "repeat": args.repeat,
             "temperature": TEMPERATURE, "fixed_length": "end-of-sequence tokens masked, no stop strings",
-        },  # fmt: skip
-    }
+        },
+    }  # fmt: skip
     target_met: dict[str, bool | None] = {"budgetlab_vs_raw": None, "k8_shared_vs_sequential": None}
 
     if not args.no_throughput:

@@ -14,13 +14,11 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from budgetlab.backends import DrawRequest, make_backend
-from budgetlab.backends._llama import EmbeddedBackend
-from budgetlab.backends._llama import _models
+from budgetlab.backends._llama import EmbeddedBackend, _models
 from budgetlab.core import Problem, Sample, SamplingConfig
 from budgetlab.errors import BudgetlabError, InputError
 from budgetlab.tasks import arithmetic_problems

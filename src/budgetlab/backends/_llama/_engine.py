@@ -33,7 +33,6 @@ from __future__ import annotations
 import codecs
 import concurrent.futures
 import ctypes
-import math
 import os
 import threading
 import time

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SamplingParams", "RowSampler"]
+__all__ = ["RowSampler", "SamplingParams"]
 
 # Tokens whose weight is below this fraction of the largest are tried last for top-p: the
 # nucleus is found among the others whenever they already hold top_p of the mass (else a full sort).
