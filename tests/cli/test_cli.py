@@ -287,12 +287,12 @@ def test_raising_the_budget_on_resume_draws_more(capsys, samples: Path, store: P
 
 def test_demo_works_end_to_end(capsys, tmp_path: Path) -> None:
     folder = tmp_path / "demo"
-    rc, out, err = cli(capsys, "demo", "--dir", folder)
+    rc, out, err = cli(capsys, "demo", "--simulated", "--dir", folder)
     assert rc == 0, err
     assert "SIMULATED" in out
     assert (folder / "simulated-samples.jsonl").is_file()
     assert (folder / "coverage.png").read_bytes().startswith(PNG_MAGIC)
-    report = report_json(capsys, folder / "budgetlab.db", "demo")
+    report = report_json(capsys, folder / "budgetlab.db", "demo-simulated")
     assert report["state"] == "done"
     assert report["samples"] == 3 * 120 * 16
     assert set(report["configs"]) == {"sim-small-t0.2", "sim-small-t0.8", "sim-large-t0.7"}
@@ -589,3 +589,10 @@ def test_failed_resume_with_a_new_budget_leaves_the_store_unchanged(capsys, samp
     rc, _, err = cli(capsys, "run", "--name", "b", "--budget", "samples=6", "--no-progress", "--store", store)
     assert_one_line_error(rc, err, f"{replay}:9")
     assert dump(store) == before
+
+
+def test_a_store_in_a_missing_folder_is_a_one_line_error(capsys, samples: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "runs.db"
+    rc, _, err = cli(capsys, "run", "--backend", f"replay:{samples}", "--name", "new", "--store", missing)
+    assert_one_line_error(rc, err, str(missing.parent), "does not exist", "mkdir -p")
+    assert not missing.parent.exists()

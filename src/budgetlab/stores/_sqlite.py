@@ -59,6 +59,8 @@ class SQLiteStore(BaseStore):
     def _check_file(path: Path) -> None:
         if path.is_dir():
             raise StoreError(f"store path {path} is a directory; pass a file such as {path / 'budgetlab.db'}")
+        if not path.parent.is_dir():
+            raise StoreError(f"store path {path}: folder {path.parent} does not exist; create it first (mkdir -p {path.parent})")
         if path.exists() and path.stat().st_size > 0:
             with open(path, "rb") as fh:
                 if fh.read(16) != b"SQLite format 3\x00":
