@@ -42,6 +42,9 @@ POLICIES = [
     pytest.param("select-halving", {}, id="select-halving"),
     pytest.param("ucbe", {"a": 1.0}, id="ucbe"),
     pytest.param("ucbe-lrf", {}, id="ucbe-lrf"),
+    pytest.param("planner", {"batch": 3, "max_per_problem": 10}, id="planner"),
+    pytest.param("planner", {"batch": 5, "max_per_problem": 12, "cost": "tokens", "prior_weight": 0.8,
+                             "prior": {"configs": ["m1", "m2"], "atoms": [[0.6, 0.1], [0.05, 0.5], [0.0, 0.0]]}}, id="planner-prior"),  # fmt: skip
 ]
 
 PROBLEMS = tuple(Problem(f"q{i}") for i in range(6))

@@ -13,6 +13,7 @@ from budgetlab.policies._bayes import BayesStopping, fit_bayes_stopping
 from budgetlab.policies._confidence import ConfidenceStopping
 from budgetlab.policies._esc import EarlyStoppingSC
 from budgetlab.policies._fixed import FixedK
+from budgetlab.policies._planner import CoveragePlanner
 from budgetlab.policies._sequential import SequentialStopping
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "AdaptiveConsistency",
     "BayesStopping",
     "ConfidenceStopping",
+    "CoveragePlanner",
     "EarlyStoppingSC",
     "FixedK",
     "Policy",
@@ -35,6 +37,7 @@ POLICIES: dict[str, Callable[..., Policy]] = {
     "adaptive": AdaptiveConsistency,
     "bayes": BayesStopping,
     "confidence": ConfidenceStopping,
+    "planner": CoveragePlanner,
 }
 
 
