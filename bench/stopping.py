@@ -30,6 +30,7 @@ Usage::
     python bench/stopping.py                 # human table (2.5 to 3.5 minutes on 2 cores)
     python bench/stopping.py --json          # the table, then one JSON object, last
     python bench/stopping.py --orderings 50 --datasets date --no-e2e
+    python bench/stopping.py --plot out/stopping-pareto.png   # also the Pareto plot, a panel per data set
 """
 
 from __future__ import annotations
@@ -290,6 +291,64 @@ def e2e_check(dataset: str, path: Path, ids: list[str], problems: list[Any], bes
 
 
 # ---- output --------------------------------------------------------------------------------------
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (mean samples, accuracy) points that no other point beats on both counts (as few
+    samples or fewer and a higher accuracy), in order of samples."""
+    front: list[tuple[float, float]] = []
+    for samples, accuracy in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or accuracy > front[-1][1]:
+            front.append((samples, accuracy))
+    return front
+
+
+def plot_pareto(result: dict[str, Any], path: Path) -> Path:
+    """Accuracy against mean samples per problem: each policy over its grid, majority@N, the
+    Pareto front of them all, and the accuracy condition; one panel per data set (PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    datasets = result["datasets"]
+    fig = Figure(figsize=(6.5 * len(datasets), 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    families = list(dict.fromkeys(r["family"] for d in datasets.values() for r in d["configs"]))
+    colour = {family: f"C{i}" for i, family in enumerate(families)}
+    for ax, (name, d) in zip(axes, datasets.items()):
+        points: list[tuple[float, float]] = []
+        for family in families:
+            rows = sorted((r for r in d["configs"] if r["family"] == family), key=lambda r: r["mean_samples"])
+            xs, ys = [r["mean_samples"] for r in rows], [r["accuracy"] for r in rows]
+            ax.plot(xs, ys, marker="o", ms=4, lw=1, color=colour[family], label=family)
+            points += zip(xs, ys)
+        ks = [int(k) for k in d["maj_at_k"]]
+        majs = [d["maj_at_k"][str(k)] for k in ks]
+        ax.plot(ks, majs, ls="--", marker="s", ms=5, color="black", label="majority@N (whole pool)")
+        for k, value in zip(ks, majs):
+            ax.annotate(f"maj@{k}", (k, value), textcoords="offset points", xytext=(4, -11), fontsize="x-small")
+        points += zip(map(float, ks), majs)
+        front = pareto_front(points)
+        ax.step([x for x, _ in front], [y for _, y in front], where="post", color="grey", lw=3, alpha=0.35,
+                label="Pareto front", zorder=0)  # fmt: skip
+        ax.axhline(d["accuracy_floor"], color="grey", ls=":", lw=1, label=f"maj@{MAX_SAMPLES} - {TOLERANCE:g}")
+        ax.set_xscale("log")
+        ticks = [1, 2, 3, 5, 10, 20, MAX_SAMPLES]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([str(t) for t in ticks])
+        lows = [y for _, y in points]
+        ax.set_ylim(max(0.0, min(lows) - 0.02), min(1.0, max(lows) + 0.02))
+        ax.set_xlabel("mean samples per problem")
+        ax.set_ylabel("accuracy of the selected answer")
+        ax.set_title(f"{d['label']}\n{result['orderings']} random orders per problem", fontsize="medium")
+        ax.grid(True, alpha=0.35)
+        ax.legend(loc="lower right", fontsize="x-small")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150, format="png")
+    return out
+
+
 def table(result: dict[str, Any]) -> str:
     lines = [f"budgetlab stopping benchmark: {result['orderings']} random orders per problem, seed {result['seed']}; "
              f"accuracy condition: within {TOLERANCE} of majority@40"]  # fmt: skip
@@ -345,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes (default: 2)")
     parser.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the end-to-end runs")
     parser.add_argument("--json", action="store_true", help="after the table, print one JSON object, last")
+    parser.add_argument("--plot", type=Path, help="also write the Pareto plot (PNG, a panel per data set) to this path")
     args = parser.parse_args(argv)
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     unknown = [d for d in datasets if d not in DATASETS]
@@ -374,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
                                   "meets_target": v["best"][f]["meets_target"]} for f in v["best"]}
                           for d, v in result["datasets"].items()}  # fmt: skip
     result["seconds"] = round(time.perf_counter() - started, 1)
+    if args.plot:
+        result["plot"] = str(plot_pareto(result, args.plot))
+        log(f"Pareto plot written to {result['plot']}")
     print(table(result))
     if args.json:
         print(json.dumps(result))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_coverage"]
+__all__ = ["plot_budget_curves", "plot_coverage"]
 
 EstimateLike = Any  # an Estimate, or a mapping with "value", "lo" and "hi"
 
@@ -86,3 +86,100 @@ def plot_coverage(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150, format="png")
     return out
+
+
+def _budget_series(entry: Mapping[str, Any]) -> tuple[list[int], list[tuple[float, float, float]], list[int], list[tuple[float, float, float]]]:
+    """(observed ks, points, extrapolated ks, points) of one entry of ``budget_curves``."""
+    ks = sorted(int(k) for k in entry["pass_at_k"])
+    seen = [(entry["pass_at_k"][str(k)], *entry["ci"][str(k)]) for k in ks]
+    ext = entry.get("extrapolated") or {}
+    eks = sorted(int(k) for k in ext.get("pass_at_k", {}))
+    far = [(ext["pass_at_k"][str(k)], *ext["ci"][str(k)]) for k in eks]
+    if eks and ks:  # join the dashed curve to the last measured point
+        eks, far = [ks[-1], *eks], [seen[-1], *far]
+    return ks, seen, eks, far
+
+
+def plot_budget_curves(
+    curves: Mapping[str, Any],
+    coverage_path: str | os.PathLike[str],
+    frontier_path: str | os.PathLike[str] | None = None,
+    title: str = "Coverage vs. budget",
+) -> list[Path]:
+    """PNGs of :func:`budgetlab.analysis.budget_curves`: coverage against samples per problem
+    (measured: solid with its band; extrapolated: dashed with its band; the mix in black), and,
+    with ``frontier_path``, coverage against tokens per problem, with the frontier (the best
+    coverage any configuration reaches for a spend) drawn under the curves."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    entries = dict(curves.get("configs", {}))
+    if curves.get("mix"):
+        entries["mix (all configurations pooled)"] = curves["mix"]
+    colour = {name: ("black" if name.startswith("mix") else f"C{i % 10}") for i, name in enumerate(entries)}
+    written = []
+
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, entry in entries.items():
+        ks, seen, eks, far = _budget_series(entry)
+        if ks:
+            v, lo, hi = zip(*seen)
+            ax.plot(ks, v, marker="o", ms=3, color=colour[name], label=name)
+            ax.fill_between(ks, lo, hi, color=colour[name], alpha=0.15, linewidth=0)
+        if len(eks) > 1:
+            v, lo, hi = zip(*far)
+            ax.plot(eks, v, ls="--", color=colour[name], label=f"{name} (extrapolated)")
+            ax.fill_between(eks, lo, hi, color=colour[name], alpha=0.08, linewidth=0, hatch="//")
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("samples per problem (k)")
+    ax.set_ylabel("fraction of problems solved (pass@k)")
+    ax.set_title(f"{title} ({curves.get('method', '')}, {curves.get('interval', '')} bands)")
+    ax.grid(True, alpha=0.35)
+    if entries:
+        ax.legend(loc="lower right", fontsize="x-small")
+    out = Path(coverage_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150, format="png")
+    written.append(out)
+
+    if frontier_path is not None:
+        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        frontier: list[tuple[float, float]] = []
+        for name, entry in entries.items():
+            per = float(entry.get("tokens_per_sample") or 0.0)
+            if per <= 0:
+                continue
+            ks, seen, eks, far = _budget_series(entry)
+            xs = [k * per for k in ks] + [k * per for k in eks[1:]]
+            ys = [p[0] for p in seen] + [p[0] for p in far[1:]]
+            ax.plot(xs[: len(ks)], ys[: len(ks)], marker="o", ms=3, color=colour[name], label=name)
+            if len(eks) > 1:
+                ax.plot([k * per for k in eks], [p[0] for p in far], ls="--", color=colour[name])
+            if not name.startswith("mix"):
+                frontier.extend(zip(xs, ys))
+        if frontier:
+            frontier.sort()
+            best, fx, fy = -1.0, [], []
+            for x, y in frontier:
+                if y > best:
+                    best = y
+                    fx.append(x)
+                    fy.append(y)
+            ax.step(fx, fy, where="post", color="grey", lw=4, alpha=0.3, label="frontier (best configuration)")
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("tokens per problem")
+        ax.set_ylabel("fraction of problems solved (pass@k)")
+        ax.set_title(f"{title}: cost frontier")
+        ax.grid(True, alpha=0.35)
+        ax.legend(loc="lower right", fontsize="x-small")
+        out = Path(frontier_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=150, format="png")
+        written.append(out)
+    return written

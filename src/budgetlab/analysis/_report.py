@@ -21,7 +21,7 @@ def _metric(values: list[float], n_boot: int, seed: int) -> dict[str, float]:
     return {"value": value, "lo": lo, "hi": hi}
 
 
-def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 0, selector: Any = "majority") -> dict[str, Any]:
     """The report of ``run`` as a JSON-ready dict.
 
     For each configuration and each k in 1, 2, 4, ... up to the most samples any problem has,
@@ -29,19 +29,31 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
     number is given per k), with 95% bootstrap intervals over problems. Samples without a
     verdict (``correct`` unknown) and failed samples are left out; maj@k is reported only for
     configurations whose samples carry answers.
+
+    ``selection`` (per configuration): the accuracy of the answer ``selector`` settles on for
+    each problem (a selector, or its spec such as ``"majority"`` or ``"weighted:source=logprob"``),
+    over the problems with a finished sample; ``samples_per_problem``: finished samples per
+    problem. ``savings``: for a policy that stops each problem by itself (it has a
+    ``max_samples``), the mean samples per problem against that maximum, i.e. against the fixed-k
+    run that draws the maximum everywhere; ``None`` for other policies.
     """
     info = store.get_run(run)
     configs = store.configs(run)
     by_config: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
+    answered: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))  # every done sample
+    finished: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     failed: dict[str, int] = defaultdict(int)
     done = 0
     for s in store.samples(run, [SampleState.DONE, SampleState.FAILED]):
+        finished[s.config][s.problem] += 1
         if s.state is SampleState.FAILED:
             failed[s.config] += 1
             continue
         done += 1
+        answered[s.config][s.problem].append(s)
         if s.correct is not None:
             by_config[s.config][s.problem].append(s)
+    chosen = _selector(selector)
 
     out_configs: dict[str, Any] = {}
     for config in configs:
@@ -77,6 +89,9 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
                     mk = _metric(values, n_boot, seed)
                     entry["maj_at_k"][key] = mk["value"]
                     entry["ci"]["maj_at_k"][key] = [mk["lo"], mk["hi"]]
+        counts = list(finished[config.id].values())
+        entry["samples_per_problem"] = float(np.mean(counts)) if counts else None
+        entry["selection"] = _selection(chosen, answered[config.id], n_boot, seed)
         out_configs[config.name] = entry
 
     return {
@@ -90,4 +105,42 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
         "budget": info.spec.budget.to_dict(),
         "stopped_because": info.stopped_because or "",
         "spec": info.spec.to_dict(),
+        "savings": _savings(info.spec.policy, dict(info.spec.policy_args), [n for c in finished.values() for n in c.values()]),
     }
+
+
+def _selector(selector: Any) -> Any:
+    from budgetlab.core.spec import parse_spec
+    from budgetlab.selectors import make_selector
+
+    if isinstance(selector, str):
+        name, args = parse_spec(selector, "selector")
+        return make_selector(name, args)
+    return selector
+
+
+def _selection(selector: Any, per_problem: dict[str, list[Sample]], n_boot: int, seed: int) -> dict[str, Any]:
+    """The selector's answer per problem, scored by its verdict (unjudged or none: not correct)."""
+    picks = [selector.select(samples) for samples in per_problem.values()]
+    out: dict[str, Any] = {"selector": selector.name, "problems": len(picks),
+                           "judged": sum(p.correct is not None for p in picks), "accuracy": None, "ci": None}  # fmt: skip
+    if picks:
+        m = _metric([1.0 if p.correct is True else 0.0 for p in picks], n_boot, seed)
+        out["accuracy"], out["ci"] = m["value"], [m["lo"], m["hi"]]
+    return out
+
+
+def _savings(policy: str, args: dict[str, Any], counts: list[int]) -> dict[str, Any] | None:
+    """Samples drawn per (problem, configuration) against the policy's maximum."""
+    from budgetlab.errors import BudgetlabError
+    from budgetlab.policies import make_policy
+
+    try:
+        cap = getattr(make_policy(policy, args), "max_samples", None)
+    except BudgetlabError:  # a policy this version does not know: nothing to compare with
+        return None
+    if not isinstance(cap, int) or cap < 1 or not counts:
+        return None
+    mean = float(np.mean(counts))
+    return {"policy": policy, "max_samples": cap, "mean_samples": mean, "saved": 1.0 - mean / cap,
+            "drawn": int(sum(counts)), "fixed_k_samples": cap * len(counts)}  # fmt: skip

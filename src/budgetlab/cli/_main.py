@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from budgetlab.cli import _evaluate
+from budgetlab.cli import _evaluate, _forecast
 from budgetlab.core import Budget, content_id
 from budgetlab.core.spec import parse_config, parse_spec
 from budgetlab.errors import BudgetlabError, InputError
@@ -69,7 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="what a run's budget bought: pass@k and maj@k per configuration")
     report.add_argument("name", nargs="?", help="run name (default: the latest run)")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    report.add_argument("--plot", help="also write a coverage plot (PNG) to this path")
+    report.add_argument("--plot", help="also write a coverage plot (PNG) to this path, and beside it PATH-budget.png and PATH-frontier.png")
+    report.add_argument("--extrapolate", action="store_true", help="with --json: include the extrapolated coverage curves (budget_curves)")
+    report.add_argument(
+        "--selector", default="majority", metavar="SPEC",
+        help="how each problem's answer is selected for the selected-answer accuracy: majority (default), "
+        "weighted, best_of_n or first_verified, with arguments, e.g. weighted:source=logprob",
+    )
     _add_store(report)
 
     runs = sub.add_parser("runs", help="list the runs in a store")
@@ -88,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--simulated", action="store_true", help="replay simulated recorded samples instead (no model needed, instant)")
     _evaluate.add_select_parser(sub)
     _evaluate.add_subset_parser(sub)
+    _forecast.add_forecast_parser(sub)
     return parser
 
 
@@ -199,7 +206,7 @@ def _select_configs(store, name: str, args: argparse.Namespace, backend_options)
 
 
 def _cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from budgetlab.analysis import build_report
+    from budgetlab.analysis import budget_curves, build_report
     from budgetlab.cli._render import print_report
 
     with _open_existing(args.store) as store:
@@ -209,9 +216,13 @@ def _cmd_report(args: argparse.Namespace, console: Console) -> int:
             if not runs:
                 raise InputError(f"store {args.store} has no runs; start one with: budgetlab run --backend ...")
             name = runs[-1].name
-        report = build_report(store, name)
+        report = build_report(store, name, selector=args.selector)
+        curves = budget_curves(store, name, n_boot=40) if not args.json or args.plot or args.extrapolate else None
     if args.plot:
         _plot(report, args.plot)
+        _plot_budget(report["run"], curves, args.plot)
+    if curves is not None and (args.extrapolate or not args.json):  # else the JSON `run --json` prints
+        report["budget_curves"] = curves
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -227,6 +238,14 @@ def _plot(report: dict, path: str) -> None:
     curves = {c: _curve(e, "pass_at_k") for c, e in report["configs"].items() if e["pass_at_k"]}
     majs = {c: _curve(e, "maj_at_k") for c, e in report["configs"].items() if e["maj_at_k"]}
     plot_coverage(curves, path, title=f"{report['run']}: pass@k (solid) and maj@k (dashed)", maj_curves=majs or None)
+
+
+def _plot_budget(run: str, curves: dict, path: str) -> None:
+    """Beside the coverage plot: coverage vs budget (measured and extrapolated) and the cost frontier."""
+    from budgetlab.analysis import plot_budget_curves
+
+    stem = Path(path)
+    plot_budget_curves(curves, stem.with_name(stem.stem + "-budget.png"), stem.with_name(stem.stem + "-frontier.png"), title=run)
 
 
 def _curve(entry: dict, metric: str) -> dict[int, dict[str, float]]:
@@ -328,7 +347,8 @@ def _simulated_demo(args: argparse.Namespace, console: Console, folder: Path, st
 
 
 COMMANDS = {"run": _cmd_run, "report": _cmd_report, "runs": _cmd_runs, "import": _cmd_import, "demo": _cmd_demo,
-            "select": _evaluate.cmd_select, "subset": _evaluate.cmd_subset}
+            "select": _evaluate.cmd_select, "subset": _evaluate.cmd_subset,
+            "forecast": _forecast.cmd_forecast}
 
 
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:

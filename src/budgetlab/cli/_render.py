@@ -9,7 +9,7 @@ from rich.table import Table
 
 from budgetlab.core.run import RunInfo
 
-__all__ = ["print_report", "print_runs"]
+__all__ = ["print_budget_curves", "print_report", "print_runs"]
 
 
 def _pct(value: float | None) -> str:
@@ -38,6 +38,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         table.add_row(name, f"{entry['samples']:,}", *passes, *majs)
     console.print(table)
     console.print("% of problems solved (pass@k: any of k samples correct; maj@k: majority answer correct); intervals and every k: --json", style="dim")
+    if report.get("budget_curves"):
+        print_budget_curves(console, report["budget_curves"])
+    _print_selection(console, report)
     spent = report["spent"]
     console.print(
         f"spent: {spent['samples']:,} samples, {spent['tokens']:,} tokens, ${spent['dollars']:.4f}, "
@@ -48,6 +51,28 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         console.print(f"stopped because: {report['stopped_because']}")
     if report["failed"]:
         console.print(f"[yellow]{report['failed']} samples failed; see their errors with --json or in the store[/]")
+
+
+def _print_selection(console: Console, report: dict[str, Any]) -> None:
+    """The selector's accuracy per configuration, and what a self-stopping policy saved."""
+    for name, entry in report["configs"].items():
+        sel = entry.get("selection")
+        if not sel or sel.get("accuracy") is None:
+            continue
+        ci = sel.get("ci") or [None, None]
+        console.print(
+            f"selected answer ({sel['selector']}), {name}: {_pct(sel['accuracy'])}% of {sel['problems']:,} problems correct "
+            f"(95% CI {_pct(ci[0])}-{_pct(ci[1])})",
+            highlight=False,
+        )
+    saved = report.get("savings")
+    if saved:
+        console.print(
+            f"samples: mean {saved['mean_samples']:.1f} samples/problem vs max {saved['max_samples']} "
+            f"({saved['drawn']:,} drawn vs {saved['fixed_k_samples']:,} for fixed k={saved['max_samples']}): "
+            f"{100 * saved['saved']:.0f}% saved",
+            highlight=False,
+        )
 
 
 def print_runs(console: Console, runs: list[RunInfo]) -> None:
@@ -71,3 +96,33 @@ def print_runs(console: Console, runs: list[RunInfo]) -> None:
     for info in runs:
         if info.state.value != "done" and info.stopped_because:
             console.print(f"{info.name}: {info.stopped_because}", highlight=False)
+
+
+def print_budget_curves(console: Console, curves: dict[str, Any]) -> None:
+    """pass@k extrapolated beyond the samples drawn, per configuration and for the mix."""
+    entries = dict(curves.get("configs", {}))
+    if curves.get("mix"):
+        entries["mix (all configurations pooled)"] = curves["mix"]
+    ext = {name: e["extrapolated"] for name, e in entries.items() if e.get("extrapolated") and "pass_at_k" in e["extrapolated"]}
+    if not ext:
+        return
+    # Each configuration has its own drawn k: columns are multiples of it.
+    multiples = sorted({int(k) // e["observed_k"] for e in ext.values() for k in e["pass_at_k"]})
+    shown = multiples[:1] + multiples[-2:] if len(multiples) > 3 else multiples
+    table = Table(title=f"extrapolated pass@k ({curves['method']}, {curves['interval']} intervals)")
+    table.add_column("configuration", no_wrap=True)
+    table.add_column("drawn k", justify="right")
+    table.add_column("tokens/sample", justify="right")
+    for m in shown:
+        table.add_column(f"k = {m} x drawn", justify="right")
+    for name, e in ext.items():
+        cells = []
+        for m in shown:
+            k = str(m * e["observed_k"])
+            value = e["pass_at_k"].get(k)
+            lo, hi = e["ci"].get(k, [None, None])
+            cells.append("-" if value is None else f"{_pct(value)} @{k}\n[dim]{_pct(lo)}-{_pct(hi)}[/]")
+        table.add_row(name, str(e["observed_k"]), f"{entries[name]['tokens_per_sample']:,.0f}", *cells)
+    console.print(table)
+    console.print("beyond the samples drawn the curve is a model: see docs/forecast.md for which fit to trust where",
+                  style="dim")

@@ -147,7 +147,9 @@ class Completion:
     """What a backend returns for one sample, before judging.
 
     Replayed samples may carry the verdict they were recorded with (``answer``, ``correct``,
-    ``score``); a live backend leaves those ``None``.
+    ``score``); a live backend leaves those ``None``. ``details`` says how the backend drew it
+    (e.g. budget forcing's thinking tokens and waits); it is not stored and does not take part
+    in comparisons.
     """
 
     text: str | None = None
@@ -160,6 +162,7 @@ class Completion:
     correct: bool | None = None
     score: float | None = None
     error: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetlab.backends._base import DrawRequest
+from budgetlab.backends._forcing import FORCING_PARAM, BudgetForcing, ForcingTrace, forcing_of
 from budgetlab.backends._llama._engine import Engine, GenParams
 from budgetlab.backends._llama._models import resolve_model
 from budgetlab.backends._llama._sampling import SamplingParams
@@ -39,7 +41,10 @@ _PARAMS = {
     "seed": "a whole number mixed into every sample's own seed",
     "ignore_eos": "true to generate exactly max_tokens tokens (for benchmarks)",
     "logprobs": "accepted for compatibility (log-probabilities are always recorded)",
+    FORCING_PARAM: "budget forcing of a model that thinks between delimiters (see budgetlab.backends._forcing)",
 }
+# Budget forcing: room for the text before a refused end delimiter, which is fed again with "Wait".
+_CARRY_SLACK = 16
 
 
 def _bad(config: SamplingConfig, key: str, value: Any) -> InputError:
@@ -92,8 +97,22 @@ def parse_params(config: SamplingConfig) -> tuple[GenParams, bool | None]:
         stop=tuple(dict.fromkeys(stop)),
         ignore_eos=ignore_eos,
         seed=number("seed", None, lambda v: True, integral=True),
+        forcing=forcing_of(config),
     )
     return gen, chat
+
+
+def forcing_budget(forcing: BudgetForcing, max_tokens: int, tokenize: Any) -> int:
+    """The most completion tokens a forced sample can have: thinking, the answer, the end
+    text, and per wait a refused end delimiter (at most one token per byte of it), the wait
+    text and the text fed again with it. ``tokenize``: plain text -> tokens."""
+    if forcing.max_thinking_tokens == 0:  # the prompt closes the thinking: a plain answer
+        return max_tokens
+    per_wait = len(forcing.think_end.encode()) + len(tokenize(forcing.wait)) + _CARRY_SLACK if forcing.wait else 1
+    return (
+        forcing.max_thinking_tokens + max_tokens + len(tokenize(forcing.end_text)) + _CARRY_SLACK
+        + forcing.max_waits * per_wait
+    )  # fmt: skip
 
 
 class EmbeddedBackend:
@@ -111,6 +130,13 @@ class EmbeddedBackend:
     token that completes a stop string included), of each token's log-probability under the
     model's temperature-1 distribution (before temperature, top-k and top-p). Token counts are
     exact; ``cost`` is 0 (local).
+
+    With the parameter ``budget_forcing`` (:mod:`budgetlab.backends._forcing`) a sample thinks
+    first, within the given minimum and maximum, in the same sequence: refused ends of thinking
+    are taken back from the KV cache and forced text is fed token by token. ``max_tokens`` is
+    then the answer's limit; ``completion_tokens`` counts the thinking, forced and answer tokens;
+    ``logprob`` is the mean over the sampled tokens kept in the text; ``details`` holds the
+    thinking tokens, waits and whether the thinking was cut.
 
     Options: ``threads`` (llama.cpp threads; default: the number of CPU cores, switched to one
     thread while that measures faster, as it does when other processes want the cores),
@@ -141,6 +167,7 @@ class EmbeddedBackend:
         self._engines: dict[Path, Engine] = {}
         self._paths: dict[str, Path] = {}
         self._prompts: dict[tuple[str, str], list[int]] = {}
+        self._gen: dict[str, GenParams] = {}
         self._load_lock = threading.Lock()
 
     # ---- models and prompts -------------------------------------------------------------------
@@ -173,6 +200,8 @@ class EmbeddedBackend:
             engine = self.engine(config.model)
             if chat is None:
                 chat = engine.chat_template is not None
+            forcing = forcing_of(config)
+            suffix = ForcingTrace(forcing).prompt_suffix() if forcing is not None else ""
             if chat:
                 if engine.chat_template is None:
                     raise InputError(
@@ -180,13 +209,25 @@ class EmbeddedBackend:
                         "template in its GGUF file; set chat=false (the plain prompt is sent)"
                     )
                 text = engine.chat_template.render(render_messages(problem, config))
-                tokens = engine.tokenize(text, special=True)
+                tokens = engine.tokenize(text + suffix, special=True)
             else:
-                tokens = engine.tokenize(render_text(problem, config), special=False)
+                tokens = engine.tokenize(render_text(problem, config) + suffix, special=False)
             if not tokens:
                 raise InputError(f"problem {problem.id!r} renders to an empty prompt for {config.name!r}")
             self._prompts[key] = tokens
         return tokens
+
+    def gen_params(self, config: SamplingConfig) -> GenParams:
+        """The generation parameters of ``config``, with the completion-token bound of budget
+        forcing (which needs the model's tokenizer), cached."""
+        gen = self._gen.get(config.id)
+        if gen is None:
+            gen, _ = parse_params(config)
+            if gen.forcing is not None:
+                engine = self.engine(config.model)
+                gen = dataclasses.replace(gen, budget=forcing_budget(gen.forcing, gen.max_tokens, engine.tokenize_text))
+            self._gen[config.id] = gen
+        return gen
 
     # What a run without --configs samples.
     def configs(self) -> list[SamplingConfig]:
@@ -198,29 +239,30 @@ class EmbeddedBackend:
     # ---- the backend contract -----------------------------------------------------------------
     def check(self, problems: Sequence[Problem], configs: Sequence[SamplingConfig]) -> None:
         for config in configs:
-            gen, _ = parse_params(config)
+            gen = self.gen_params(config)
             engine = self.engine(config.model)
             for problem in problems:
                 if problem.prompt is None and not problem.messages:
                     raise InputError(f"problem {problem.id!r} has no prompt; give each problem a 'prompt' (or 'messages')")
                 n = len(self.prompt_tokens(problem, config))
-                if n + gen.max_tokens > engine.n_ctx_train:
+                if n + gen.cap > engine.n_ctx_train:
                     raise InputError(
-                        f"problem {problem.id!r}: its prompt ({n} tokens) + max_tokens ({gen.max_tokens}) of "
+                        f"problem {problem.id!r}: its prompt ({n} tokens) + "
+                        f"{'max_tokens' if not gen.budget else 'the completion tokens budget forcing may need'} ({gen.cap}) of "
                         f"{config.name!r} exceeds the context of model {config.model!r} ({engine.n_ctx_train} tokens); "
-                        "lower max_tokens or shorten the prompt"
+                        "lower max_tokens (or max_thinking_tokens) or shorten the prompt"
                     )
 
     def estimate(self, request: DrawRequest) -> list[Spend]:
-        gen, _ = parse_params(request.config)
+        gen = self.gen_params(request.config)
         n = len(self.prompt_tokens(request.problem, request.config))
-        return [Spend(samples=1, tokens=n + gen.max_tokens)] * len(request.samples)
+        return [Spend(samples=1, tokens=n + gen.cap)] * len(request.samples)
 
     async def draw(self, request: DrawRequest) -> list[Completion]:
-        gen, _ = parse_params(request.config)
         path = self._paths.get(request.config.model)
         if path is None or path not in self._engines:
             await asyncio.to_thread(self.engine, request.config.model)  # loading takes a moment
+        gen = self.gen_params(request.config)
         tokens = self.prompt_tokens(request.problem, request.config)
         engine = self.engine(request.config.model)
         future = engine.submit(tokens, gen, [s.seed for s in request.samples])

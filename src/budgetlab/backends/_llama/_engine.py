@@ -15,6 +15,13 @@ there. That thread loops:
    (``llama_memory_seq_rm``) and hand their slots to waiting requests; a request's future is
    resolved when its last sample is done.
 
+Budget forcing (:mod:`budgetlab.backends._forcing`) happens inside a sequence: while it thinks,
+an end of thinking the rules refuse is taken back (the cells of the end delimiter's tokens are
+removed and the sequence continues from the position before them) and the forced text (``Wait``,
+or the end delimiter and the answer prefix) is fed token by token in the following steps, one
+token per step like any other, after which the sequence samples again. A sequence never goes
+past its ``cap`` of completion tokens, which the backend reserves.
+
 Each sequence has its own KV buffer (``kv_unified=False``), so its attention reads only its own
 cells; llama.cpp decodes such a batch in one pass only when the sequence ids are consecutive, so
 new requests take the lowest free ids and sequences left above a gap are moved down
@@ -43,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from budgetlab.backends._forcing import THINKING, BudgetForcing, ForcingTrace
 from budgetlab.backends._llama._models import import_llama, recent_log
 from budgetlab.backends._llama._sampling import RowSampler, SamplingParams
 from budgetlab.backends._llama._template import ChatTemplate
@@ -64,6 +72,14 @@ class GenParams:
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     seed: int | None = None  # mixed into every sample's seed (the configuration's own ``seed``)
+    forcing: BudgetForcing | None = None
+    budget: int = 0  # completion tokens at most, forced ones included (0: max_tokens)
+
+    @property
+    def cap(self) -> int:
+        """The most completion tokens a sample may have (with forcing: thinking, forced text
+        and answer), so the most KV cells it adds to its prompt's."""
+        return self.budget or self.max_tokens
 
 
 @dataclass
@@ -86,12 +102,20 @@ class _Seq:
     rng: np.random.Generator | None
     pos: int  # position of the next token to feed
     token: int = -1  # the last token drawn, fed at the next step
-    n_gen: int = 0
+    n_gen: int = 0  # completion tokens: sampled (a refused end of thinking included) and forced
+    n_sampled: int = 0  # sampled tokens kept in the sequence; ``logprob_sum`` is over these
     logprob_sum: float = 0.0
     text: str = ""
     decoder: Any = field(default=None)
     done: bool = False
     error: str | None = None
+    answer_tokens: int = 0  # sampled since the answer started (all of them without forcing)
+    answer_start: int = 0  # where the answer starts in ``text``: stop strings are looked for after it
+    # budget forcing
+    trace: ForcingTrace | None = None
+    forced: deque[int] = field(default_factory=deque)  # tokens to feed before sampling again
+    segment: int = 0  # where the model's current run of thinking starts in ``text``
+    recent: list[tuple[int, int, float]] = field(default_factory=list)  # its tokens: (position, text offset, logprob)
 
 
 def _rng(seed: int, config_seed: int | None) -> np.random.Generator:
@@ -130,7 +154,7 @@ class Engine:
             if source
             else None
         )
-        self._token_cache: dict[tuple[str, bool], list[int]] = {}
+        self._token_cache: dict[tuple[str, bool | None], list[int]] = {}  # None: tokenize_text
         self._pieces: dict[int, bytes] = {}
         # shared with the worker thread
         self._cond = threading.Condition()
@@ -195,6 +219,25 @@ class Engine:
             tokens.insert(0, self.bos)
         if len(self._token_cache) > 100_000:
             self._token_cache.clear()
+        self._token_cache[key] = tokens
+        return tokens
+
+    def tokenize_text(self, text: str) -> list[int]:
+        """Plain text that continues a sequence (forced text): no BOS, control-token text left
+        as text. Cached; safe in the worker thread (it reads only the vocabulary)."""
+        key = (text, None)
+        cached = self._token_cache.get(key)
+        if cached is not None:
+            return cached
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (self.L.llama_token * cap)()
+        n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, False, False)
+        if n < 0:
+            cap = -n + 8
+            buf = (self.L.llama_token * cap)()
+            n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, False, False)
+        tokens = list(buf[:n])
         self._token_cache[key] = tokens
         return tokens
 
@@ -311,11 +354,12 @@ class Engine:
         with self._cond:
             while self._queue:
                 job = self._queue[0]
-                need = len(job.prompt) + job.params.max_tokens
+                need = len(job.prompt) + job.params.cap
                 if need > self.n_ctx_train:
                     self._queue.popleft()
+                    what = "max_tokens" if not job.params.budget else "the completion tokens budget forcing may need"
                     message = (
-                        f"prompt ({len(job.prompt)} tokens) + max_tokens ({job.params.max_tokens}) exceeds the "
+                        f"prompt ({len(job.prompt)} tokens) + {what} ({job.params.cap}) exceeds the "
                         f"model's context of {self.n_ctx_train} tokens; lower max_tokens or shorten the prompt"
                     )
                     while job.waiting:
@@ -396,7 +440,7 @@ class Engine:
     def _admit(self, groups: list[tuple[_Job, list[int]]]) -> None:
         L = self.L
         if not self._live:
-            self._ensure_context(max(len(job.prompt) + job.params.max_tokens for job, _ in groups))
+            self._ensure_context(max(len(job.prompt) + job.params.cap for job, _ in groups))
         # Evaluate the prompts, several per llama_decode; each prompt once, in its first sequence.
         plans: list[tuple[_Job, list[int], list[int]]] = []
         self._free_ids.sort()  # the lowest free ids first: they fill the holes of finished sequences
@@ -464,13 +508,21 @@ class Engine:
                 job=job, slot=slot, seq_id=seq_id,
                 rng=None if params.sampling.greedy else _rng(job.seeds[slot], config_seed),
                 pos=len(job.prompt), decoder=codecs.getincrementaldecoder("utf-8")("replace"),
+                trace=None if params.forcing is None else ForcingTrace(params.forcing),
             )  # fmt: skip
             self._live.append(seq)
             self._accept(seq, logits)
 
     def _accept(self, seq: _Seq, logits: np.ndarray) -> None:
-        """Draw the sequence's next token from ``logits`` and apply the stopping rules."""
+        """Draw the sequence's next token from ``logits`` (or take the next forced one) and
+        apply the stopping rules."""
         params = seq.job.params
+        if seq.forced:  # forced text is being fed: these logits are not sampled
+            seq.token = seq.forced.popleft()
+            seq.n_gen += 1
+            if seq.n_gen >= params.cap:
+                self._finish(seq)
+            return
         if params.ignore_eos and self.eog_list:
             logits[self.eog_list] = -np.inf  # llama.cpp's output buffer, rewritten by the next decode
         try:
@@ -479,8 +531,13 @@ class Engine:
             self._finish(seq, error=f"sampling failed: {exc}")
             return
         seq.n_gen += 1
+        seq.n_sampled += 1
         seq.logprob_sum += logprob
         seq.token = token
+        if seq.trace is not None and seq.trace.phase == THINKING:
+            self._think(seq, token, logprob)
+            return
+        seq.answer_tokens += 1
         if token in self.eog and not params.ignore_eos:
             self._finish(seq)
             return
@@ -489,12 +546,75 @@ class Engine:
             before = len(seq.text)
             seq.text += seq.decoder.decode(piece)
             if params.stop:
-                cut = _find_stop(seq.text, params.stop, before)
+                cut = _find_stop(seq.text, params.stop, before, seq.answer_start)
                 if cut >= 0:
                     seq.text = seq.text[:cut]
                     self._finish(seq)
                     return
-        if seq.n_gen >= params.max_tokens:
+        if seq.answer_tokens >= params.max_tokens or seq.n_gen >= params.cap:
+            self._finish(seq)
+
+    # ---- budget forcing (worker thread) -------------------------------------------------------
+    def _think(self, seq: _Seq, token: int, logprob: float) -> None:
+        """A token sampled while thinking: an end of thinking (the end delimiter completed, or an
+        end-of-sequence token) goes to the forcing rules; else the token counts as thinking."""
+        trace = seq.trace
+        assert trace is not None
+        if token in self.eog:  # not fed: the forced text replaces it
+            seq.n_sampled -= 1
+            seq.logprob_sum -= logprob
+            self._force(seq, trace.end_attempt(), replace_current=True)
+            return
+        before = len(seq.text)
+        seq.recent.append((seq.pos, before, logprob))
+        seq.text += seq.decoder.decode(self._piece(token))
+        at = _find_stop(seq.text, (trace.forcing.think_end,), before, seq.segment)
+        if at >= 0:
+            carry = self._take_back(seq, at)
+            self._force(seq, trace.end_attempt(), replace_current=True, carry=carry)
+            return
+        end = trace.count(1)
+        if end is not None:  # the thinking budget is spent: this token is kept, the end follows it
+            self._force(seq, end, replace_current=False)
+        elif seq.n_gen >= seq.job.params.cap:
+            self._finish(seq)
+
+    def _take_back(self, seq: _Seq, at: int) -> str:
+        """Remove the tokens that wrote the text from offset ``at`` on (the end delimiter the
+        model just completed): their cells, their text, their counts. Returns the text the first
+        of them wrote before ``at``, which is fed again with the forced text."""
+        i = len(seq.recent) - 1
+        while i > 0 and seq.recent[i][1] > at:
+            i -= 1
+        pos, start, _ = seq.recent[i]
+        dropped = seq.recent[i:]
+        for _, _, lp in dropped:
+            seq.logprob_sum -= lp
+        seq.n_sampled -= len(dropped)
+        assert seq.trace is not None
+        seq.trace.thinking_tokens -= len(dropped) - 1  # all but the current token were counted
+        if pos < seq.pos:
+            self.L.llama_memory_seq_rm(self._mem, seq.seq_id, pos, -1)
+        seq.pos = pos
+        carry = seq.text[start:at]
+        seq.text = seq.text[:at]
+        return carry
+
+    def _force(self, seq: _Seq, text: str, *, replace_current: bool, carry: str = "") -> None:
+        """Append ``text`` to the sequence: its tokens are fed in the next steps (the sampled
+        token not yet fed is replaced when ``replace_current``, else fed first)."""
+        assert seq.trace is not None
+        seq.forced = deque(self.tokenize_text(carry + text))
+        seq.text += text
+        seq.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        seq.segment = len(seq.text)
+        seq.recent.clear()
+        if seq.trace.phase != THINKING:
+            seq.answer_start = len(seq.text)
+        if replace_current:
+            seq.token = seq.forced.popleft()
+            seq.n_gen += 1
+        if seq.n_gen >= seq.job.params.cap:
             self._finish(seq)
 
     def _finish(self, seq: _Seq, error: str | None = None) -> None:
@@ -504,7 +624,7 @@ class Engine:
         job = seq.job
         text = seq.text + seq.decoder.decode(b"", final=True) if error is None else seq.text
         if error is None and job.params.stop:
-            cut = _find_stop(text, job.params.stop, 0)
+            cut = _find_stop(text, job.params.stop, seq.answer_start, seq.answer_start)
             if cut >= 0:
                 text = text[:cut]
         if self._mem is not None:
@@ -517,8 +637,9 @@ class Engine:
             completion_tokens=seq.n_gen,
             cost=0.0,
             latency=time.perf_counter() - job.submitted,
-            logprob=(seq.logprob_sum / seq.n_gen) if seq.n_gen and error is None else None,
+            logprob=(seq.logprob_sum / seq.n_sampled) if seq.n_sampled and error is None else None,
             error=error,
+            details=seq.trace.details() if seq.trace is not None and error is None else {},
         )
         self._settle(job, seq.slot, completion)
 
@@ -664,12 +785,12 @@ class _ThreadChoice:
         self.next_probe = time.monotonic() + self.wait
 
 
-def _find_stop(text: str, stops: tuple[str, ...], before: int) -> int:
+def _find_stop(text: str, stops: tuple[str, ...], before: int, start: int = 0) -> int:
     """Where the earliest stop string starts in ``text``, looking only where one could have
-    been completed by what came after ``before``; -1 if none."""
+    been completed by what came after ``before``, and not before ``start``; -1 if none."""
     best = -1
     for stop in stops:
-        i = text.find(stop, max(0, before - len(stop) + 1))
+        i = text.find(stop, max(start, before - len(stop) + 1))
         if i >= 0 and (best < 0 or i < best):
             best = i
     return best

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from budgetlab.backends._base import DrawRequest
+from budgetlab.backends._openai._forced import draw_forced, forced_bound, prompt_with_suffix
 from budgetlab.backends._openai._transport import Transport
 from budgetlab.backends._openai._wire import (
     Answer,
@@ -66,7 +67,9 @@ class OpenAIBackend:
     parameters sent as they are (``temperature``, ``top_p``, ``max_tokens`` (default 512, always
     sent: it bounds the spend), ``stop``, ...), ``logprobs=true`` (the mean token log-probability
     of each sample), ``seed=false`` (send no seed), ``system``, ``price_in``/``price_out``
-    (dollars per million tokens), ``prompt_overhead`` and ``extra_body``.
+    (dollars per million tokens), ``prompt_overhead``, ``extra_body``, and ``budget_forcing``
+    with ``endpoint=completions``: each phase of a sample is a request that continues its text
+    (:mod:`budgetlab.backends._openai._forced`).
 
     Requests:
 
@@ -252,6 +255,10 @@ class OpenAIBackend:
 
     def estimate(self, request: DrawRequest) -> list[Spend]:
         spec = self._spec(request.config)
+        if spec.forcing is not None:
+            prompt_bound, completion_bound = forced_bound(spec, self._forced_prompt(spec, request))
+            spend = Spend(samples=1, tokens=prompt_bound + completion_bound, dollars=spec.cost(prompt_bound, completion_bound))
+            return [spend] * len(request.samples)
         prompt_tokens = self._prompt_bound(spec, request, spec.prompt(request.problem))
         spend = Spend(
             samples=1,
@@ -260,9 +267,14 @@ class OpenAIBackend:
         )
         return [spend] * len(request.samples)
 
+    def _forced_prompt(self, spec: ConfigSpec, request: DrawRequest) -> str:
+        prompt = spec.prompt(request.problem)
+        assert isinstance(prompt, str)  # forcing needs the completions endpoint (checked with the spec)
+        return prompt_with_suffix(spec, prompt)
+
     # ---- drawing -------------------------------------------------------------------------------
-    async def _exchange(self, spec: ConfigSpec, prompt: Any, n: int, seed: int) -> tuple[Answer, float]:
-        reply = await self._transport.post(spec.path, spec.request_body(prompt, n, seed))
+    async def _exchange(self, spec: ConfigSpec, prompt: Any, n: int, seed: int, body: dict[str, Any] | None = None) -> tuple[Answer, float]:
+        reply = await self._transport.post(spec.path, body if body is not None else spec.request_body(prompt, n, seed))
         url = self.base_url + spec.path
         if 200 <= reply.status < 300:
             try:
@@ -338,6 +350,9 @@ class OpenAIBackend:
             return self._failed(spec, exc, 1)[0]
         return self._completions(spec, request, prompt, answer, latency, 1)[0]
 
+    async def _forced_single(self, spec: ConfigSpec, request: DrawRequest, prompt: Any, sample: Sample) -> Completion:
+        return await draw_forced(spec, lambda body: self._exchange(spec, prompt, 1, sample.seed, body), prompt, sample.seed)
+
     async def draw(self, request: DrawRequest) -> list[Completion]:
         if self._fatal is not None:
             raise self._fatal
@@ -346,7 +361,9 @@ class OpenAIBackend:
         samples = request.samples
         out: list[Completion | None] = [None] * len(samples)
         key = (request.config.model, spec.endpoint)
-        if len(samples) > 1 and self.use_n and self._n_ok.get(key, True):
+        if spec.forcing is not None:  # each sample continues its own text: one request chain each
+            prompt = self._forced_prompt(spec, request)
+        elif len(samples) > 1 and self.use_n and self._n_ok.get(key, True):
             try:
                 answer, latency = await self._exchange(spec, prompt, len(samples), samples[0].seed)
             except RequestFailed as exc:
@@ -360,9 +377,8 @@ class OpenAIBackend:
                 out[: len(got)] = got
         rest = [i for i, c in enumerate(out) if c is None]
         if rest:
-            results = await asyncio.gather(
-                *(self._single(spec, request, prompt, samples[i]) for i in rest), return_exceptions=True
-            )
+            one = self._single if spec.forcing is None else self._forced_single
+            results = await asyncio.gather(*(one(spec, request, prompt, samples[i]) for i in rest), return_exceptions=True)
             fatal: BudgetlabError | None = None
             for i, result in zip(rest, results):
                 if isinstance(result, BudgetlabError):

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from budgetlab.backends._forcing import FORCING_PARAM, BudgetForcing, forcing_of
 from budgetlab.backends._prices import Price, lookup_price
 from budgetlab.backends._prompt import render_messages, render_text
 from budgetlab.core import Problem, SamplingConfig
@@ -69,6 +70,7 @@ LOCAL_PARAMS = {
     "price_out": "dollars per million completion tokens",
     "prompt_overhead": "tokens the chat template adds (for the spend bound)",
     "extra_body": "a mapping of further fields sent as they are",
+    FORCING_PARAM: "budget forcing of a model that thinks between delimiters (completions endpoint; see budgetlab.backends._forcing)",
 }
 
 
@@ -127,6 +129,7 @@ class ConfigSpec:
     price: Price | None
     overhead: int | None  # prompt_overhead, or None for the default
     extra: dict[str, Any] = field(default_factory=dict)
+    forcing: BudgetForcing | None = None
 
     @property
     def path(self) -> str:
@@ -201,7 +204,13 @@ class ConfigSpec:
         overhead = params.get("prompt_overhead")
         if overhead is not None and (not isinstance(overhead, int) or isinstance(overhead, bool) or overhead < 0):
             raise _bad(config, "prompt_overhead", overhead, "must be a non-negative number of tokens")
-        return cls(config, endpoint, body, int(max_tokens), bool(logprobs), seed is True, price, overhead, dict(extra))
+        forcing = forcing_of(config)
+        if forcing is not None and endpoint != "completions":
+            raise InputError(
+                f"configuration {config.name!r}: {FORCING_PARAM} continues the model's text, which only the completions "
+                "endpoint can do; add endpoint=completions (and a prompt, not chat messages)"
+            )
+        return cls(config, endpoint, body, int(max_tokens), bool(logprobs), seed is True, price, overhead, dict(extra), forcing)
 
     # ---- requests ---------------------------------------------------------------------------
     def prompt(self, problem: Problem) -> list[dict[str, str]] | str:
@@ -209,15 +218,30 @@ class ConfigSpec:
             return render_messages(problem, self.config)
         return render_text(problem, self.config)
 
-    def request_body(self, prompt: list[dict[str, str]] | str, n: int, seed: int | None) -> dict[str, Any]:
+    def request_body(
+        self, prompt: list[dict[str, str]] | str, n: int, seed: int | None, *, max_tokens: int | None = None,
+        stop: Sequence[str] | None | bool = True,
+    ) -> dict[str, Any]:
+        """The body of one request; ``max_tokens`` and ``stop`` (``None``: none; ``True``: the
+        configuration's) replace the configuration's for one step of budget forcing."""
         body = dict(self.body)
         body["messages" if self.endpoint == "chat" else "prompt"] = prompt
         if n > 1:
             body["n"] = n
         if self.send_seed and seed is not None:
             body["seed"] = seed % SEED_MODULUS
+        if max_tokens is not None:
+            body["max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"] = max_tokens
+        if stop is not True:
+            body.pop("stop", None)
+            if stop:
+                body["stop"] = list(stop)
         body.update(self.extra)
         return body
+
+    @property
+    def stop(self) -> tuple[str, ...] | None:
+        return tuple(self.body["stop"]) if self.body.get("stop") else None
 
     def prompt_bound(self, prompt: list[dict[str, str]] | str) -> int:
         """A tokenizer-free upper bound on the prompt's tokens: its UTF-8 bytes (a token of a
@@ -240,6 +264,7 @@ class Choice:
     logprob: float | None
     tokens: int | None  # the choice's own token count, when the server says (logprobs)
     error: str | None
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -319,7 +344,8 @@ def _choice(raw: Any, index: int, endpoint: str, hint: str) -> Choice:
         refusal = raw.get("message", {}).get("refusal") if isinstance(raw.get("message"), Mapping) else None
         why = f" (refusal: {one_line(refusal, 120)})" if refusal else f" (finish_reason={raw.get('finish_reason')!r})"
         return Choice(None, logprob, tokens, f"the server's answer lacks {where}{why}; {hint}")
-    return Choice(content, logprob, tokens, None)
+    finish = raw.get("finish_reason")
+    return Choice(content, logprob, tokens, None, finish if isinstance(finish, str) else None)
 
 
 def _usage(data: Mapping[str, Any]) -> tuple[int | None, int | None]:

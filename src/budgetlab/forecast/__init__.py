@@ -1,0 +1,94 @@
+"""Dry-run forecasts: draw a small pilot of a run, then predict what the whole run (or any other
+number of samples per problem, or budget) costs in tokens, dollars and time, and what coverage
+it buys, with intervals, before the full run is paid for. See docs/forecast.md.
+
+The pilot is part of the run itself (:mod:`budgetlab.forecast._pilot`): running the same run
+afterwards reuses every pilot sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from budgetlab.forecast._pilot import (
+    PilotPolicy,
+    PilotResult,
+    choose_pilot_problems,
+    run_pilot,
+)
+from budgetlab.forecast._predict import (
+    Forecast,
+    ForecastRow,
+    Scenario,
+    parse_scenarios,
+    predict,
+)
+
+__all__ = [
+    "Forecast",
+    "ForecastRow",
+    "PilotPolicy",
+    "PilotResult",
+    "Scenario",
+    "choose_pilot_problems",
+    "default_scenarios",
+    "forecast",
+    "parse_scenarios",
+    "predict",
+    "run_pilot",
+]
+
+
+def default_scenarios(planned_k: int) -> list[Scenario]:
+    """The planned run, and 4x and 16x its samples per problem."""
+    return [Scenario(f"planned k={planned_k}", k=planned_k), Scenario(f"k={4 * planned_k}", k=4 * planned_k),
+            Scenario(f"k={16 * planned_k}", k=16 * planned_k)]
+
+
+def forecast(
+    name: str,
+    backend: str | None = None,
+    *,
+    store: Any,
+    pilot: float = 0.05,
+    scenarios: Sequence[Scenario] | None = None,
+    method: str = "bracket",
+    on_progress: Callable[[Any], None] | None = None,
+    n_boot: int = 200,
+    **options: Any,
+) -> tuple[Forecast, PilotResult]:
+    """Record run ``name`` (options as for :func:`budgetlab.runner.prepare`; it must use the
+    ``fixed`` policy), draw its pilot (a ``pilot`` fraction of its problems, all k samples each),
+    and forecast the planned run plus ``scenarios``. The run is left ``stopped``; running it
+    with :func:`budgetlab.run` draws the rest and reuses the pilot."""
+    from budgetlab.analysis import EXTRAPOLATION_METHODS
+    from budgetlab.errors import InputError
+    from budgetlab.runner import prepare
+
+    if method not in EXTRAPOLATION_METHODS or method == "tail-transfer":
+        usable = [m for m in EXTRAPOLATION_METHODS if m != "tail-transfer"]
+        raise InputError(f"unknown extrapolation method {method!r} for a forecast; choose from: {', '.join(usable)}")
+    existing = store.find_run(name)
+    policy = options.get("policy") or (existing.spec.policy if existing is not None else "fixed")
+    if policy != "fixed":  # checked before anything is recorded
+        raise InputError(f"forecast needs the fixed policy (k samples per problem), not {policy!r}; "
+                         "give -k K or --policy fixed:k=K")
+    prepared = prepare(name, backend, store=store, **options)
+    spec = prepared.spec
+    planned_k = int(spec.policy_args.get("k", 8))
+    result = run_pilot(prepared, pilot, on_progress)
+    problems = store.problems(name)
+    configs = store.configs(name)
+    samples = store.samples(name)
+    pilot_samples = [s for s in samples if s.problem in set(result.problems) and s.state.finished]
+    per_sample = (sum(s.prompt_tokens + s.completion_tokens for s in pilot_samples) / len(pilot_samples)
+                  if pilot_samples else 0.0)
+    wanted = default_scenarios(planned_k) + list(scenarios or [])
+    # The same k asked twice is one row.
+    seen: set[tuple[int | None, Any]] = set()
+    unique = [s for s in wanted if not ((s.k, s.limit) in seen or seen.add((s.k, s.limit)))]  # type: ignore[func-returns-value]
+    out = predict(name, problems, configs, samples, list(result.problems), planned_k, unique, method=method,
+                  throughput=result.throughput(per_sample) if result.drawn else None, n_boot=n_boot, seed=spec.seed)
+    return out, result
+

@@ -1,0 +1,78 @@
+"""The pure parts of bench/stopping.py (Pareto front and plot), bench/forcing.py (prompts and
+settings) and bench/confidence.py (calibration report, fixed k as a stopping rule)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from budgetlab.analysis._stopping import simulate_stopping
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  # its dataclasses look their module up
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_pareto_front_keeps_only_undominated_points() -> None:
+    stopping = load("stopping")
+    points = [(5.0, 0.80), (3.0, 0.78), (10.0, 0.79), (4.0, 0.81), (40.0, 0.82), (4.0, 0.70), (20.0, 0.815)]
+    assert stopping.pareto_front(points) == [(3.0, 0.78), (4.0, 0.81), (20.0, 0.815), (40.0, 0.82)]
+
+
+def test_pareto_plot_writes_a_png_with_a_panel_per_dataset(tmp_path: Path) -> None:
+    stopping = load("stopping")
+    rows = [{"family": "esc", "window": w, "accuracy": a, "mean_samples": s} for w, a, s in [(3, 0.80, 4.0), (5, 0.81, 8.0)]]
+    rows += [{"family": "bayes", "cost": c, "accuracy": a, "mean_samples": s} for c, a, s in [(0.001, 0.805, 3.0), (0.0003, 0.812, 6.0)]]
+    dataset = {"label": "toy", "configs": rows, "maj_at_k": {"5": 0.79, "10": 0.80, "20": 0.81, "40": 0.812},
+               "accuracy_floor": 0.811}  # fmt: skip
+    result = {"orderings": 200, "datasets": {"a": dataset, "b": dataset}}
+    out = stopping.plot_pareto(result, tmp_path / "sub" / "pareto.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from matplotlib.image import imread
+
+    height, width = imread(out).shape[:2]
+    assert width > 1.8 * height  # two panels side by side
+
+
+def test_forcing_bench_prompts_ask_the_task_questions() -> None:
+    forcing = load("forcing")
+    plain, thinking = forcing.thinking_problems(5, 2, 3, 0)
+    for p, t in zip(plain, thinking):
+        assert p.id == t.id and p.reference == t.reference
+        a, b = p.metadata["a"], p.metadata["b"]
+        assert t.prompt.endswith(f"Q: What is {a} + {b}?\nA:") and t.prompt.count("<think>") == 3
+    assert forcing.parse_setting("plain", 2) is None
+    assert forcing.parse_setting("min=32:max=64", 3) == {"think_start": " <think>", "max_waits": 3,
+                                                         "min_thinking_tokens": 32, "max_thinking_tokens": 64}  # fmt: skip
+
+
+def test_confidence_bench_calibration_and_fixed_k() -> None:
+    confidence = load("confidence")
+    rng = np.random.default_rng(0)
+
+    def rows(n: int) -> list:
+        out = []
+        for i in range(n):
+            conf = list(rng.uniform(0.3, 1.0, 8))
+            correct = [bool(rng.random() < c**3) for c in conf]  # overconfident raw confidences
+            out.append((f"p{i}", 1, ["a" if ok else "b" for ok in correct], correct, conf))
+        return out
+
+    report = confidence.calibrate(rows(300), rows(300))
+    assert report["fit_samples"] == report["test_samples"] == 2400
+    for kind in ("isotonic", "platt"):
+        assert report[kind]["ece"] < report["raw"]["ece"] and report[kind]["brier"] < report["raw"]["brier"]
+    fixed = confidence.FixedStop(4, 8)
+    sim = simulate_stopping(fixed, [(["a"] * 8, [True] * 8), (["b"] * 6, [False] * 6)], orderings=5)
+    assert sim.drawn.tolist() == [[4, 4]] * 5 and sim.accuracy == pytest.approx(0.5)

@@ -1,0 +1,92 @@
+"""What ``budgetlab report`` says about a stopping run: the selected answer's accuracy under a
+chosen selector, and the samples a self-stopping policy saved against fixed k = its maximum."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from budgetlab.analysis import build_report
+from budgetlab.cli._main import main
+from budgetlab.runner import run
+from budgetlab.selectors import WeightedVote
+from budgetlab.stores import open_store
+
+# Problem p0: unanimous "a" (right); p1: "b" then alternating (b is wrong, c right, c wins 4-2
+# once all 6 are in); p2: "x" x2 then "y" x4 (y right). Logprobs make "c" and "y" look confident.
+RECORDS = {
+    "p0": [("a", True, -0.1)] * 6,
+    "p1": [("b", False, -2.0), ("c", True, -0.1), ("c", True, -0.1), ("b", False, -2.0), ("c", True, -0.1), ("c", True, -0.1)],
+    "p2": [("x", False, -3.0), ("x", False, -3.0), ("y", True, -0.1), ("y", True, -0.1), ("y", True, -0.1), ("y", True, -0.1)],
+}
+
+
+@pytest.fixture
+def replay(tmp_path: Path) -> Path:
+    path = tmp_path / "samples.jsonl"
+    with path.open("w") as f:
+        for problem, recs in RECORDS.items():
+            for answer, correct, logprob in recs:
+                f.write(json.dumps({"problem": problem, "config": "m", "answer": answer, "correct": correct, "logprob": logprob}) + "\n")
+    return path
+
+
+def do_run(tmp_path: Path, replay: Path, name: str, policy: str, args: dict) -> str:
+    store = str(tmp_path / "runs.db")
+    run(name, f"replay:{replay}", store=store, policy=policy, policy_args=args)
+    return store
+
+
+def test_a_stopping_run_reports_its_savings_and_selection(tmp_path: Path, replay: Path) -> None:
+    store = do_run(tmp_path, replay, "esc", "esc", {"window": 2, "max_samples": 6})
+    with open_store(store) as st:
+        counts = {}
+        for s in st.samples("esc"):
+            counts[s.problem] = counts.get(s.problem, 0) + 1
+        report = build_report(st, "esc")
+        weighted = build_report(st, "esc", selector=WeightedVote(source="logprob"))
+    # ESC with window 2: p0 stops at 2; p1 (b c | c b | c c) at 6; p2 (x x) at 2
+    assert counts == {"p0": 2, "p1": 6, "p2": 2}
+    saved = report["savings"]
+    assert saved == {"policy": "esc", "max_samples": 6, "mean_samples": pytest.approx(10 / 3), "saved": pytest.approx(1 - 10 / 18),
+                     "drawn": 10, "fixed_k_samples": 18}  # fmt: skip
+    (entry,) = report["configs"].values()
+    assert entry["samples_per_problem"] == pytest.approx(10 / 3)
+    # majority: p0 a (right), p1 c 4-2 (right), p2 x (wrong: only x x was drawn)
+    assert entry["selection"]["selector"] == "majority" and entry["selection"]["problems"] == 3
+    assert entry["selection"]["accuracy"] == pytest.approx(2 / 3)
+    (wentry,) = weighted["configs"].values()
+    assert wentry["selection"]["selector"] == "weighted" and wentry["selection"]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_a_fixed_run_reports_no_savings(tmp_path: Path, replay: Path) -> None:
+    store = do_run(tmp_path, replay, "fixed", "fixed", {"k": 6})
+    with open_store(store) as st:
+        report = build_report(st, "fixed", selector="best_of_n:source=logprob")
+    assert report["savings"] is None
+    (entry,) = report["configs"].values()
+    # the most confident sample: p0 a, p1 c, p2 y: all right
+    assert entry["selection"]["selector"] == "best_of_n" and entry["selection"]["accuracy"] == 1.0
+    assert entry["samples_per_problem"] == 6
+
+
+def test_the_report_command_shows_selection_and_savings(tmp_path: Path, replay: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = do_run(tmp_path, replay, "esc", "esc", {"window": 2, "max_samples": 6})
+    capsys.readouterr()
+    assert main(["report", "esc", "--store", store, "--selector", "weighted:source=logprob"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "selected answer (weighted), m: 66.7% of 3 problems correct" in out
+    assert "mean 3.3 samples/problem vs max 6 (10 drawn vs 18 for fixed k=6): 44% saved" in out
+    assert main(["report", "esc", "--store", store, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["savings"]["saved"] == pytest.approx(1 - 10 / 18) and report["configs"]["m"]["selection"]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_an_unknown_selector_is_a_one_line_error(tmp_path: Path, replay: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = do_run(tmp_path, replay, "esc", "esc", {"window": 2, "max_samples": 6})
+    capsys.readouterr()
+    assert main(["report", "esc", "--store", store, "--selector", "vote"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown selector 'vote'" in err and "\n" not in err
