@@ -29,6 +29,9 @@ SUBPACKAGES = [
     "budgetlab.selectors",
     "budgetlab.calibration",
     "budgetlab.testing",
+    "budgetlab.allocation",
+    "budgetlab.forecast",
+    "budgetlab.evaluation",
 ]
 ALL_PACKAGES = ["budgetlab", *SUBPACKAGES]
 

@@ -64,11 +64,11 @@ def _texts(db: Path) -> dict[tuple[str, str, int], str | None]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)
 def test_killed_embedded_run_resumes_to_the_uninterrupted_samples(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     reference_db = tmp_path / "reference.db"
-    subprocess.run(_cmd(reference_db), cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(_cmd(reference_db), cwd=tmp_path, env=env, check=True, capture_output=True, timeout=540)
     reference = _texts(reference_db)
     assert len(reference) == TOTAL
 
@@ -88,7 +88,7 @@ def test_killed_embedded_run_resumes_to_the_uninterrupted_samples(tmp_path: Path
         progress.append(state["finished"])
     assert progress[-1] < TOTAL, "the run finished before the last kill"
 
-    done = subprocess.run(_cmd(db), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_cmd(db), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, done.stderr
     assert f"{TOTAL - progress[-1]} samples drawn now" in done.stdout.replace(",", "")
     assert _texts(db) == reference
