@@ -1,29 +1,46 @@
 """Benchmark control-variate estimation on the NLG human-evaluation sets.
 
-Question: to estimate each system's mean human score over a set's items, how many human
-labels does the control-variate estimator (human labels on ``n`` random items + the cheap
-metric on every item) need for the same 95% confidence-interval width as plain averaging of
-``n0`` human labels?
+Question: to estimate each system's mean human score over a set's items, how many items must
+humans rate (every system's output on a rated item gets its human score) for the same 95%
+confidence-interval width as plain averaging of the human scores of ``n0`` random items, when a
+cheap automatic score is known on every item?
 
-* Human score and cheap metric as in bench/subset.py (the overall human dimension; ``auto``, the
-  mean of the standardized automatic metrics). A labelled item gets the human score of every
-  system on it; each system's mean is estimated separately, and widths are averaged over systems.
-* ``n0`` = a quarter of the items (at least 12). Plain averaging's width at ``n0`` is the mean
-  over ``--draws`` random label sets; the labels needed by control variates are the smallest
-  ``n`` whose mean width is no larger (bisection over ``n``, the same draws for every ``n``).
-* Coverage: the share of draws whose 95% interval holds the all-items mean (the truth here, since
-  every item has its human score), for both estimators, at ``n0`` and at the ``n`` found.
-* ``rho``: the item-level correlation of the human score and the cheap metric (per system, then
-  averaged). The target: at least 30% fewer labels on every set where the metric correlates,
-  taken as ``rho >= 0.6`` (control variates can save about ``rho^2`` of the labels, so below 0.55
-  30% is out of reach in theory).
-* Also shown: the optimal split of a budget between cheap and human labels when a human label
-  costs 100 cheap ones (:func:`budgetlab.evaluation.optimal_split`) and its variance against
-  spending the budget on human labels alone.
+Estimators (human labels on ``n`` random items; cheap scores on all items):
+
+* ``plain``: each system's mean of its human labels, Student t interval (the baseline);
+* ``single``: :func:`budgetlab.evaluation.control_variate_mean`, one control per system, fitted
+  per system: ``auto``, the mean of the set's standardized automatic metrics (as in
+  bench/subset.py);
+* ``pooled``, budgetlab's headline estimator, declared before the run:
+  :func:`budgetlab.evaluation.pooled_control_variate_means` with its defaults: every automatic
+  metric of the set as a control (standardized, lower-is-better ones negated) plus each
+  metric's mean over the systems on the item, one ridge regression over all systems' labelled
+  items (penalty by cross-validation over folds of items), residual variances from held-out
+  errors, shrunk across systems;
+* ``pooled, own var``: the same with each system's own residual variance (no shrinkage across
+  systems), and ``plain, pooled var``: plain averaging with the variances shrunk across systems
+  as ``pooled`` does, so that the share of the saving that comes from pooling the variances
+  alone is visible.
+
+Protocol: ``n0`` = a quarter of the items (at least 12). Plain averaging's width at ``n0`` is the
+mean over ``--draws`` random label sets (widths averaged over systems); an estimator's labels
+needed are the smallest ``n`` whose mean width is no larger (bisection over ``n``, the same
+draws for every ``n`` and every estimator). Coverage: the share of (draw, system) intervals
+that hold the system's all-items mean (the truth here, since every item has its human score),
+at the ``n`` found, and the lowest per-system coverage.
+
+"Correlates": the item-level correlation ``rho`` of the human score and ``auto`` (per system,
+averaged) is at least 0.5. With one control the saving is about ``rho^2`` (25% at 0.5, 30% at
+0.55), so 30% there asks for more than one metric buys. (An earlier version used 0.6, which no
+set reaches, so the target could not be tested on any set.)
+``R2 CV`` is what the pooled regression explains of the human score on items it did not
+see, with every item labelled: the ceiling of its saving (before the finite-population and
+t-quantile effects). Target: ``pooled`` saves at least 30% of the labels on every set where the
+metric correlates, with coverage within 0.02 of 95%.
 
 Usage::
 
-    python bench/control_variates.py            # human table (under a minute)
+    python bench/control_variates.py            # human table (a few minutes)
     python bench/control_variates.py --json     # the table, then one JSON object, last
 """
 
@@ -33,66 +50,105 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from budgetlab.errors import InputError
-from budgetlab.evaluation import control_variate_mean, optimal_split, plain_mean
-from budgetlab.evaluation.subset import load_items
+from budgetlab.evaluation import (
+    MeanEstimate,
+    control_variate_mean,
+    optimal_split,
+    plain_mean,
+    pooled_control_variate_means,
+    pooled_plain_means,
+    pooled_regression_r2,
+)
+from budgetlab.evaluation.subset import ItemSet, load_items
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = (
     "e2e_challenge", "emnlp_2017", "persona_chat", "story_gen_roc",
     "sum_cnndm1_openai", "sum_cnndm3_openai", "sum_newsroom", "summeval_gpt",
 )  # fmt: skip
-RHO_CORRELATES = 0.6
+RHO_CORRELATES = 0.5
 TARGET_SAVING = 0.30
+COVERAGE_SLACK = 0.02
+HEADLINE = "pooled"
+ESTIMATORS = ("single", "pooled", "pooled, own var", "plain, pooled var")
 
 
 def _data_dir() -> Path:
     return Path(os.environ.get("BUDGETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def cheap_scores(data: ItemSet) -> np.ndarray:
+    """Items x systems x metrics: every automatic metric, standardized, higher is better."""
+    return np.stack([_oriented(data, k) for k in data.metric_keys], axis=-1)
+
+
+def _oriented(data: ItemSet, key: str) -> np.ndarray:
+    from budgetlab.evaluation.subset._data import LOWER_IS_BETTER
+
+    m = data.matrix(key)
+    sd = np.nanstd(m)
+    z = (m - np.nanmean(m)) / (sd if sd > 0 else 1.0)
+    return -z if key.lower() in LOWER_IS_BETTER else z
+
+
 class SetStudy:
-    def __init__(self, human: np.ndarray, cheap: np.ndarray, draws: int, seed: int) -> None:
-        self.human, self.cheap = human, cheap
-        n_items = human.shape[0]
+    def __init__(self, data: ItemSet, draws: int, seed: int) -> None:
+        self.human = data.human()
+        self.auto = data.metric("auto")
+        self.cheap = cheap_scores(data)
+        n_items = self.human.shape[0]
         rng = np.random.default_rng(seed)
         self.orders = [rng.permutation(n_items) for _ in range(draws)]
-        self.truth = np.nanmean(human, axis=0)
-        # Per system: the items where it has both scores.
-        self.present = [~np.isnan(human[:, j]) & ~np.isnan(cheap[:, j]) for j in range(human.shape[1])]
+        self.truth = np.nanmean(self.human, axis=0)
+        # Per system: the items it has an output (and so both scores) on.
+        self.present = ~np.isnan(self.human) & ~np.isnan(self.auto)
+        self._cache: dict[tuple[str, int], tuple[float, np.ndarray]] = {}
 
-    def run(self, n: int, method: str) -> tuple[float, float]:
-        """Mean interval width (averaged over systems) and coverage, over the draws."""
-        widths, covered, total = [], 0, 0
-        for order in self.orders:
-            labelled = order[:n]
-            for j, present in enumerate(self.present):
-                y = np.full(len(present), np.nan)
-                rows = labelled[present[labelled]]
-                if len(rows) < 4:
-                    continue
-                y[rows] = self.human[rows, j]
-                y, c = y[present], self.cheap[present, j]
+    def _estimates(self, method: str, labelled: np.ndarray) -> list[MeanEstimate]:
+        y = np.full_like(self.human, np.nan)
+        y[labelled] = self.human[labelled]
+        y[~self.present] = np.nan
+        if method == "plain":
+            return [plain_mean(y[self.present[:, j], j]) for j in range(y.shape[1])]
+        if method == "single":
+            return [control_variate_mean(y[self.present[:, j], j], self.auto[self.present[:, j], j])
+                    for j in range(y.shape[1])]  # fmt: skip
+        if method == "plain, pooled var":
+            return pooled_plain_means(y, self.present)
+        cheap = np.where(self.present[:, :, None], self.cheap, np.nan)
+        return pooled_control_variate_means(y, cheap, pool_variance=method == "pooled")
+
+    def run(self, n: int, method: str) -> tuple[float, np.ndarray]:
+        """Mean interval width (over draws and systems) and per-system coverage over the draws."""
+        key = (method, n)
+        if key not in self._cache:
+            widths, hits = [], []
+            for order in self.orders:
                 try:
-                    est = control_variate_mean(y, c) if method == "cv" else plain_mean(y)
-                except InputError:
+                    ests = self._estimates(method, order[:n])
+                except InputError:  # too few labels for this estimator at this n
+                    widths.append(np.inf)
                     continue
-                widths.append(est.width)
-                covered += est.lo <= self.truth[j] <= est.hi
-                total += 1
-        return float(np.mean(widths)), covered / max(total, 1)
+                widths.append(np.mean([e.width for e in ests]))
+                hits.append([e.lo <= t <= e.hi for e, t in zip(ests, self.truth)])
+            coverage = np.mean(hits, axis=0) if hits else np.full(len(self.truth), np.nan)
+            self._cache[key] = (float(np.mean(widths)), coverage)
+        return self._cache[key]
 
-    def labels_needed(self, target_width: float, lo: int, hi: int) -> int:
-        """The smallest n in [lo, hi] whose mean control-variate width is <= target_width."""
-        if self.run(hi, "cv")[0] > target_width:
+    def labels_needed(self, method: str, target_width: float, lo: int, hi: int) -> int:
+        """The smallest n in [lo, hi] whose mean width is <= target_width (hi + 1: none)."""
+        if self.run(hi, method)[0] > target_width:
             return hi + 1
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.run(mid, "cv")[0] <= target_width:
+            if self.run(mid, method)[0] <= target_width:
                 hi = mid
             else:
                 lo = mid + 1
@@ -108,66 +164,115 @@ def _rho(human: np.ndarray, cheap: np.ndarray) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _loo_r2(study: SetStudy) -> float:
+    """What the pooled regression predicts of the human score on held-out items, every item labelled."""
+    y = np.where(study.present, study.human, np.nan)
+    return pooled_regression_r2(y, np.where(study.present[:, :, None], study.cheap, np.nan))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--draws", type=int, default=300, help="random label sets per n (default 300)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
     folder = _data_dir() / "subset2evaluate_nlg"
     if not folder.exists():
-        print(f"SKIPPED: {folder} not found (set BUDGETLAB_SHARED_DATA to the shared data folder)", file=sys.stderr)
+        print(
+            f"SKIPPED: {folder} not found (set BUDGETLAB_SHARED_DATA to the shared data folder)",
+            file=sys.stderr,
+        )
         if args.json:
             print(json.dumps({"skipped": f"{folder} not found", "target_met": {}}))
         return 0
 
-    rows = {}
+    rows: dict[str, dict] = {}
+    short = {
+        "single": "single",
+        "pooled": "pooled",
+        "pooled, own var": "own var",
+        "plain, pooled var": "plain pv",
+    }
     print(
-        f"{'set':20s} {'items':>5s} {'sys':>3s} {'rho':>6s} {'n0':>4s} {'plain width':>11s} {'n (CV)':>6s} {'saving':>7s} "
-        f"{'cover plain':>11s} {'cover CV@n0':>11s} {'cover CV@n':>10s} {'split 1:100 var ratio':>21s}"
+        f"Human labels (items rated) for the 95% interval width of plain averaging at n0; mean over {args.draws} draws.\n"
+        f"{'set':18s} {'items':>5s} {'sys':>3s} {'rho':>5s} {'R2 CV':>6s} {'n0':>4s} {'plain cov':>9s}  "
+        + "  ".join(f"{short[m] + ' n (save) cov/min':>27s}" for m in ESTIMATORS)
+        + f" {'split var':>9s}"
     )
-    for name in SETS:
+    for name in [s for s in args.sets.split(",") if s]:
         path = folder / f"{name}.jsonl.gz"
         if not path.exists():
-            print(f"{name:20s} missing: skipped")
+            print(f"{name:18s} missing: skipped")
             continue
         data = load_items(path)
         if not data.has_metric:
-            rows[name] = {"items": len(data), "skipped": "no automatic metric in this set"}
-            print(f"{name:20s} {len(data):5d} {len(data.systems):3d}   (no automatic metric: no control variate)")
+            rows[name] = {
+                "items": len(data),
+                "skipped": "no automatic metric in this set",
+            }
+            print(f"{name:18s} {len(data):5d} {len(data.systems):3d}   (no automatic metric: no control variate)")
             continue
-        human, cheap = data.human(), data.metric("auto")
-        rho = _rho(human, cheap)
-        study = SetStudy(human, cheap, args.draws, args.seed)
+        started = time.perf_counter()
+        study = SetStudy(data, args.draws, args.seed)
+        rho = _rho(study.human, study.auto)
+        r2 = _loo_r2(study)
         n0 = max(12, round(0.25 * len(data)))
-        plain_width, plain_cover = study.run(n0, "plain")
-        cv_width0, cv_cover0 = study.run(n0, "cv")
-        needed = study.labels_needed(plain_width, 5, n0)
-        _, cv_cover = study.run(min(needed, n0), "cv")
-        saving = 1 - needed / n0
-        split = optimal_split(100.0 * n0, 100.0, 1.0, max(-1.0, min(1.0, rho)), n_items=len(data))
-        rows[name] = {
-            "items": len(data), "systems": len(data.systems), "rho": rho, "n0": n0,
-            "plain_width": plain_width, "cv_width_at_n0": cv_width0, "labels_needed": needed, "saving": saving,
-            "coverage_plain_at_n0": plain_cover, "coverage_cv_at_n0": cv_cover0, "coverage_cv_at_needed": cv_cover,
-            "split_100to1": {"costly": split.costly, "cheap": split.cheap, "variance_ratio": split.variance_ratio},
-            "correlates": rho >= RHO_CORRELATES,
+        plain_width, plain_cov = study.run(n0, "plain")
+        row: dict = {
+            "items": len(data), "systems": len(data.systems), "metrics": len(data.metric_keys), "rho": rho,
+            "r2_cv": r2, "n0": n0, "plain_width": plain_width, "coverage_plain": float(np.mean(plain_cov)),
+            "coverage_plain_min": float(np.min(plain_cov)), "correlates": rho >= RHO_CORRELATES, "estimators": {},
         }  # fmt: skip
+        cells = []
+        for method in ESTIMATORS:
+            needed = study.labels_needed(method, plain_width, 4, n0)
+            reached = needed <= n0  # else no n up to n0 matches plain averaging's width at n0
+            width_n0, _ = study.run(n0, method)
+            _, cov = study.run(min(needed, n0), method)
+            saving = 1 - needed / n0 if reached else None
+            row["estimators"][method] = {
+                "labels_needed": needed if reached else None, "saving": saving, "width_at_n0": width_n0,
+                "coverage": float(np.mean(cov)), "coverage_min": float(np.min(cov)),
+            }  # fmt: skip
+            shown = f"{needed:4d} ({100 * saving:5.1f}%)" if saving is not None else f"{'>' + str(n0):>4s} (  none)"
+            cells.append(f"{shown} {np.mean(cov):.3f}/{np.min(cov):.3f}")
+        split = optimal_split(100.0 * n0, 100.0, 1.0, max(-1.0, min(1.0, rho)), n_items=len(data))
+        row["split_100to1"] = {
+            "costly": split.costly,
+            "cheap": split.cheap,
+            "variance_ratio": split.variance_ratio,
+        }
+        row["seconds"] = time.perf_counter() - started
+        rows[name] = row
         print(
-            f"{name:20s} {len(data):5d} {len(data.systems):3d} {rho:6.3f} {n0:4d} {plain_width:11.4f} {needed:6d} {100 * saving:6.1f}% "
-            f"{plain_cover:11.3f} {cv_cover0:11.3f} {cv_cover:10.3f} {split.variance_ratio:21.3f}"
+            f"{name:18s} {len(data):5d} {len(data.systems):3d} {rho:5.2f} {r2:6.2f} {n0:4d} "
+            f"{np.mean(plain_cov):5.3f}/{np.min(plain_cov):.2f}  "
+            + "  ".join(f"{c:>27s}" for c in cells)
+            + f" {split.variance_ratio:9.3f}",
+            flush=True,
         )
     correlating = [n for n, r in rows.items() if r.get("correlates")]
-    target = {f"{n}_saves_30pct": rows[n]["saving"] >= TARGET_SAVING for n in correlating}
+    target: dict[str, bool] = {}
+    for n in correlating:
+        head = rows[n]["estimators"][HEADLINE]
+        target[f"{n}_saves_30pct"] = head["saving"] is not None and head["saving"] >= TARGET_SAVING
+        target[f"{n}_coverage_ok"] = abs(head["coverage"] - 0.95) <= COVERAGE_SLACK
     target["every_correlating_set"] = bool(correlating) and all(target.values())
     print(
-        f"\nsets where the metric correlates (rho >= {RHO_CORRELATES}): {', '.join(correlating) or 'none'}; "
-        f"target: >= {100 * TARGET_SAVING:.0f}% fewer human labels on each"
+        f"\nn (save): labels needed and the saving against n0 ('>n0 (none)': no n up to n0 is as narrow); cov/min: "
+        f"coverage of the 95% intervals at that n (at n0 when none), over "
+        f"(draw, system) pairs / the lowest system's. split var: variance of the optimal split of the same budget when "
+        f"a human label costs 100 cheap ones, against human labels alone (one control, rho).\n"
+        f"headline estimator: {HEADLINE}. Sets where the metric correlates (rho >= {RHO_CORRELATES}): "
+        f"{', '.join(correlating) or 'none'}; target: >= {100 * TARGET_SAVING:.0f}% fewer human labels on each, "
+        f"coverage within {COVERAGE_SLACK} of 0.95: {'met' if target['every_correlating_set'] else 'NOT met'}"
     )
     if args.json:
-        print(json.dumps({"draws": args.draws, "rho_correlates": RHO_CORRELATES, "sets": rows, "target_met": target}))
+        print(json.dumps({"draws": args.draws, "rho_correlates": RHO_CORRELATES, "headline": HEADLINE,
+                          "sets": rows, "target_met": target}))  # fmt: skip
     return 0
 
 

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from budgetlab.errors import InputError
-from budgetlab.evaluation import control_variate_mean, optimal_split, plain_mean
+from budgetlab.evaluation import (
+    control_variate_mean,
+    optimal_split,
+    plain_mean,
+    pooled_control_variate_means,
+    pooled_plain_means,
+    pooled_regression_r2,
+)
 
 
 def population(n_items: int = 2000, rho: float = 0.8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -112,3 +119,107 @@ def test_optimal_split() -> None:
     assert capped.cheap == 200 and capped.costly == 98
     with pytest.raises(InputError):
         optimal_split(1000, 10, 0.1, 1.5)
+
+
+def systems_population(
+    n_items: int = 400, n_systems: int = 8, n_metrics: int = 3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Costly scores (items x systems) with an item difficulty shared by the systems, and cheap
+    metrics (items x systems x metrics) that each see the costly score through their own noise:
+    together they explain more than any one of them."""
+    rng = np.random.default_rng(seed)
+    level = np.linspace(-1, 1, n_systems)
+    difficulty = rng.normal(size=(n_items, 1))
+    quality = rng.gamma(2.0, 0.5, size=(n_items, n_systems))  # skewed, not normal
+    costly = level + 0.7 * difficulty + quality + 0.6 * rng.normal(size=(n_items, n_systems))
+    # Each metric sees the output's quality and a little of the item's difficulty.
+    cheap = quality[:, :, None] + 0.3 * difficulty[:, :, None] + 0.8 * rng.normal(size=(n_items, n_systems, n_metrics))
+    return costly, cheap
+
+
+def _label(costly: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    y = np.full_like(costly, np.nan)
+    rows = rng.permutation(len(costly))[:n]
+    y[rows] = costly[rows]
+    return y
+
+
+@pytest.mark.parametrize("pool_variance", [True, False])
+def test_pooled_means_are_unbiased_cover_and_beat_one_control(
+    pool_variance: bool,
+) -> None:
+    costly, cheap = systems_population()
+    truth = costly.mean(axis=0)
+    rng = np.random.default_rng(1)
+    errors, hits, widths, single_widths, plain_widths = [], [], [], [], []
+    reps = 300
+    for _ in range(reps):
+        y = _label(costly, 30, rng)
+        ests = pooled_control_variate_means(y, cheap, pool_variance=pool_variance)
+        errors.append([e.mean - t for e, t in zip(ests, truth)])
+        hits.append([e.lo <= t <= e.hi for e, t in zip(ests, truth)])
+        widths.append(np.mean([e.width for e in ests]))
+        single_widths.append(np.mean([control_variate_mean(y[:, j], cheap[:, j, 0]).width for j in range(8)]))
+        plain_widths.append(np.mean([plain_mean(y[:, j]).width for j in range(8)]))
+    errors = np.array(errors)
+    # Unbiased for every system: mean error within 4 Monte-Carlo standard errors of 0.
+    assert (np.abs(errors.mean(axis=0)) < 4 * errors.std(axis=0) / np.sqrt(reps)).all()
+    assert 0.925 <= np.mean(hits) <= 0.975
+    assert np.mean(hits, axis=0).min() >= 0.88
+    # Several metrics and one slope for all systems: narrower than one metric per system.
+    assert np.mean(widths) < 0.92 * np.mean(single_widths) < np.mean(plain_widths)
+
+
+def test_pooled_means_cost_little_when_the_cheap_scores_are_noise() -> None:
+    costly, _ = systems_population(seed=2)
+    rng = np.random.default_rng(2)
+    noise = rng.normal(size=(*costly.shape, 10))
+    cv, plain, hits = [], [], []
+    for _ in range(150):
+        y = _label(costly, 25, rng)
+        ests = pooled_control_variate_means(y, noise, pool_variance=False)
+        cv.append(np.mean([e.width for e in ests]))
+        plain.append(np.mean([plain_mean(y[:, j]).width for j in range(costly.shape[1])]))
+        hits.append([e.lo <= t <= e.hi for e, t in zip(ests, costly.mean(axis=0))])
+    # Twenty useless controls (with the item means) and the ridge keeps them from hurting.
+    assert np.mean(cv) < 1.06 * np.mean(plain)
+    assert np.mean(hits) >= 0.925
+
+
+def test_pooled_means_with_systems_missing_on_items() -> None:
+    costly, cheap = systems_population(n_items=300, n_systems=4, seed=3)
+    absent = np.zeros(costly.shape, bool)
+    absent[:150, 0] = True  # system 0 has outputs on half of the items only
+    costly = np.where(absent, np.nan, costly)
+    cheap = np.where(absent[:, :, None], np.nan, cheap)
+    y = _label(costly, 60, np.random.default_rng(3))
+    ests = pooled_control_variate_means(y, cheap)
+    assert ests[0].cheap == 150 and ests[1].cheap == 300
+    assert ests[0].labels == int((~np.isnan(y[:, 0])).sum())
+
+
+def test_pooled_regression_r2_and_plain_means() -> None:
+    costly, cheap = systems_population(seed=4)
+    r2 = pooled_regression_r2(costly, cheap)
+    assert 0.2 < r2 < 0.9
+    noise = np.random.default_rng(4).normal(size=cheap.shape)
+    assert pooled_regression_r2(costly, noise) < 0.05
+    y = _label(costly, 40, np.random.default_rng(4))
+    own = pooled_plain_means(y, pool_variance=False)
+    assert [e.mean for e in own] == pytest.approx([plain_mean(y[:, j]).mean for j in range(costly.shape[1])])
+    assert [e.width for e in own] == pytest.approx([plain_mean(y[:, j]).width for j in range(costly.shape[1])])
+
+
+def test_pooled_input_checks() -> None:
+    costly, cheap = systems_population(n_items=50, n_systems=3)
+    y = _label(costly, 10, np.random.default_rng(5))
+    with pytest.raises(InputError, match="items x systems"):
+        pooled_control_variate_means(y, cheap[:, :2])
+    holes = cheap.copy()
+    holes[~np.isnan(y[:, 0]), 0, 0] = np.nan
+    with pytest.raises(InputError, match="cheap scores too"):
+        pooled_control_variate_means(y, holes)
+    with pytest.raises(InputError, match="at least 3"):
+        pooled_control_variate_means(_label(costly, 2, np.random.default_rng(5)), cheap)
+    with pytest.raises(InputError, match="non-negative"):
+        pooled_control_variate_means(y, cheap, ridge=-1.0)

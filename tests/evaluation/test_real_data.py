@@ -38,7 +38,7 @@ def test_nlg_sets_load_and_every_method_chooses(path: Path) -> None:
     human = data.human()
     assert human.shape == (len(data), len(data.systems)) and data.human_keys
     for name in SUBSET_METHODS:
-        if name in ("variance", "consistency", "irt") and not data.has_metric:
+        if name in ("variance", "consistency", "irt", "separation") and not data.has_metric:
             continue
         chosen = choose(data, make_subset_method(name), size=0.25, seed=0)
         assert len(set(chosen.tolist())) == max(1, round(0.25 * len(data)))

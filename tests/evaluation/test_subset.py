@@ -19,6 +19,7 @@ from budgetlab.evaluation.subset import (
     Item,
     ItemSet,
     choose,
+    expected_discordant_pairs,
     fisher_information,
     fit_2pl,
     load_items,
@@ -38,6 +39,7 @@ METHODS = [
     pytest.param("diversity", {"kind": "char"}, id="diversity-char"),
     pytest.param("irt", {}, id="irt"),
     pytest.param("irt", {"binarize": False}, id="irt-soft"),
+    pytest.param("separation", {}, id="separation"),
 ]
 SYSTEMS = ("s0", "s1", "s2", "s3", "s4")
 
@@ -137,6 +139,55 @@ def test_2pl_fit_recovers_synthetic_parameters() -> None:
 def test_2pl_rejects_responses_outside_zero_one() -> None:
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         fit_2pl(np.array([[0.0, 2.0], [1.0, 0.0]]))
+
+
+# ---- rank separation -----------------------------------------------------------------------------
+def test_expected_discordant_pairs() -> None:
+    ability = np.array([-3.0, 0.0, 0.6, 3.0])
+    none = expected_discordant_pairs(ability, np.zeros(4))
+    much = expected_discordant_pairs(ability, np.full(4, 100.0))
+    assert 0 < much < none < 6 / 2  # fewer than half the pairs wrong even knowing nothing
+    # Information on the close pair (systems 1 and 2) helps more than on the far ones, whose
+    # order is clear already.
+    on_close = expected_discordant_pairs(ability, np.array([0.0, 10.0, 10.0, 0.0]))
+    on_far = expected_discordant_pairs(ability, np.array([10.0, 0.0, 0.0, 10.0]))
+    assert on_close < on_far
+    batch = expected_discordant_pairs(ability, np.stack([np.zeros(4), np.full(4, 100.0)]))
+    assert batch.tolist() == pytest.approx([none, much])
+
+
+def test_separation_leaves_fewer_pairs_in_doubt_than_summed_information() -> None:
+    """Under the fitted model, the items separation picks leave fewer system pairs expected in
+    the wrong order than the same number of items with the most summed Fisher information."""
+    data = synthetic(seed=5)
+    method = make_subset_method("separation")
+    params = method.fit(data)
+    p = params.probability()
+    info = (params.discrimination**2 * p * (1 - p)).T  # items x systems
+    for k in (5, 12, 30):
+        ours = method.order(data, k, np.random.default_rng(0))[:k]
+        top = make_subset_method("irt").order(data, k, np.random.default_rng(0))[:k]
+        mine = expected_discordant_pairs(params.ability, info[ours].sum(axis=0))
+        theirs = expected_discordant_pairs(params.ability, info[top].sum(axis=0))
+        assert mine <= theirs + 1e-9
+
+
+def test_subsets_keep_the_mix_of_systems_per_item() -> None:
+    """When some systems are on a fifth of the items only, a subset chosen by utility still
+    holds about a fifth of those items, whatever the utility prefers."""
+    rng = np.random.default_rng(1)
+    items = []
+    for i in range(100):
+        on = ("a", "b") if i < 20 else ("b", "c")
+        # Items with system "a" would all win on variance: the subset would have no "c" at all.
+        spread = 3.0 if i < 20 else 1.0
+        scores = {s: {"human": rng.normal(), "bleu": spread * rng.normal()} for s in on}
+        items.append(Item(id=str(i), scores=scores, tgt={s: "x" for s in on}))
+    data = ItemSet(items, "patterns")
+    assert sorted(np.bincount(data.presence()).tolist()) == [20, 80]
+    for name in ("variance", "irt", "separation", "diversity"):
+        chosen = choose(data, make_subset_method(name), size=0.2, seed=0)
+        assert 3 <= int(np.sum(chosen < 20)) <= 5, name
 
 
 # ---- cost-aware ----------------------------------------------------------------------------------

@@ -4,9 +4,10 @@
   (uniform, successive halving, UCB-E, UCB-E with low-rank factorization), offline on a score
   matrix or live as run policies;
 * :mod:`budgetlab.evaluation.subset`: informative subsets of items for costly raters (metric
-  variance, metric consistency, output diversity, IRT, cost-aware selection);
+  variance, metric consistency, output diversity, IRT, rank separation, cost-aware selection);
 * control variates: a costly score's mean from few costly labels plus cheap scores
-  (:func:`control_variate_mean`, :func:`optimal_split`).
+  (:func:`control_variate_mean`, :func:`optimal_split`), and every system's mean at once with
+  one regression pooled over the systems (:func:`pooled_control_variate_means`).
 """
 
 from budgetlab.evaluation._base import (
@@ -26,6 +27,11 @@ from budgetlab.evaluation._control_variates import (
     plain_mean,
 )
 from budgetlab.evaluation._io import load_run_matrix, load_score_matrix, matrix_from_cells
+from budgetlab.evaluation._pooled_control_variates import (
+    pooled_control_variate_means,
+    pooled_plain_means,
+    pooled_regression_r2,
+)
 
 __all__ = [
     "BestArmAlgorithm",
@@ -43,4 +49,7 @@ __all__ = [
     "matrix_from_cells",
     "optimal_split",
     "plain_mean",
+    "pooled_control_variate_means",
+    "pooled_plain_means",
+    "pooled_regression_r2",
 ]

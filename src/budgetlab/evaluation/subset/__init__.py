@@ -4,7 +4,10 @@ systems' ranking on them matches the ranking on all items.
 
 Methods (one module each): metric variance, metric consistency (per item, or the whole subset
 balanced on the metric), output diversity, item response theory (2PL, Fisher information),
-random; and cost-aware selection of any of them under a budget of item costs.
+rank separation (items that make the 2PL model's ranking of the systems most certain), random;
+and cost-aware selection of any of them under a budget of item costs. Methods that order items
+by a utility keep the set's mix of items by which systems are on them (a set where systems
+vary item by item), so that no system is judged on an unusual share of items.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from budgetlab.evaluation.subset._data import Item, ItemSet, is_human_key, load_
 from budgetlab.evaluation.subset._diversity import OutputDiversity, similarity
 from budgetlab.evaluation.subset._irt import IRTInformation, IRTParams, fisher_information, fit_2pl
 from budgetlab.evaluation.subset._random import RandomSubset
+from budgetlab.evaluation.subset._separation import RankSeparation, expected_discordant_pairs
 from budgetlab.evaluation.subset._variance import MetricVariance
 
 __all__ = [
@@ -35,7 +39,9 @@ __all__ = [
     "MetricVariance",
     "OutputDiversity",
     "RandomSubset",
+    "RankSeparation",
     "choose",
+    "expected_discordant_pairs",
     "fisher_information",
     "fit_2pl",
     "is_human_key",
@@ -53,6 +59,7 @@ SUBSET_METHODS: dict[str, Callable[..., SubsetMethod]] = {
     "consistency": MetricConsistency,
     "diversity": OutputDiversity,
     "irt": IRTInformation,
+    "separation": RankSeparation,
 }
 
 

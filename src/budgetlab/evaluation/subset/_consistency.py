@@ -57,7 +57,7 @@ class MetricConsistency:
 
     def order(self, data: ItemSet, k: int, rng: np.random.Generator) -> np.ndarray:
         if self.mode == "item":
-            return by_utility(self.utilities(data), rng)
+            return by_utility(self.utilities(data), rng, data.presence())
         n = len(data)
         k = max(1, min(k, n))
         scores = data.metric(self.metric)

@@ -118,6 +118,18 @@ class ItemSet:
             self._cache["auto"] = np.mean(parts, axis=0)
         return self._cache["auto"]
 
+    def presence(self) -> np.ndarray:
+        """Per item, a label of which systems have an output or an automatic score on it: items
+        with the same systems share a label. Sets where every system is on every item have one."""
+        if "\x00presence" not in self._cache:
+            machine = [
+                tuple(s in it.tgt or any(not is_human_key(k) for k in it.scores.get(s, {})) for s in self.systems)
+                for it in self.items
+            ]
+            _, labels = np.unique(np.array(machine, bool).reshape(len(self.items), -1), axis=0, return_inverse=True)
+            self._cache["\x00presence"] = labels.reshape(-1)
+        return self._cache["\x00presence"]
+
     @property
     def has_metric(self) -> bool:
         return bool(self.metric_keys)

@@ -54,4 +54,4 @@ class OutputDiversity:
     def order(self, data: ItemSet, k: int, rng: np.random.Generator) -> np.ndarray:
         if not any(item.tgt for item in data.items):
             raise InputError(f"evaluation set {data.name} has no outputs ('tgt'); diversity needs them")
-        return by_utility(self.utilities(data), rng)
+        return by_utility(self.utilities(data), rng, data.presence())

@@ -106,4 +106,4 @@ class IRTInformation:
         return fisher_information(self.fit(data))
 
     def order(self, data: ItemSet, k: int, rng: np.random.Generator) -> np.ndarray:
-        return by_utility(self.utilities(data), rng)
+        return by_utility(self.utilities(data), rng, data.presence())

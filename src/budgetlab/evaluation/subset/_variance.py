@@ -28,4 +28,4 @@ class MetricVariance:
             return np.nanvar(data.metric(self.metric), axis=1)
 
     def order(self, data: ItemSet, k: int, rng: np.random.Generator) -> np.ndarray:
-        return by_utility(self.utilities(data), rng)
+        return by_utility(self.utilities(data), rng, data.presence())

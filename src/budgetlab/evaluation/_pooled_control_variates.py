@@ -1,0 +1,290 @@
+"""Control variates pooled over systems: every system's mean costly score at once, from costly
+labels on the same few items and cheap scores on all of them.
+
+When several systems are rated on the same items, the relation between the cheap scores and
+the costly label is largely shared: a judge score that tracks human quality does so for every
+system. So one regression is fitted over all systems' labelled items (each system's scores
+centred on its own labelled mean, which keeps a separate level per system), and each system's
+mean is then estimated with the regression estimator of :mod:`._control_variates`,
+
+    mean_j = ybar_j + beta . (xbar_j(all items) - xbar_j(labelled items)).
+
+Pooling gives the slope ``S`` times the data, which pays for many controls: every automatic
+metric of the system's output, and (``item_means``) each metric averaged over all systems on
+the item, which sees how hard the item is. The slope is a ridge regression whose penalty is
+chosen by cross-validation over folds of items (an item's rows for all systems leave
+together, since they share the item's difficulty). Honest intervals come from the same
+held-out residuals: each system's residual variance is the mean square of its errors on items
+the fit did not see, so a regression that overfits (more controls than labels) makes the
+interval wider, not falsely narrow. ``pool_variance`` further shrinks the systems' residual variances towards their
+common level (empirical Bayes, Smyth 2004, "Linear models and empirical Bayes methods for
+assessing differential expression"), which buys degrees of freedom for the t quantile when
+systems' residual variances are alike and almost none when they are not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from budgetlab.errors import InputError
+from budgetlab.evaluation._control_variates import MeanEstimate, _t
+
+__all__ = [
+    "RIDGE_GRID",
+    "pooled_control_variate_means",
+    "pooled_plain_means",
+    "pooled_regression_r2",
+]
+
+#: Ridge penalties tried, relative to the mean eigenvalue of the standardized design.
+RIDGE_GRID = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: Cross-validation folds (of items) at most; fewer labelled items give one fold each.
+MAX_FOLDS = 25
+#: Fewer systems than this say too little about how their variances spread to pool them.
+MIN_SYSTEMS_TO_POOL = 4
+
+
+def pooled_control_variate_means(
+    costly: np.ndarray,
+    cheap: np.ndarray,
+    *,
+    item_means: bool = True,
+    ridge: float | Sequence[float] = RIDGE_GRID,
+    pool_variance: bool = True,
+    confidence: float = 0.95,
+) -> list[MeanEstimate]:
+    """Each system's mean costly score over its items, with a confidence interval.
+
+    ``costly``: items x systems, the costly label or NaN (not labelled, or the system has no
+    output on the item). ``cheap``: items x systems x controls (or items x systems for one),
+    the cheap scores, NaN where the system has no output. A system's items are those with all
+    its cheap scores; every labelled item needs them. ``ridge``: one penalty, or penalties to
+    choose from by cross-validated error (relative to the mean eigenvalue of the standardized
+    design; 0 is least squares).
+    """
+    y, x, labelled, grid = _prepare(costly, cheap, item_means, ridge)
+    population = ~np.isnan(x).any(axis=2)
+    n_sys = y.shape[1]
+    n_lab = labelled.sum(axis=0)
+    short = [j for j in range(n_sys) if n_lab[j] < 3]
+    if short:
+        raise InputError(
+            f"system {short[0]} has {n_lab[short[0]]} costly labels; each system needs at least 3 for an interval"
+        )
+    fit = _pooled_ridge(y, x, labelled, grid)
+    resid_var = np.array([_residual_variance(fit.held_out[labelled[:, j], j]) for j in range(n_sys)])
+    df = n_lab - 1.0
+    if pool_variance and n_sys >= MIN_SYSTEMS_TO_POOL:
+        resid_var, df = _moderate(resid_var, df)
+    estimates = []
+    for j in range(n_sys):
+        lab, pop = labelled[:, j], population[:, j]
+        n, big_n = int(n_lab[j]), int(pop.sum())
+        shift = x[pop, j].mean(axis=0) - x[lab, j].mean(axis=0)
+        mean = float(y[lab, j].mean() + shift @ fit.beta)
+        # The held-out residuals already hold the error of estimating the slope (an item's
+        # residual comes from a fit without it), so no separate term for it is added.
+        var = max(0.0, 1 - n / big_n) * resid_var[j] / n
+        se = math.sqrt(var)
+        half = _t(confidence, max(1.0, float(df[j]))) * se
+        estimates.append(
+            MeanEstimate(
+                mean,
+                se,
+                mean - half,
+                mean + half,
+                n,
+                big_n,
+                tuple(map(float, fit.beta)),
+            )
+        )
+    return estimates
+
+
+def pooled_regression_r2(
+    costly: np.ndarray,
+    cheap: np.ndarray,
+    *,
+    item_means: bool = True,
+    ridge: float | Sequence[float] = RIDGE_GRID,
+) -> float:
+    """The share of the costly score's variance within systems that the pooled regression of
+    :func:`pooled_control_variate_means` predicts on items it did not see (cross-validated over
+    the labelled items). About the share of costly labels control variates can save; its
+    square root is the ``rho`` to give :func:`optimal_split`."""
+    y, x, labelled, grid = _prepare(costly, cheap, item_means, ridge)
+    fit = _pooled_ridge(y, x, labelled, grid)
+    centred = y - np.nanmean(np.where(labelled, y, np.nan), axis=0)
+    total = float(np.nansum(np.where(labelled & ~np.isnan(fit.held_out), centred, np.nan) ** 2))
+    return 1.0 - float(np.nansum(fit.held_out**2)) / total if total > 0 else 0.0
+
+
+def pooled_plain_means(
+    costly: np.ndarray,
+    population: np.ndarray | None = None,
+    *,
+    pool_variance: bool = True,
+    confidence: float = 0.95,
+) -> list[MeanEstimate]:
+    """Each system's plain mean of its costly labels, with the systems' variances shrunk
+    towards their common level as in :func:`pooled_control_variate_means` (no cheap scores):
+    what pooling the variances alone buys. ``population``: items x systems, the items each
+    system's mean is over (default: every item)."""
+    y = np.asarray(costly, float)
+    if y.ndim != 2:
+        raise InputError(f"costly must be items x systems, got shape {y.shape}")
+    pop = np.ones(y.shape, bool) if population is None else np.asarray(population, bool)
+    if pop.shape != y.shape:
+        raise InputError(f"population must be items x systems like costly, got {pop.shape} and {y.shape}")
+    labelled = ~np.isnan(y)
+    n_lab = labelled.sum(axis=0)
+    if (n_lab < 2).any():
+        raise InputError(f"each system needs at least 2 costly labels for an interval, got {n_lab.min()}")
+    var = np.array([np.var(y[labelled[:, j], j], ddof=1) for j in range(y.shape[1])])
+    df = n_lab - 1.0
+    if pool_variance and y.shape[1] >= MIN_SYSTEMS_TO_POOL:
+        var, df = _moderate(var, df)
+    out = []
+    for j in range(y.shape[1]):
+        n, big_n = int(n_lab[j]), int(pop[:, j].sum())
+        mean = float(y[labelled[:, j], j].mean())
+        se = math.sqrt(max(0.0, 1 - n / big_n) * var[j] / n)
+        half = _t(confidence, float(df[j])) * se
+        out.append(MeanEstimate(mean, se, mean - half, mean + half, n, 0))
+    return out
+
+
+def _prepare(
+    costly: np.ndarray,
+    cheap: np.ndarray,
+    item_means: bool,
+    ridge: float | Sequence[float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, ...]]:
+    """Checked arrays: costly (items x systems), controls (items x systems x p, with the item
+    means when asked), which items are labelled, and the ridge penalties."""
+    y = np.asarray(costly, float)
+    x = np.asarray(cheap, float)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if y.ndim != 2 or x.ndim != 3 or x.shape[:2] != y.shape:
+        raise InputError(
+            f"costly must be items x systems and cheap items x systems x controls of the same items and systems, "
+            f"got shapes {y.shape} and {np.shape(cheap)}"
+        )
+    grid = (float(ridge),) if isinstance(ridge, (int, float)) else tuple(map(float, ridge))
+    if not grid or any(not (r >= 0) for r in grid):
+        raise InputError(f"ridge penalties must be non-negative numbers, got ridge={ridge!r}")
+    population = ~np.isnan(x).any(axis=2)  # items x systems
+    labelled = ~np.isnan(y)
+    if (labelled & ~population).any():
+        raise InputError("every item with a costly label needs the system's cheap scores too (two-phase sampling)")
+    if item_means:
+        with np.errstate(invalid="ignore"):
+            pooled = np.nanmean(np.where(population[:, :, None], x, np.nan), axis=1, keepdims=True)
+        x = np.concatenate([x, np.broadcast_to(pooled, x.shape)], axis=2)
+    return y, x, labelled, grid
+
+
+class _Fit:
+    def __init__(self, beta: np.ndarray, held_out: np.ndarray) -> None:
+        self.beta, self.held_out = beta, held_out
+
+
+def _residual_variance(r: np.ndarray) -> float:
+    """The residual variance from held-out residuals ``r``: each also carries the error of
+    the system mean its fold was fitted with (about ``1 / (n - 1)`` of the variance, as for
+    leave-one-out), which the mean square is corrected for."""
+    r = r[~np.isnan(r)]
+    n = len(r)
+    return float(r @ r) * (n - 1) / n**2 if n > 1 else float(r @ r)
+
+
+def _pooled_ridge(y: np.ndarray, x: np.ndarray, labelled: np.ndarray, grid: tuple[float, ...]) -> _Fit:
+    """Ridge slope of (y - system mean) on (x - system mean) over all labelled (item, system)
+    pairs, with the penalty of least cross-validated error, and the cross-validated residuals
+    (items x systems, NaN where not labelled). Folds are of whole items, and each fold's fit
+    recomputes the systems' means without it, so a residual is an honest error on an unseen
+    item: refitting (not the hat-matrix shortcut) keeps it honest when there are more controls
+    than labels, where least squares interpolates."""
+    rows = np.flatnonzero(labelled.any(axis=1))
+    folds = np.arange(len(rows)) % min(MAX_FOLDS, len(rows))
+    held_out = {penalty: np.full(y.shape, np.nan) for penalty in grid}
+    for fold in np.unique(folds):
+        train = np.zeros(len(y), bool)
+        train[rows[folds != fold]] = True
+        test = rows[folds == fold]
+        fits = _ridge_path(y, x, labelled & train[:, None], grid)
+        seen = (labelled & train[:, None]).any(axis=0)  # a system with no label left cannot be predicted
+        for penalty, (beta, y_mean, x_mean) in fits.items():
+            predicted = y_mean + (x[test] - x_mean) @ beta
+            held_out[penalty][test] = np.where(labelled[test] & seen, y[test] - predicted, np.nan)
+    errors = {penalty: float(np.nansum(r**2)) for penalty, r in held_out.items()}
+    best = min(grid, key=lambda penalty: errors[penalty])
+    beta, _, _ = _ridge_path(y, x, labelled, (best,))[best]
+    return _Fit(beta, held_out[best])
+
+
+def _ridge_path(
+    y: np.ndarray, x: np.ndarray, labelled: np.ndarray, grid: tuple[float, ...]
+) -> dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per penalty: the pooled ridge slope over the ``labelled`` pairs, and the systems' means
+    of the costly and the cheap scores over them (systems x 1 and systems x p)."""
+    n_items, n_sys, p = x.shape
+    counts = np.maximum(labelled.sum(axis=0), 1)
+    y_mean = np.where(labelled, y, 0).sum(axis=0) / counts
+    x_mean = np.where(labelled[:, :, None], x, 0).sum(axis=0) / counts[:, None]
+    z = np.where(labelled[:, :, None], x - x_mean, 0.0).reshape(n_items * n_sys, p)
+    target = np.where(labelled, y - y_mean, 0.0).reshape(-1)
+    # Controls on one scale, so that one penalty treats them alike.
+    scale = np.sqrt((z**2).sum(axis=0))
+    scale[~(scale > 0)] = 1.0
+    z = z / scale
+    eigval, eigvec = np.linalg.eigh(z.T @ z)
+    eigval = np.clip(eigval, 0.0, None)
+    level = max(float(eigval.mean()), 1e-12) if p else 1.0
+    projected = eigvec.T @ (z.T @ target)
+    out = {}
+    for penalty in grid:
+        # A tiny floor keeps least squares defined when controls are collinear.
+        coef = eigvec @ (projected / (eigval + (penalty + 1e-9) * level))
+        out[penalty] = (coef / scale, y_mean, x_mean)
+    return out
+
+
+def _moderate(s2: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical-Bayes shrinkage of variances towards their common level (Smyth 2004): the
+    prior's degrees of freedom ``d0`` and scale come from the spread of ``log s2`` beyond what
+    sampling alone explains; returns the shrunken variances and their degrees of freedom."""
+    import scipy.special
+
+    s2 = np.maximum(np.asarray(s2, float), 1e-300)
+    d = np.asarray(df, float)
+    e = np.log(s2) - scipy.special.digamma(d / 2) + np.log(d / 2)
+    spread = float(np.var(e, ddof=1) - np.mean(scipy.special.polygamma(1, d / 2)))
+    if spread <= 0:  # the variances differ no more than sampling explains: one common variance
+        d0 = math.inf
+    else:
+        d0 = 2 * _inverse_trigamma(spread)
+    # The prior is learnt from the other systems: it cannot weigh more than their own data.
+    d0 = min(d0, float(d.sum() - d.max()))
+    prior = float(np.exp(e.mean() + scipy.special.digamma(d0 / 2) - np.log(d0 / 2)))
+    return (d0 * prior + d * s2) / (d0 + d), d0 + d
+
+
+def _inverse_trigamma(value: float) -> float:
+    """x with trigamma(x) = value (Newton's method on 1/x, as Smyth 2004 suggests)."""
+    import scipy.special
+
+    x = 0.5 + 1 / value
+    for _ in range(50):
+        tri = float(scipy.special.polygamma(1, x))
+        step = tri * (1 - tri / value) / float(scipy.special.polygamma(2, x))
+        x += step
+        if x <= 0:
+            x = 1e-8
+        if abs(step) < 1e-8 * x:
+            break
+    return x
