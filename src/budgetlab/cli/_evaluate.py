@@ -57,7 +57,7 @@ def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument(
         "--method",
         default="consistency",
-        help="random, variance, consistency, diversity or irt, with arguments, e.g. variance:metric=BLEU_4 (default consistency)",
+        help="random, variance, consistency, diversity, irt or separation, with arguments, e.g. variance:metric=BLEU_4 (default consistency)",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
