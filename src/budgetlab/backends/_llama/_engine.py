@@ -206,20 +206,10 @@ class Engine:
         cached = self._token_cache.get(key)
         if cached is not None:
             return cached
-        data = text.encode("utf-8")
-        cap = len(data) + 8
-        buf = (self.L.llama_token * cap)()
-        n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, not special and self.add_bos, special)
-        if n < 0:
-            cap = -n + 8
-            buf = (self.L.llama_token * cap)()
-            n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, not special and self.add_bos, special)
-        tokens = list(buf[:n])
+        tokens = self._llama_tokenize(text, add_bos=not special and self.add_bos, special=special)
         if special and self.add_bos and (not tokens or tokens[0] != self.bos):
             tokens.insert(0, self.bos)
-        if len(self._token_cache) > 100_000:
-            self._token_cache.clear()
-        self._token_cache[key] = tokens
+        self._remember_tokens(key, tokens)
         return tokens
 
     def tokenize_text(self, text: str) -> list[int]:
@@ -229,17 +219,25 @@ class Engine:
         cached = self._token_cache.get(key)
         if cached is not None:
             return cached
+        tokens = self._llama_tokenize(text, add_bos=False, special=False)
+        self._remember_tokens(key, tokens)
+        return tokens
+
+    def _llama_tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
         data = text.encode("utf-8")
         cap = len(data) + 8
         buf = (self.L.llama_token * cap)()
-        n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, False, False)
-        if n < 0:
+        n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, add_bos, special)
+        if n < 0:  # the buffer was too small: -n is the size needed
             cap = -n + 8
             buf = (self.L.llama_token * cap)()
-            n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, False, False)
-        tokens = list(buf[:n])
+            n = self.L.llama_tokenize(self.vocab, data, len(data), buf, cap, add_bos, special)
+        return list(buf[:n])
+
+    def _remember_tokens(self, key: tuple, tokens: list[int]) -> None:
+        if len(self._token_cache) > 100_000:
+            self._token_cache.clear()
         self._token_cache[key] = tokens
-        return tokens
 
     def _piece(self, token: int) -> bytes:
         piece = self._pieces.get(token)
