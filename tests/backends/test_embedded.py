@@ -171,7 +171,7 @@ def test_logprob_is_a_finite_negative_mean(backend, vocab):
     # computed independently with llama-cpp-python's high-level Llama.
     (one,) = draw(backend, request(PROBLEMS[0], config(temperature=0, max_tokens=1), [0]))
     llm = llama_cpp.Llama(
-        model_path=str(_models.resolve_model("smollm2")), n_ctx=256, n_threads=1, logits_all=True,
+        model_path=str(backend.model_path("smollm2")), n_ctx=256, n_threads=1, logits_all=True,
         flash_attn=True, verbose=False,
     )  # fmt: skip  (flash attention, as the backend's context gets on a CPU: logits differ without it)
     tokens = llm.tokenize(PROBLEMS[0].prompt.encode(), add_bos=True, special=False)

@@ -45,6 +45,8 @@ RIDGE_GRID = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 MAX_FOLDS = 25
 #: Fewer systems than this say too little about how their variances spread to pool them.
 MIN_SYSTEMS_TO_POOL = 4
+#: A trend of the variances in the systems' level needs this many systems (4 left for the spread).
+MIN_SYSTEMS_FOR_TREND = 6
 
 
 def pooled_control_variate_means(
@@ -54,6 +56,7 @@ def pooled_control_variate_means(
     item_means: bool = True,
     ridge: float | Sequence[float] = RIDGE_GRID,
     pool_variance: bool = True,
+    variance_trend: bool = True,
     confidence: float = 0.95,
 ) -> list[MeanEstimate]:
     """Each system's mean costly score over its items, with a confidence interval.
@@ -75,32 +78,24 @@ def pooled_control_variate_means(
             f"system {short[0]} has {n_lab[short[0]]} costly labels; each system needs at least 3 for an interval"
         )
     fit = _pooled_ridge(y, x, labelled, grid)
+    means = np.empty(n_sys)
+    for j in range(n_sys):
+        lab, pop = labelled[:, j], population[:, j]
+        shift = x[pop, j].mean(axis=0) - x[lab, j].mean(axis=0)
+        means[j] = y[lab, j].mean() + shift @ fit.beta
     resid_var = np.array([_residual_variance(fit.held_out[labelled[:, j], j]) for j in range(n_sys)])
     df = n_lab - 1.0
     if pool_variance and n_sys >= MIN_SYSTEMS_TO_POOL:
-        resid_var, df = _moderate(resid_var, df)
+        resid_var, df = _moderate(resid_var, df, means if variance_trend else None)
     estimates = []
     for j in range(n_sys):
-        lab, pop = labelled[:, j], population[:, j]
-        n, big_n = int(n_lab[j]), int(pop.sum())
-        shift = x[pop, j].mean(axis=0) - x[lab, j].mean(axis=0)
-        mean = float(y[lab, j].mean() + shift @ fit.beta)
+        n, big_n = int(n_lab[j]), int(population[:, j].sum())
         # The held-out residuals already hold the error of estimating the slope (an item's
         # residual comes from a fit without it), so no separate term for it is added.
-        var = max(0.0, 1 - n / big_n) * resid_var[j] / n
-        se = math.sqrt(var)
+        se = math.sqrt(max(0.0, 1 - n / big_n) * resid_var[j] / n)
         half = _t(confidence, max(1.0, float(df[j]))) * se
-        estimates.append(
-            MeanEstimate(
-                mean,
-                se,
-                mean - half,
-                mean + half,
-                n,
-                big_n,
-                tuple(map(float, fit.beta)),
-            )
-        )
+        mean = float(means[j])
+        estimates.append(MeanEstimate(mean, se, mean - half, mean + half, n, big_n, tuple(map(float, fit.beta))))
     return estimates
 
 
@@ -127,6 +122,7 @@ def pooled_plain_means(
     population: np.ndarray | None = None,
     *,
     pool_variance: bool = True,
+    variance_trend: bool = True,
     confidence: float = 0.95,
 ) -> list[MeanEstimate]:
     """Each system's plain mean of its costly labels, with the systems' variances shrunk
@@ -143,14 +139,15 @@ def pooled_plain_means(
     n_lab = labelled.sum(axis=0)
     if (n_lab < 2).any():
         raise InputError(f"each system needs at least 2 costly labels for an interval, got {n_lab.min()}")
+    means = np.array([y[labelled[:, j], j].mean() for j in range(y.shape[1])])
     var = np.array([np.var(y[labelled[:, j], j], ddof=1) for j in range(y.shape[1])])
     df = n_lab - 1.0
     if pool_variance and y.shape[1] >= MIN_SYSTEMS_TO_POOL:
-        var, df = _moderate(var, df)
+        var, df = _moderate(var, df, means if variance_trend else None)
     out = []
     for j in range(y.shape[1]):
         n, big_n = int(n_lab[j]), int(pop[:, j].sum())
-        mean = float(y[labelled[:, j], j].mean())
+        mean = float(means[j])
         se = math.sqrt(max(0.0, 1 - n / big_n) * var[j] / n)
         half = _t(confidence, float(df[j])) * se
         out.append(MeanEstimate(mean, se, mean - half, mean + half, n, 0))
@@ -254,23 +251,37 @@ def _ridge_path(
     return out
 
 
-def _moderate(s2: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _moderate(
+    s2: np.ndarray, df: np.ndarray, level: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Empirical-Bayes shrinkage of variances towards their common level (Smyth 2004): the
     prior's degrees of freedom ``d0`` and scale come from the spread of ``log s2`` beyond what
-    sampling alone explains; returns the shrunken variances and their degrees of freedom."""
+    sampling alone explains; returns the shrunken variances and their degrees of freedom.
+
+    ``level`` (one number per system, e.g. its estimated mean): the prior's scale then follows
+    a linear trend of ``log s2`` in it (limma-trend, Law et al. 2014), and only the spread
+    around the trend counts against pooling. Scores on a bounded scale need it: systems near
+    the ceiling vary less, so one common level would widen their intervals and narrow the
+    others'."""
     import scipy.special
 
     s2 = np.maximum(np.asarray(s2, float), 1e-300)
     d = np.asarray(df, float)
     e = np.log(s2) - scipy.special.digamma(d / 2) + np.log(d / 2)
-    spread = float(np.var(e, ddof=1) - np.mean(scipy.special.polygamma(1, d / 2)))
+    centre = np.full(len(e), e.mean())
+    used = 1  # parameters of the prior's centre
+    if level is not None and len(e) >= MIN_SYSTEMS_FOR_TREND and np.ptp(level) > 0:
+        design = np.column_stack([np.ones(len(e)), np.asarray(level, float)])
+        coef, *_ = np.linalg.lstsq(design, e, rcond=None)
+        centre, used = design @ coef, 2
+    spread = float(np.sum((e - centre) ** 2) / (len(e) - used) - np.mean(scipy.special.polygamma(1, d / 2)))
     if spread <= 0:  # the variances differ no more than sampling explains: one common variance
         d0 = math.inf
     else:
         d0 = 2 * _inverse_trigamma(spread)
     # The prior is learnt from the other systems: it cannot weigh more than their own data.
     d0 = min(d0, float(d.sum() - d.max()))
-    prior = float(np.exp(e.mean() + scipy.special.digamma(d0 / 2) - np.log(d0 / 2)))
+    prior = np.exp(centre + scipy.special.digamma(d0 / 2) - np.log(d0 / 2))
     return (d0 * prior + d * s2) / (d0 + d), d0 + d
 
 

@@ -54,6 +54,7 @@ from budgetlab.backends._forcing import THINKING, BudgetForcing, ForcingTrace
 from budgetlab.backends._llama._models import import_llama, recent_log
 from budgetlab.backends._llama._sampling import RowSampler, SamplingParams
 from budgetlab.backends._llama._template import ChatTemplate
+from budgetlab.backends._llama._weights import FLOAT_FILE_TYPES
 from budgetlab.core import Completion
 from budgetlab.errors import InputError
 
@@ -148,6 +149,9 @@ class Engine:
         self.bos = int(L.llama_vocab_bos(self.vocab))
         self.eog = frozenset(t for t in range(self.n_vocab) if L.llama_vocab_is_eog(self.vocab, t))
         self.eog_list = sorted(self.eog)
+        # With float weights llama.cpp multiplies one row by a kernel other than two or more
+        # (the logits differ in the last bits), so no decode has a single row: see _step, _admit.
+        self.pad_single_rows = _int_or_none(self.metadata("general.file_type")) in FLOAT_FILE_TYPES
         source = self.metadata("tokenizer.chat_template")
         self.chat_template = (
             ChatTemplate(source, self._piece_text(self.bos), self._piece_text(int(L.llama_vocab_eos(self.vocab))))
@@ -184,6 +188,7 @@ class Engine:
             "threads": self.threads.current,  # llama.cpp threads in use now
             "thread_switches": 0,
             "moves": 0,  # sequences moved to a lower id (see _compact)
+            "padded_steps": 0,  # steps of one sequence decoded with the scratch sequence beside it
         }
         self.threads.stats = self.stats
 
@@ -398,10 +403,11 @@ class Engine:
         L = self.L
         n_ctx_seq = self._plan_ctx_seq(need)
         n_seq = self._cap_for(n_ctx_seq)
+        n_seq_max = max(n_seq, 2) if self.pad_single_rows else n_seq  # the scratch sequence of _step
         self._free_context()
         cp = L.llama_context_default_params()
-        cp.n_seq_max = n_seq
-        cp.n_ctx = n_ctx_seq * n_seq
+        cp.n_seq_max = n_seq_max
+        cp.n_ctx = n_ctx_seq * n_seq_max
         cp.n_batch = max(512, self.max_sequences)
         cp.n_ubatch = max(512, self.max_sequences)
         cp.n_threads = cp.n_threads_batch = self.threads.current
@@ -454,6 +460,8 @@ class Engine:
             nonlocal n
             if n == 0:
                 return
+            if self.pad_single_rows and len(pending) == 1 and n >= 2:
+                batch.logits[n - 2] = 1  # two rows of logits, as when prompts are evaluated together
             batch.n_tokens = n
             self.threads.apply(L, self._ctx, None)
             started = time.perf_counter()
@@ -683,7 +691,14 @@ class Engine:
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = seq.seq_id
             batch.logits[i] = 1
-        batch.n_tokens = n
+        padded = self.pad_single_rows and n == 1
+        if padded:  # the same token in the scratch sequence (id 1: live ids are 0..n-1), dropped after
+            batch.token[1] = live[0].token
+            batch.pos[1] = live[0].pos
+            batch.n_seq_id[1] = 1
+            batch.seq_id[1][0] = 1
+            batch.logits[1] = 1
+        batch.n_tokens = n + padded
         threads = self.threads.apply(L, self._ctx, n)
         started = time.perf_counter()
         rc = L.llama_decode(self._ctx, batch)
@@ -691,6 +706,9 @@ class Engine:
         self.threads.record(n, threads, seconds)
         self.stats["decode_seconds"] += seconds
         self.stats["decode_calls"] += 1
+        if padded:
+            L.llama_memory_seq_rm(self._mem, 1, -1, -1)
+            self.stats["padded_steps"] += 1
         self.stats["threads"] = self.threads.current
         self.stats["max_parallel"] = max(self.stats["max_parallel"], n)
         self.stats["max_jobs_per_step"] = max(self.stats["max_jobs_per_step"], len({id(s.job) for s in live}))
@@ -705,6 +723,13 @@ class Engine:
             seq.pos += 1
             self._accept(seq, rows[i])
         self._live = [s for s in live if not s.done]
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 class _ThreadChoice:
