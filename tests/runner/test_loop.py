@@ -4,8 +4,10 @@ exhaustion, and a policy with nothing to propose."""
 
 from __future__ import annotations
 
+
 import asyncio
 import collections
+import dataclasses
 import os
 import re
 import signal
@@ -22,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _runner_support import WrappedReplay, check_store_consistent, config_ids, create_replay_run, write_replay  # noqa: E402
 
 from budgetlab.backends import DrawRequest  # noqa: E402
-from budgetlab.core import Budget, SampleState, SamplingConfig, Spend, derive_seed  # noqa: E402
+from budgetlab.core import Budget, Completion, SampleState, SamplingConfig, Spend, derive_seed  # noqa: E402
 from budgetlab.core.run import RunState  # noqa: E402
 from budgetlab.core.view import RunView  # noqa: E402
 from budgetlab.errors import BudgetlabError, InputError  # noqa: E402
@@ -108,6 +110,26 @@ def test_generic_backend_error_fails_only_its_samples(setup) -> None:
     assert reports[-1].finished == PLANNED - len(failed) and reports[-1].failed == len(failed)
     assert reports[-1].planned == PLANNED and reports[-1].in_flight == 0
     _assert_clean(store, _db(store))
+
+
+def test_completion_and_verdict_details_are_recorded_with_each_sample(setup) -> None:
+    path, _, store = setup
+
+    class Detailed(WrappedReplay):
+        async def draw(self, request):
+            out = await super().draw(request)
+            if request.problem.id == "p00003":
+                return [Completion(error="HTTP 500", details={"attempts": 3})] * len(out)
+            return [dataclasses.replace(c, details={"thinking_tokens": 5, "index": s.index})
+                    for c, s in zip(out, request.samples)]  # fmt: skip
+
+    outcome = _execute(store, Detailed(path), concurrency=4, max_batch=2)
+    assert outcome.state is RunState.DONE
+    for s in store.samples("r"):
+        if s.problem == "p00003":
+            assert s.state is SampleState.FAILED and s.details == {"attempts": 3}
+        else:
+            assert s.details == {"thinking_tokens": 5, "index": s.index}
 
 
 def test_wrong_number_of_completions_fails_the_request(setup) -> None:

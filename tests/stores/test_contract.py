@@ -709,6 +709,38 @@ def test_a_newer_schema_version_asks_for_an_upgrade(durable_backend: Backend) ->
     assert (durable_backend.where or "postgresql") in message
 
 
+def test_details_are_kept_with_the_sample(store: BaseStore) -> None:
+    make_run(store)
+    a, b = store.add_pending("r", [Proposal("p1", C1.id, 2)])
+    store.claim("r", "w", [a.key, b.key], [Spend(), Spend()], Budget())
+    details = {"thinking_tokens": 12, "waits": [1, 2], "judge": "m", "note": "ünïcode"}
+    assert store.finish("r", "w", [replace(settle(a), details=details), settle(b, FAILED)]) == [True, True]
+    got = {s.index: s for s in store.samples("r")}
+    assert got[0].details == details and got[1].details == {}
+
+
+def test_a_version_1_store_gets_the_later_columns_and_keeps_its_samples(durable_backend: Backend) -> None:
+    store = durable_backend.open()
+    make_run(store)
+    (a,) = store.add_pending("r", [Proposal("p1", C1.id, 1)])
+    store.claim("r", "w", [a.key], [Spend()], Budget())
+    store.finish("r", "w", [settle(a)])
+    before = store.samples("r")
+    store.close()
+    durable_backend.opened.clear()
+    durable_backend.execute("ALTER TABLE samples DROP COLUMN details")  # as budgetlab 0.1 wrote it
+    durable_backend.execute("UPDATE budgetlab_schema SET version = 1")
+    again = durable_backend.open()
+    assert again.samples("r") == before
+    (b,) = again.add_pending("r", [Proposal("p2", C1.id, 1)])
+    again.claim("r", "w", [b.key], [Spend()], Budget())
+    assert again.finish("r", "w", [replace(settle(b), details={"waits": 1})]) == [True]
+    assert [s.details for s in again.samples("r")] == [{}, {"waits": 1}]
+    again.close()
+    durable_backend.opened.clear()
+    assert durable_backend.open().samples("r")[1].details == {"waits": 1}  # the upgrade happened once
+
+
 def test_a_database_with_foreign_tables_is_refused(durable_backend: Backend) -> None:
     durable_backend.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, owner TEXT)")
     with pytest.raises(StoreError, match="not a budgetlab store.*runs") as exc:

@@ -148,8 +148,8 @@ class Completion:
 
     Replayed samples may carry the verdict they were recorded with (``answer``, ``correct``,
     ``score``); a live backend leaves those ``None``. ``details`` says how the backend drew it
-    (e.g. budget forcing's thinking tokens and waits); it is not stored and does not take part
-    in comparisons.
+    (e.g. budget forcing's thinking tokens and waits); the run keeps it in the sample's
+    ``details``. It does not take part in comparisons.
     """
 
     text: str | None = None
@@ -206,6 +206,8 @@ class Sample:
     verify_seconds: float = 0.0
     logprob: float | None = None
     error: str | None = None
+    # How the sample was drawn and judged (the completion's and the verdict's details, JSON values).
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def key(self) -> SampleKey:

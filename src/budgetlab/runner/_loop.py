@@ -66,6 +66,7 @@ async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, compl
             cost=completion.cost,
             latency=completion.latency,
             error=completion.error,
+            details=dict(completion.details),
         )
     started = time.perf_counter()
     averify = getattr(verifier, "averify", None)
@@ -87,6 +88,7 @@ async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, compl
         latency=completion.latency,
         verify_seconds=seconds,
         logprob=completion.logprob,
+        details={**completion.details, **verdict.details},
     )
 
 

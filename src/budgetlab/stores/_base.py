@@ -33,7 +33,7 @@ from budgetlab.core.run import RunInfo, RunSpec, RunState
 
 __all__ = ["BaseStore", "ClaimResult", "Proposal", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)

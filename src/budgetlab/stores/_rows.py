@@ -52,6 +52,7 @@ def sample(row: Sequence) -> Sample:
         verify_seconds=row[14],
         logprob=row[15],
         error=row[16],
+        details=json.loads(row[17]) if row[17] else {},
     )
 
 
@@ -69,4 +70,5 @@ def result_values(s: Sample) -> tuple:
         s.verify_seconds,
         s.logprob,
         s.error,
+        json.dumps(dict(s.details), sort_keys=True, default=str) if s.details else None,
     )

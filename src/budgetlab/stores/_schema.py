@@ -16,7 +16,11 @@ SAMPLE_RESULT_COLUMNS = (
     "verify_seconds",
     "logprob",
     "error",
+    "details",
 )
+# Columns added after schema version 1, added to older stores when they are opened:
+# (version that added it, table, column, SQLite DDL type).
+ADDED_COLUMNS = ((2, "samples", "details", "TEXT"),)
 
 TABLES = [
     "CREATE TABLE IF NOT EXISTS budgetlab_schema (version INTEGER NOT NULL)",
@@ -41,7 +45,7 @@ TABLES = [
         text TEXT, answer TEXT, correct INTEGER, score REAL,
         prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,
         cost REAL NOT NULL DEFAULT 0, latency REAL NOT NULL DEFAULT 0, verify_seconds REAL NOT NULL DEFAULT 0,
-        logprob REAL, error TEXT,
+        logprob REAL, error TEXT, details TEXT,
         res_tokens INTEGER NOT NULL DEFAULT 0, res_dollars REAL NOT NULL DEFAULT 0, res_verify REAL NOT NULL DEFAULT 0,
         PRIMARY KEY (run, problem, config, idx))""",
     "CREATE INDEX IF NOT EXISTS samples_by_state ON samples (run, state)",

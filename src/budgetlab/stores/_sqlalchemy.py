@@ -25,7 +25,7 @@ from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError, pip_dependency_error
 from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal
 from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample
-from budgetlab.stores._schema import SAMPLE_RESULT_COLUMNS, SPEND_COLUMNS
+from budgetlab.stores._schema import ADDED_COLUMNS, SAMPLE_RESULT_COLUMNS, SPEND_COLUMNS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Row
@@ -91,6 +91,7 @@ def _tables() -> SimpleNamespace:
         col("text", text), col("answer", text), col("correct", sa.Integer), col("score", double),
         col("prompt_tokens", big, 0), col("completion_tokens", big, 0), col("cost", double, 0),
         col("latency", double, 0), col("verify_seconds", double, 0), col("logprob", double), col("error", text),
+        col("details", text),
         col("res_tokens", big, 0), col("res_dollars", double, 0), col("res_verify", double, 0),
     )  # fmt: skip
     sa.Index("samples_by_state", t.samples.c.run, t.samples.c.state)
@@ -186,6 +187,8 @@ class SQLAlchemyStore(BaseStore):
                             f"{self._where} has store schema version {version}, newer than this budgetlab's "
                             f"{SCHEMA_VERSION}; upgrade with: pip install -U budgetlab"
                         )
+                    if version < SCHEMA_VERSION:
+                        self._upgrade_schema()
                     return
                 # An SQLite file is all ours or not ours; a database server may hold other tables,
                 # but none of ours without the schema table.
@@ -199,6 +202,17 @@ class SQLAlchemyStore(BaseStore):
                 if attempt == "create":
                     t.metadata.create_all(conn)
                     conn.execute(t.schema.insert().values(version=SCHEMA_VERSION))
+
+    def _upgrade_schema(self) -> None:
+        """Add the columns of later schema versions to a store written by an older budgetlab."""
+        sa, t = self._sa, self._t
+        with self._write() as conn:
+            version = conn.execute(sa.select(t.schema.c.version)).scalar()
+            for added_in, table, column, kind in ADDED_COLUMNS:
+                have = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+                if added_in > version and column not in have:
+                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+            conn.execute(t.schema.update().values(version=SCHEMA_VERSION))
 
     # ---- transactions ---------------------------------------------------------------------------
     @contextmanager

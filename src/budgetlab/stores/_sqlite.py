@@ -19,7 +19,7 @@ from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError
 from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal
 from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample
-from budgetlab.stores._schema import SAMPLE_RESULT_COLUMNS, TABLES
+from budgetlab.stores._schema import ADDED_COLUMNS, SAMPLE_RESULT_COLUMNS, TABLES
 
 __all__ = ["SQLiteStore"]
 
@@ -46,6 +46,8 @@ class SQLiteStore(BaseStore):
             self._conn.execute("PRAGMA synchronous = NORMAL")
             if fresh:
                 self._create_schema()
+            else:
+                self._upgrade_schema()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(
@@ -84,6 +86,18 @@ class SQLiteStore(BaseStore):
                 )
             return False
         return True
+
+    def _upgrade_schema(self) -> None:
+        """Add the columns of later schema versions to a store written by an older budgetlab."""
+        if self._conn.execute("SELECT version FROM budgetlab_schema").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        with self._write() as cur:
+            (version,) = cur.execute("SELECT version FROM budgetlab_schema").fetchone()
+            for added_in, table, column, kind in ADDED_COLUMNS:
+                have = {r[1] for r in cur.execute(f"PRAGMA table_info({table})")}
+                if added_in > version and column not in have:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            cur.execute("UPDATE budgetlab_schema SET version = ?", (SCHEMA_VERSION,))
 
     def _create_schema(self) -> None:
         with self._write() as cur:
