@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from budgetlab.core import Budget, SampleState
+from budgetlab.core import Budget, SampleState, Spend
 from budgetlab.runner import run
 from budgetlab.stores import SQLiteStore
 from budgetlab.tasks import humaneval_problems
@@ -85,6 +85,37 @@ def test_a_judge_s_cost_counts_in_the_budget(tmp_path: Path) -> None:
                           verifier=spec, policy="fixed", policy_args={"k": 1},
                           budget=Budget(dollars=2 * samples[0].cost), concurrency=1)
             assert stopped.stopped_because.startswith("budget: dollars")
+        finally:
+            store.close()
+
+
+def test_judges_in_flight_are_reserved_so_they_never_overspend(tmp_path: Path) -> None:
+    pytest.importorskip("httpx")
+    from budgetlab.tasks import load_problems
+    from budgetlab.verifiers import make_verifier
+
+    replay = tmp_path / "samples.jsonl"
+    replay.write_text("".join(json.dumps({"problem": f"q{i}", "config": "m", "text": "42", "prompt_tokens": 4,
+                                          "completion_tokens": 2}) + "\n" for i in range(12)))  # fmt: skip
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"q{i}", "prompt": "What is 6 * 7?", "reference": "42"}) + "\n" for i in range(12)))
+    with FaultyServer(models=["grader"], answer=lambda prompt, seed: "GRADE: C") as server:
+        spec = f"judge:backend=openai:{server.url},model=grader,price_in=1000,price_out=1000,max_tokens=16"
+        judge = make_verifier(spec)
+        bound = judge.estimate(load_problems(problems)[0], Spend(samples=1, tokens=6))
+        assert bound.tokens > 512 and bound.dollars == pytest.approx(bound.tokens * 1000 / 1e6)
+        store = SQLiteStore(tmp_path / "s.db")
+        try:
+            one = run("one", f"replay:{replay}", store=store, problems=load_problems(problems)[:1], verifier=spec,
+                      policy="fixed", policy_args={"k": 1}).spent.dollars  # what one grading really costs
+            assert bound.dollars >= one and 12 * one > 1.2 * bound.dollars
+            budget = Budget(dollars=1.2 * bound.dollars)  # less than 12 gradings in flight would spend
+            outcome = run("reserved", f"replay:{replay}", store=store, problems=load_problems(problems),
+                          verifier=spec, policy="fixed", policy_args={"k": 1}, budget=budget, concurrency=12)
+            samples = store.samples("reserved", [SampleState.DONE])
+            assert outcome.stopped_because.startswith("budget: dollars")
+            assert 1 <= len(samples) < 12 and all(s.correct for s in samples)
+            assert outcome.spent.dollars <= budget.dollars and store.get_run("reserved").reserved == Spend()
         finally:
             store.close()
 

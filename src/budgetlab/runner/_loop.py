@@ -165,6 +165,7 @@ async def execute(
             on_progress(Progress(counts[0], counts[1], planned, spent, n_in_flight))
 
     report()
+    judging = getattr(verifier, "estimate", None)  # what a paid judgement may cost, reserved with the draw
     try:
         while True:
             exhausted = budget.exhausted(spent)
@@ -191,6 +192,7 @@ async def execute(
                 request = _next_request(queue, view, min(max_batch, concurrency - n_in_flight))
                 reservations = [
                     dataclasses.replace(r, verify_seconds=r.verify_seconds + verifier.max_seconds)
+                    + (judging(request.problem, r) if judging is not None else Spend())
                     for r in backend.estimate(request)
                 ]
                 result = store.claim(run, worker, [s.key for s in request.samples], reservations, budget)

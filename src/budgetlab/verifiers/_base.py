@@ -3,7 +3,10 @@
 A verifier is anything with ``name``, ``max_seconds`` (an upper bound on one judgement, reserved
 against a ``verify_seconds`` budget) and ``verify``. A verifier whose judging is slow or runs
 elsewhere (a sandbox, a judge model) may also define ``async def averify`` with the same
-signature; the run loop prefers it.
+signature; the run loop prefers it. A verifier that pays for judging (a judge model) may define
+``estimate(problem, draw) -> Spend``: the most one judgement of a completion of ``problem`` may
+cost in tokens and dollars, given ``draw``, the backend's bound on the sample itself; the run
+reserves it with the draw, so judges in flight cannot overspend a budget either.
 """
 
 from __future__ import annotations

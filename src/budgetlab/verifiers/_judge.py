@@ -14,12 +14,13 @@ from budgetlab.core import (
     Problem,
     Sample,
     SamplingConfig,
+    Spend,
     Verdict,
     derive_seed,
 )
 from budgetlab.errors import InputError
 
-__all__ = ["DEFAULT_JUDGE_TEMPLATE", "JudgeVerifier", "parse_grade"]
+__all__ = ["ANSWER_BYTES_PER_TOKEN", "DEFAULT_JUDGE_TEMPLATE", "JudgeVerifier", "parse_grade"]
 
 DEFAULT_JUDGE_TEMPLATE = """You are grading a submitted answer to a question. Decide whether the submission is correct. \
 When a reference answer is given, the submission is correct when it agrees with the reference; differences of \
@@ -36,6 +37,17 @@ wording, formatting or units that do not change the meaning do not matter.
 
 Reason briefly, then end with a line that is exactly "GRADE: C" if the submission is correct, or "GRADE: I" if it \
 is incorrect."""
+
+# What a judge's reservation allows for the answer in its prompt: per token of the draw (prompt and
+# completion; a token of a byte-level tokenizer rarely covers more, English text averages about
+# 4), and at least MIN_ANSWER_BYTES (recorded samples may come without token counts).
+ANSWER_BYTES_PER_TOKEN = 8
+MIN_ANSWER_BYTES = 512
+
+
+def _answer_cap(draw_tokens: int) -> int:
+    return max(MIN_ANSWER_BYTES, ANSWER_BYTES_PER_TOKEN * int(draw_tokens))
+
 
 _GRADE = re.compile(r"GRADE\s*:\s*\**\s*([CI])\b", re.IGNORECASE)
 
@@ -54,6 +66,12 @@ class JudgeVerifier:
     verdict without a grade, or a judge request that failed, is unknown (``correct=None``); its
     answer says why. The verdict carries the judge's tokens and dollars. ``max_seconds`` is what
     one grading may take, reserved against a ``verify_seconds`` budget.
+
+    The judge's own tokens and dollars are reserved before the sample is drawn (:meth:`estimate`).
+    Its prompt holds the answer, which is not written yet: the reservation allows
+    :data:`ANSWER_BYTES_PER_TOKEN` bytes per token the draw may use, at least
+    :data:`MIN_ANSWER_BYTES`. A longer answer is still graded whole, and what it costs beyond
+    the reservation is counted when it settles.
     """
 
     name = "judge"
@@ -85,6 +103,24 @@ class JudgeVerifier:
         self.config = SamplingConfig(model=str(model), backend=self.backend_spec.partition(":")[0], params=params,
                                      label=f"judge:{model}")
         self.max_seconds = float(max_seconds)
+        self._estimator: Any = None
+
+    def _asked(self, problem: Problem, answer: str) -> Problem:
+        return Problem(id=f"judge/{problem.id}", prompt=self.prompt(problem, Completion(text=answer)))
+
+    def _sample(self, asked: Problem) -> Sample:
+        return Sample(run="judge", problem=asked.id, config=self.config.id, index=0,
+                      seed=derive_seed(0, asked.id, self.config.id, 0))  # fmt: skip
+
+    def estimate(self, problem: Problem, draw: Spend) -> Spend:
+        """The most grading one completion of ``problem`` may cost, for a draw bounded by ``draw``."""
+        from budgetlab.backends import DrawRequest, make_backend
+
+        if self._estimator is None:
+            self._estimator = make_backend(self.backend_spec)  # only estimates: no request is sent
+        asked = self._asked(problem, "x" * _answer_cap(draw.tokens))
+        [bound] = self._estimator.estimate(DrawRequest(asked, self.config, (self._sample(asked),)))
+        return Spend(tokens=bound.tokens, dollars=bound.dollars)
 
     def prompt(self, problem: Problem, completion: Completion) -> str:
         question = problem.prompt if problem.prompt is not None else "\n\n".join(
@@ -107,9 +143,8 @@ class JudgeVerifier:
         from budgetlab.backends import DrawRequest, make_backend
 
         started = time.perf_counter()
-        asked = Problem(id=f"judge/{problem.id}", prompt=self.prompt(problem, completion))
-        sample = Sample(run="judge", problem=asked.id, config=self.config.id, index=0,
-                        seed=derive_seed(0, asked.id, self.config.id, 0))
+        asked = self._asked(problem, completion.text or "")
+        sample = self._sample(asked)
         backend = make_backend(self.backend_spec)  # one per grading: no client outlives its event loop
         try:
             [graded] = await backend.draw(DrawRequest(asked, self.config, (sample,)))
