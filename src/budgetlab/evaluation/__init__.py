@@ -7,7 +7,9 @@
   variance, metric consistency, output diversity, IRT, rank separation, cost-aware selection);
 * control variates: a costly score's mean from few costly labels plus cheap scores
   (:func:`control_variate_mean`, :func:`optimal_split`), and every system's mean at once with
-  one regression pooled over the systems (:func:`pooled_control_variate_means`).
+  one regression pooled over the systems (:func:`pooled_control_variate_means`), whose cheap
+  controls can be every metric of a set plus statistics of its outputs' text
+  (:func:`cheap_controls`).
 """
 
 from budgetlab.evaluation._base import (
@@ -19,6 +21,7 @@ from budgetlab.evaluation._base import (
     SubsetMethod,
     identified,
 )
+from budgetlab.evaluation._cheap_controls import TEXT_STATISTICS, cheap_controls, metric_controls, text_statistics
 from budgetlab.evaluation._control_variates import (
     BudgetSplit,
     MeanEstimate,
@@ -29,11 +32,13 @@ from budgetlab.evaluation._control_variates import (
 from budgetlab.evaluation._io import load_run_matrix, load_score_matrix, matrix_from_cells
 from budgetlab.evaluation._pooled_control_variates import (
     pooled_control_variate_means,
+    pooled_held_out_correlation,
     pooled_plain_means,
     pooled_regression_r2,
 )
 
 __all__ = [
+    "TEXT_STATISTICS",
     "BestArmAlgorithm",
     "BudgetSplit",
     "MeanEstimate",
@@ -42,14 +47,18 @@ __all__ = [
     "ScoreMatrix",
     "SelectionResult",
     "SubsetMethod",
+    "cheap_controls",
     "control_variate_mean",
     "identified",
     "load_run_matrix",
     "load_score_matrix",
     "matrix_from_cells",
+    "metric_controls",
     "optimal_split",
     "plain_mean",
     "pooled_control_variate_means",
+    "pooled_held_out_correlation",
     "pooled_plain_means",
     "pooled_regression_r2",
+    "text_statistics",
 ]

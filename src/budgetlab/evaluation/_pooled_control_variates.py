@@ -19,7 +19,12 @@ the fit did not see, so a regression that overfits (more controls than labels) m
 interval wider, not falsely narrow. ``pool_variance`` further shrinks the systems' residual variances towards their
 common level (empirical Bayes, Smyth 2004, "Linear models and empirical Bayes methods for
 assessing differential expression"), which buys degrees of freedom for the t quantile when
-systems' residual variances are alike and almost none when they are not.
+systems' residual variances are alike and almost none when they are not. With
+``variance_trend`` (the default) "alike" means alike after a linear trend of the log variance
+in the system's estimated mean (limma-trend: Law et al. 2014, "voom"): human ratings on a
+bounded scale vary less for systems near its top (on SummEval the log residual variance and
+the system's mean correlate at -0.93), so systems' variances differ a lot but predictably,
+and the trend lets them still be pooled.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from budgetlab.evaluation._control_variates import MeanEstimate, _t
 __all__ = [
     "RIDGE_GRID",
     "pooled_control_variate_means",
+    "pooled_held_out_correlation",
     "pooled_plain_means",
     "pooled_regression_r2",
 ]
@@ -66,7 +72,9 @@ def pooled_control_variate_means(
     the cheap scores, NaN where the system has no output. A system's items are those with all
     its cheap scores; every labelled item needs them. ``ridge``: one penalty, or penalties to
     choose from by cross-validated error (relative to the mean eigenvalue of the standardized
-    design; 0 is least squares).
+    design; 0 is least squares). ``pool_variance``: shrink the systems' residual variances
+    towards their common level (4 systems or more), following a trend in their estimated
+    means with ``variance_trend`` (6 systems or more; see the module docstring).
     """
     y, x, labelled, grid = _prepare(costly, cheap, item_means, ridge)
     population = ~np.isnan(x).any(axis=2)
@@ -115,6 +123,26 @@ def pooled_regression_r2(
     centred = y - np.nanmean(np.where(labelled, y, np.nan), axis=0)
     total = float(np.nansum(np.where(labelled & ~np.isnan(fit.held_out), centred, np.nan) ** 2))
     return 1.0 - float(np.nansum(fit.held_out**2)) / total if total > 0 else 0.0
+
+
+def pooled_held_out_correlation(
+    costly: np.ndarray,
+    cheap: np.ndarray,
+    *,
+    item_means: bool = True,
+    ridge: float | Sequence[float] = RIDGE_GRID,
+) -> float:
+    """The correlation, within systems, between the costly score and the pooled regression's
+    prediction of it on items the fit did not see (cross-validated over the labelled items, as
+    :func:`pooled_regression_r2`): how well the cheap scores, combined, track the costly one."""
+    y, x, labelled, grid = _prepare(costly, cheap, item_means, ridge)
+    fit = _pooled_ridge(y, x, labelled, grid)
+    ok = labelled & ~np.isnan(fit.held_out)
+    centred = y - np.nanmean(np.where(labelled, y, np.nan), axis=0)
+    truth, predicted = centred[ok], (centred - fit.held_out)[ok]
+    if len(truth) < 3 or truth.std() == 0 or predicted.std() == 0:
+        return 0.0
+    return float(np.corrcoef(truth, predicted)[0, 1])
 
 
 def pooled_plain_means(

@@ -8,6 +8,9 @@ rank separation (items that make the 2PL model's ranking of the systems most cer
 and cost-aware selection of any of them under a budget of item costs. Methods that order items
 by a utility keep the set's mix of items by which systems are on them (a set where systems
 vary item by item), so that no system is judged on an unusual share of items.
+
+:func:`choose_on_other_sets` picks a method for each set by its record on the other sets
+(leave one set out): the fair way to report "our method" from a benchmark of several sets.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from budgetlab.evaluation.subset._diversity import OutputDiversity, similarity
 from budgetlab.evaluation.subset._irt import IRTInformation, IRTParams, fisher_information, fit_2pl
 from budgetlab.evaluation.subset._random import RandomSubset
 from budgetlab.evaluation.subset._separation import RankSeparation, expected_discordant_pairs
+from budgetlab.evaluation.subset._transfer import HeldOutChoice, choose_on_other_sets
 from budgetlab.evaluation.subset._variance import MetricVariance
 
 __all__ = [
     "SUBSET_METHODS",
+    "HeldOutChoice",
     "IRTInformation",
     "IRTParams",
     "Item",
@@ -41,6 +46,7 @@ __all__ = [
     "RandomSubset",
     "RankSeparation",
     "choose",
+    "choose_on_other_sets",
     "expected_discordant_pairs",
     "fisher_information",
     "fit_2pl",

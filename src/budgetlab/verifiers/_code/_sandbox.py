@@ -76,8 +76,9 @@ _PREIMPORT = (
 
 @dataclass(frozen=True)
 class Limits:
-    """What one program may use. ``timeout`` is wall-clock seconds (the CPU limit is the same,
-    rounded up); ``memory_mb`` is address space (``RLIMIT_AS``)."""
+    """What one program may use. ``timeout`` is wall-clock seconds (the CPU limit, a backstop, is
+    one second more, rounded up: a program spinning on one core meets the wall clock first, so
+    it always reads "timed out"); ``memory_mb`` is address space (``RLIMIT_AS``)."""
 
     timeout: float = 10.0
     memory_mb: int = 1024
@@ -100,7 +101,7 @@ class Limits:
     def to_header(self) -> dict[str, Any]:
         return {
             "timeout": float(self.timeout),
-            "cpu": max(1, math.ceil(self.timeout)),
+            "cpu": math.ceil(self.timeout) + 1,
             "memory": int(self.memory_mb) << 20,
             "processes": int(self.processes),
             "file_size": int(self.file_mb) << 20,
