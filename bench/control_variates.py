@@ -193,70 +193,71 @@ def main() -> int:
         return 0
 
     rows: dict[str, dict] = {}
-    short = {
-        "single": "single",
-        "pooled": "pooled",
-        "pooled, own var": "own var",
-        "plain, pooled var": "plain pv",
-    }
-    print(
-        f"Human labels (items rated) for the 95% interval width of plain averaging at n0; mean over {args.draws} draws.\n"
-        f"{'set':18s} {'items':>5s} {'sys':>3s} {'rho':>5s} {'R2 CV':>6s} {'n0':>4s} {'plain cov':>9s}  "
-        + "  ".join(f"{short[m] + ' n (save) cov/min':>27s}" for m in ESTIMATORS)
-        + f" {'split var':>9s}"
-    )
     for name in [s for s in args.sets.split(",") if s]:
         path = folder / f"{name}.jsonl.gz"
         if not path.exists():
-            print(f"{name:18s} missing: skipped")
+            rows[name] = {"skipped": f"{path} missing"}
             continue
         data = load_items(path)
         if not data.has_metric:
-            rows[name] = {
-                "items": len(data),
-                "skipped": "no automatic metric in this set",
-            }
-            print(f"{name:18s} {len(data):5d} {len(data.systems):3d}   (no automatic metric: no control variate)")
+            rows[name] = {"items": len(data), "systems": len(data.systems), "skipped": "no automatic metric in this set"}
             continue
         started = time.perf_counter()
         study = SetStudy(data, args.draws, args.seed)
         rho = _rho(study.human, study.auto)
-        r2 = _loo_r2(study)
+        r2, r_cv = _cross_fitted(study)
         n0 = max(12, round(0.25 * len(data)))
         plain_width, plain_cov = study.run(n0, "plain")
         row: dict = {
             "items": len(data), "systems": len(data.systems), "metrics": len(data.metric_keys), "rho": rho,
-            "r2_cv": r2, "n0": n0, "plain_width": plain_width, "coverage_plain": float(np.mean(plain_cov)),
-            "coverage_plain_min": float(np.min(plain_cov)), "correlates": rho >= RHO_CORRELATES, "estimators": {},
+            "r_cv": r_cv, "r2_cv": r2, "correlates": r_cv >= R_CORRELATES, "n0": n0, "plain_width": plain_width,
+            "coverage_plain": float(np.mean(plain_cov)), "coverage_plain_min": float(np.min(plain_cov)), "estimators": {},
         }  # fmt: skip
-        cells = []
         for method in ESTIMATORS:
             needed = study.labels_needed(method, plain_width, 4, n0)
             reached = needed <= n0  # else no n up to n0 matches plain averaging's width at n0
             width_n0, _ = study.run(n0, method)
             _, cov = study.run(min(needed, n0), method)
-            saving = 1 - needed / n0 if reached else None
             row["estimators"][method] = {
-                "labels_needed": needed if reached else None, "saving": saving, "width_at_n0": width_n0,
-                "coverage": float(np.mean(cov)), "coverage_min": float(np.min(cov)),
+                "labels_needed": needed if reached else None, "saving": 1 - needed / n0 if reached else None,
+                "width_at_n0": width_n0, "coverage": float(np.mean(cov)), "coverage_min": float(np.min(cov)),
             }  # fmt: skip
-            shown = f"{needed:4d} ({100 * saving:5.1f}%)" if saving is not None else f"{'>' + str(n0):>4s} (  none)"
-            cells.append(f"{shown} {np.mean(cov):.3f}/{np.min(cov):.3f}")
-        split = optimal_split(100.0 * n0, 100.0, 1.0, max(-1.0, min(1.0, rho)), n_items=len(data))
-        row["split_100to1"] = {
-            "costly": split.costly,
-            "cheap": split.cheap,
-            "variance_ratio": split.variance_ratio,
-        }
+        split = optimal_split(100.0 * n0, 100.0, 1.0, max(-1.0, min(1.0, r_cv)), n_items=len(data))
+        row["split_100to1"] = {"costly": split.costly, "cheap": split.cheap, "variance_ratio": split.variance_ratio}
         row["seconds"] = time.perf_counter() - started
         rows[name] = row
+        print(f"{name}: {row['seconds']:.0f} s", file=sys.stderr, flush=True)
+
+    print(
+        f"Which sets correlate (declared before the estimators run): r CV >= {R_CORRELATES}, the correlation within "
+        "systems of the human score with the headline's cross-fitted prediction (every item labelled).\n"
+        f"{'set':18s} {'items':>5s} {'sys':>3s} {'rho':>5s} {'r CV':>5s} {'R2 CV':>6s} {'correlates':>10s} {'n0':>4s} "
+        f"{'plain cov':>9s} {'split var':>9s}"
+    )
+    for name, row in rows.items():
+        if "skipped" in row:
+            print(f"{name:18s} skipped: {row['skipped']}")
+            continue
         print(
-            f"{name:18s} {len(data):5d} {len(data.systems):3d} {rho:5.2f} {r2:6.2f} {n0:4d} "
-            f"{np.mean(plain_cov):5.3f}/{np.min(plain_cov):.2f}  "
-            + "  ".join(f"{c:>27s}" for c in cells)
-            + f" {split.variance_ratio:9.3f}",
-            flush=True,
+            f"{name:18s} {row['items']:5d} {row['systems']:3d} {row['rho']:5.2f} {row['r_cv']:5.2f} {row['r2_cv']:6.2f} "
+            f"{'yes' if row['correlates'] else 'no':>10s} {row['n0']:4d} "
+            f"{row['coverage_plain']:.3f}/{row['coverage_plain_min']:.2f} {row['split_100to1']['variance_ratio']:9.3f}"
         )
+    print(
+        f"\nHuman labels needed for the 95% interval width of plain averaging at n0, mean over {args.draws} draws: "
+        "n (saving) coverage/lowest system's coverage"
+    )
+    print(f"{'set':18s} " + " ".join(f"{m:>21s}" for m in ESTIMATORS))
+    for name, row in rows.items():
+        if "skipped" in row:
+            continue
+        cells = []
+        for method in ESTIMATORS:
+            e = row["estimators"][method]
+            shown = f"{e['labels_needed']:d} ({100 * e['saving']:.0f}%)" if e["saving"] is not None else f">{row['n0']} (none)"
+            cells.append(f"{shown} {e['coverage']:.3f}/{e['coverage_min']:.2f}")
+        print(f"{name:18s} " + " ".join(f"{c:>21s}" for c in cells))
+
     correlating = [n for n, r in rows.items() if r.get("correlates")]
     target: dict[str, bool] = {}
     for n in correlating:
@@ -265,16 +266,14 @@ def main() -> int:
         target[f"{n}_coverage_ok"] = abs(head["coverage"] - 0.95) <= COVERAGE_SLACK
     target["every_correlating_set"] = bool(correlating) and all(target.values())
     print(
-        f"\nn (save): labels needed and the saving against n0 ('>n0 (none)': no n up to n0 is as narrow); cov/min: "
-        f"coverage of the 95% intervals at that n (at n0 when none), over "
-        f"(draw, system) pairs / the lowest system's. split var: variance of the optimal split of the same budget when "
-        f"a human label costs 100 cheap ones, against human labels alone (one control, rho).\n"
-        f"headline estimator: {HEADLINE}. Sets where the metric correlates (rho >= {RHO_CORRELATES}): "
+        f"\n'>n0 (none)': no n up to n0 is as narrow (coverage then at n0). split var: variance of the optimal split "
+        f"of the same budget when a human label costs 100 cheap ones, against human labels alone (one control, r CV).\n"
+        f"headline estimator: {HEADLINE}. Sets that correlate (r CV >= {R_CORRELATES}): "
         f"{', '.join(correlating) or 'none'}; target: >= {100 * TARGET_SAVING:.0f}% fewer human labels on each, "
         f"coverage within {COVERAGE_SLACK} of 0.95: {'met' if target['every_correlating_set'] else 'NOT met'}"
     )
     if args.json:
-        print(json.dumps({"draws": args.draws, "rho_correlates": RHO_CORRELATES, "headline": HEADLINE,
+        print(json.dumps({"draws": args.draws, "seed": args.seed, "r_correlates": R_CORRELATES, "headline": HEADLINE,
                           "sets": rows, "target_met": target}))  # fmt: skip
     return 0
 
