@@ -38,12 +38,17 @@ prompts x k x max_tokens tokens and tokens/s compare like for like.
     temperature 0.8, max_tokens 16, stop at a newline, plain few-shot prompt) through
     ``budgetlab.runner.run`` and the exact verifier: single-sample accuracy, pass@8 (coverage)
     and maj@8, plus greedy accuracy (one sample at temperature 0).
+(5) fidelity (``--fidelity``): how far the file the backend loads (``--weights``) moves the
+    model from the file as shipped: over 30 two-digit arithmetic prompts with their answers, the
+    mean and 99th percentile of KL(shipped || loaded) of the next-token distribution at every
+    position, and how often both files rank the same token first.
 
 Usage::
 
     python bench/generation.py                      # throughput (1)-(3), human table
     python bench/generation.py --quality            # also (4)
     python bench/generation.py --quality --json     # one JSON object, printed last
+    python bench/generation.py --no-throughput --fidelity   # (5) only
 """
 
 from __future__ import annotations
@@ -417,6 +422,49 @@ def quality(model: str, digits: int, n: int, k: int, threads: int, weights: str)
     }
 
 
+# ---- (5) fidelity --------------------------------------------------------------------------------
+
+
+def position_log_probs(path: Path, texts: list[str]) -> np.ndarray:
+    """Log-softmax of the next-token logits at every position of every text, one row each."""
+    L = import_llama()
+    model = L.llama_model_load_from_file(str(path).encode(), L.llama_model_default_params())
+    vocab = L.llama_model_get_vocab(model)
+    n_vocab = L.llama_vocab_n_tokens(vocab)
+    cp = L.llama_context_default_params()
+    cp.n_ctx = cp.n_batch = cp.n_ubatch = 1024
+    ctx = L.llama_init_from_model(model, cp)
+    rows = []
+    for text in texts:
+        data = text.encode()
+        buf = (L.llama_token * (len(data) + 8))()
+        n = L.llama_tokenize(vocab, data, len(data), buf, len(buf), bool(L.llama_vocab_get_add_bos(vocab)), False)
+        batch = L.llama_batch_init(n, 0, 1)
+        for i in range(n):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = buf[i], i, 1, 1
+            batch.seq_id[i][0] = 0
+        batch.n_tokens = n
+        assert L.llama_decode(ctx, batch) == 0
+        logits = np.ctypeslib.as_array(L.llama_get_logits(ctx), shape=(n, n_vocab)).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        rows.append(logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)))
+        L.llama_batch_free(batch)
+        L.llama_memory_seq_rm(L.llama_get_memory(ctx), 0, -1, -1)
+    L.llama_free(ctx)
+    L.llama_model_free(model)
+    return np.concatenate(rows)
+
+
+def fidelity(model: str, weights: str) -> dict:
+    shipped, loaded = model_file(model, "original"), model_file(model, weights)
+    texts = [f"{p.prompt} {p.reference}" for p in arithmetic_problems(n=30, digits=2, seed=5)]
+    ref, got = position_log_probs(shipped, texts), position_log_probs(loaded, texts)
+    kl = (np.exp(ref) * (ref - got)).sum(axis=1)
+    return {"model": model, "shipped": shipped.name, "loaded": loaded.name, "positions": len(kl),
+            "mean_kl": float(kl.mean()), "p99_kl": float(np.quantile(kl, 0.99)),
+            "top1_agreement": float((ref.argmax(axis=1) == got.argmax(axis=1)).mean())}  # fmt: skip
+
+
 # ---- main ---------------------------------------------------------------------------------------
 
 
@@ -432,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=2, help="runs of each throughput measurement; the best counts")
     ap.add_argument("--no-throughput", action="store_true", help="skip (1)-(3)")
     ap.add_argument("--quality", action="store_true", help="also measure both models on the arithmetic task (4)")
+    ap.add_argument("--fidelity", action="store_true", help="also compare the loaded file with the shipped one (5)")
     ap.add_argument("--quality-problems", type=int, default=40)
     ap.add_argument("--quality-k", type=int, default=8)
     ap.add_argument("--json", action="store_true", help="print one JSON object last")
@@ -549,6 +598,16 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             print(f"{r['model']:<12} {r['digits']:>6} {r['accuracy']:>9.3f} {r['pass_at_k']:>8.3f} {r['maj_at_k']:>7.3f} "
                   f"{r['greedy_accuracy']:>7.3f} {r['seconds']:>8.1f}  {r['examples']}")  # fmt: skip
+
+    if args.fidelity:
+        rows = [fidelity(m, args.weights) for m in ("smollm2", "gemma3-270m")]
+        out["fidelity"] = rows
+        print(f"\n(5) fidelity of the loaded file (--weights {args.weights}) to the shipped one: next-token "
+              "distributions over 30 two-digit additions with their answers")  # fmt: skip
+        print(f"{'model':<12} {'shipped':<34} {'loaded':<48} {'positions':>9} {'mean KL':>8} {'p99 KL':>7} {'same top-1':>10}")
+        for r in rows:
+            print(f"{r['model']:<12} {r['shipped']:<34} {r['loaded']:<48} {r['positions']:>9} {r['mean_kl']:>8.4f} "
+                  f"{r['p99_kl']:>7.3f} {r['top1_agreement']:>10.3f}")  # fmt: skip
 
     out["target_met"] = target_met
     out["machine"]["load_average_at_end"] = os.getloadavg()[0]
