@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 import struct
 
 import pytest
@@ -80,6 +81,14 @@ def test_builtin_model_is_converted_once_and_user_files_are_left_alone(tmp_path)
     f16 = EmbeddedBackend(cache_dir=str(tmp_path), weights="f16").model_path(str(shipped))
     assert read_uint_field(f16, "general.file_type") == 1
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted({converted.name, f16.name})
+    # A new version of the source file (here: touched) is converted again; the old copy goes.
+    copy = tmp_path / "mine" / shipped.name
+    copy.parent.mkdir()
+    copy.write_bytes(shipped.read_bytes())
+    first = EmbeddedBackend(cache_dir=str(tmp_path), weights="f16").model_path(str(copy))
+    os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))
+    second = EmbeddedBackend(cache_dir=str(tmp_path), weights="f16").model_path(str(copy))
+    assert second != first and second.is_file() and not first.exists() and not f16.exists()
 
 
 @needs_model

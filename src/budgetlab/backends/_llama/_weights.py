@@ -117,4 +117,7 @@ def _convert(source: Path, target: Path, target_format: str) -> Path:
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+        for stale in target.parent.glob(f"{source.stem}.*.{target_format}.gguf"):
+            if stale != target:  # an earlier version of the same file (e.g. before a reinstall)
+                stale.unlink(missing_ok=True)
     return target
