@@ -57,6 +57,14 @@ def test_a_stopping_run_reports_its_savings_and_selection(tmp_path: Path, replay
     # majority: p0 a (right), p1 c 4-2 (right), p2 x (wrong: only x x was drawn)
     assert entry["selection"]["selector"] == "majority" and entry["selection"]["problems"] == 3
     assert entry["selection"]["accuracy"] == pytest.approx(2 / 3)
+    # Unbiased under stopping (ESC always draws its window of 2 first): pass@1 from the first two
+    # samples of each problem (1, 1/2, 0); pass@4 settled for p0 (a correct sample) and p1 (drew
+    # 6), not for p2 (2 wrong, then stopped).
+    adaptive = entry["adaptive"]
+    assert adaptive["prefix"] == 2
+    assert adaptive["pass_at_k"]["1"] == pytest.approx(0.5) and adaptive["undetermined"]["pass_at_k"]["1"] == 0
+    assert adaptive["pass_at_k"]["4"] == 1.0 and adaptive["undetermined"]["pass_at_k"]["4"] == 1
+    assert set(adaptive["maj_at_k"]) == {"1", "2", "4", "6"}
     (wentry,) = weighted["configs"].values()
     assert wentry["selection"]["selector"] == "weighted" and wentry["selection"]["accuracy"] == pytest.approx(2 / 3)
 
@@ -67,6 +75,7 @@ def test_a_fixed_run_reports_no_savings(tmp_path: Path, replay: Path) -> None:
         report = build_report(st, "fixed", selector="best_of_n:source=logprob")
     assert report["savings"] is None
     (entry,) = report["configs"].values()
+    assert "adaptive" not in entry
     # the most confident sample: p0 a, p1 c, p2 y: all right
     assert entry["selection"]["selector"] == "best_of_n" and entry["selection"]["accuracy"] == 1.0
     assert entry["samples_per_problem"] == 6
@@ -79,6 +88,7 @@ def test_the_report_command_shows_selection_and_savings(tmp_path: Path, replay: 
     out = " ".join(capsys.readouterr().out.split())
     assert "selected answer (weighted), m: 66.7% of 3 problems correct" in out
     assert "mean 3.3 samples/problem vs max 6 (10 drawn vs 18 for fixed k=6): 44% saved" in out
+    assert "estimates that stay unbiased under stopping: --json, 'adaptive'" in out
     assert main(["report", "esc", "--store", store, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["savings"]["saved"] == pytest.approx(1 - 10 / 18) and report["configs"]["m"]["selection"]["accuracy"] == pytest.approx(2 / 3)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from budgetlab.analysis._curves import bootstrap_ci, default_ks
+from budgetlab.analysis._adaptive_estimators import adaptive_maj_at_k, adaptive_pass_at_k
 from budgetlab.analysis._majority import maj_at_k
 from budgetlab.analysis._passk import pass_at_k_many
 from budgetlab.core import Sample, SampleState
@@ -35,7 +36,12 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
     over the problems with a finished sample; ``samples_per_problem``: finished samples per
     problem. ``savings``: for a policy that stops each problem by itself (it has a
     ``max_samples``), the mean samples per problem against that maximum, i.e. against the fixed-k
-    run that draws the maximum everywhere; ``None`` for other policies.
+    run that draws the maximum everywhere; ``None`` for other policies. For such a run each
+    configuration also gets ``adaptive``: pass@k and maj@k for k up to that maximum from
+    :func:`~budgetlab.analysis.adaptive_pass_at_k` / :func:`~budgetlab.analysis.adaptive_maj_at_k`,
+    which stay unbiased when a problem's samples stop early, with the problems they could not
+    settle counted as ``undetermined`` (the plain values above average only the problems that
+    drew k samples, which under adaptive stopping are the harder ones).
     """
     info = store.get_run(run)
     configs = store.configs(run)
@@ -54,6 +60,7 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
         if s.correct is not None:
             by_config[s.config][s.problem].append(s)
     chosen = _selector(selector)
+    stopping = _stopping(info.spec.policy, dict(info.spec.policy_args))
 
     out_configs: dict[str, Any] = {}
     for config in configs:
@@ -92,6 +99,8 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
         counts = list(finished[config.id].values())
         entry["samples_per_problem"] = float(np.mean(counts)) if counts else None
         entry["selection"] = _selection(chosen, answered[config.id], n_boot, seed)
+        if stopping is not None and per_problem:
+            entry["adaptive"] = _adaptive(per_problem, *stopping, n_boot, seed)
         out_configs[config.name] = entry
 
     return {
@@ -127,6 +136,41 @@ def _selection(selector: Any, per_problem: dict[str, list[Sample]], n_boot: int,
     if picks:
         m = _metric([1.0 if p.correct is True else 0.0 for p in picks], n_boot, seed)
         out["accuracy"], out["ci"] = m["value"], [m["lo"], m["hi"]]
+    return out
+
+
+def _stopping(policy: str, args: dict[str, Any]) -> tuple[int, int] | None:
+    """(max_samples, min_samples) of a policy that stops each problem by itself, else None."""
+    from budgetlab.errors import BudgetlabError
+    from budgetlab.policies import make_policy
+
+    try:
+        made = make_policy(policy, args)
+    except BudgetlabError:
+        return None
+    cap = getattr(made, "max_samples", None)
+    if policy == "fixed" or not isinstance(cap, int):
+        return None
+    return cap, int(getattr(made, "min_samples", 0) or 0)
+
+
+def _adaptive(per_problem: list[list[Sample]], cap: int, prefix: int, n_boot: int, seed: int) -> dict[str, Any]:
+    ordered = [sorted(v, key=lambda s: s.index) for v in per_problem]
+    has_answers = any(s.answer is not None for v in ordered for s in v)
+    out: dict[str, Any] = {"prefix": prefix, "pass_at_k": {}, "maj_at_k": {}, "ci": {"pass_at_k": {}, "maj_at_k": {}},
+                           "undetermined": {"pass_at_k": {}, "maj_at_k": {}}}  # fmt: skip
+    for k in default_ks(cap):
+        estimates = {"pass_at_k": adaptive_pass_at_k([[bool(s.correct) for s in v] for v in ordered], k, prefix=prefix,
+                                                     n_boot=n_boot, seed=seed)}  # fmt: skip
+        if has_answers:
+            estimates["maj_at_k"] = adaptive_maj_at_k(
+                [([s.answer for s in v], [s.correct for s in v]) for v in ordered], k, prefix=prefix, n_boot=n_boot, seed=seed
+            )
+        for metric, est in estimates.items():
+            known = est.n_problems > 0
+            out[metric][str(k)] = est.value if known else None
+            out["ci"][metric][str(k)] = [est.lo, est.hi] if known else None
+            out["undetermined"][metric][str(k)] = est.undetermined
     return out
 
 

@@ -38,6 +38,12 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         table.add_row(name, f"{entry['samples']:,}", *passes, *majs)
     console.print(table)
     console.print("% of problems solved (pass@k: any of k samples correct; maj@k: majority answer correct); intervals and every k: --json", style="dim")
+    if any("adaptive" in entry for entry in report["configs"].values()):
+        console.print(
+            "this policy stops problems early: pass@k and maj@k above average the problems that drew k samples "
+            "(the harder ones); estimates that stay unbiased under stopping: --json, 'adaptive'",
+            style="dim",
+        )
     if report.get("budget_curves"):
         print_budget_curves(console, report["budget_curves"])
     _print_selection(console, report)
