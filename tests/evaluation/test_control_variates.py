@@ -8,13 +8,19 @@ import pytest
 
 from budgetlab.errors import InputError
 from budgetlab.evaluation import (
+    TEXT_STATISTICS,
+    cheap_controls,
     control_variate_mean,
+    metric_controls,
     optimal_split,
     plain_mean,
     pooled_control_variate_means,
+    pooled_held_out_correlation,
     pooled_plain_means,
     pooled_regression_r2,
+    text_statistics,
 )
+from budgetlab.evaluation.subset import Item, ItemSet
 
 
 def population(n_items: int = 2000, rho: float = 0.8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -223,3 +229,85 @@ def test_pooled_input_checks() -> None:
         pooled_control_variate_means(_label(costly, 2, np.random.default_rng(5)), cheap)
     with pytest.raises(InputError, match="non-negative"):
         pooled_control_variate_means(y, cheap, ridge=-1.0)
+
+
+def ceiling_population(n_items: int = 100, n_systems: int = 12, seed: int = 0) -> np.ndarray:
+    """Ratings where better systems vary less (human ratings near the top of their scale do):
+    the systems' variances differ tenfold, but with their means."""
+    rng = np.random.default_rng(seed)
+    mean = np.linspace(2.5, 4.5, n_systems)
+    spread = 0.9 * np.exp(-(mean - 2.5))
+    return mean + spread * rng.standard_t(8, size=(n_items, n_systems))
+
+
+def test_variance_trend_pools_variances_that_follow_the_mean_and_keeps_coverage() -> None:
+    costly = ceiling_population()
+    truth = costly.mean(axis=0)
+    rng = np.random.default_rng(6)
+    options = {"trend": {}, "flat": {"variance_trend": False}, "own": {"pool_variance": False}}
+    widths: dict[str, list] = {k: [] for k in options}
+    hits: dict[str, list] = {k: [] for k in options}
+    for _ in range(200):
+        y = _label(costly, 20, rng)
+        for key, kwargs in options.items():
+            ests = pooled_plain_means(y, **kwargs)
+            widths[key].append([e.width for e in ests])
+            hits[key].append([e.lo <= t <= e.hi for e, t in zip(ests, truth)])
+    mean_width = {k: np.mean(w, axis=0) for k, w in widths.items()}
+    # One common level pulls the steadiest system's variance up; the trend keeps it near its own.
+    assert mean_width["trend"][-1] < 0.92 * mean_width["flat"][-1]
+    # Pooling along the trend buys degrees of freedom: narrower than each system on its own.
+    assert mean_width["trend"].mean() < 0.98 * mean_width["own"].mean()
+    assert 0.925 <= np.mean(hits["trend"]) <= 0.975
+    assert np.mean(hits["trend"], axis=0).min() >= 0.88
+    # Fewer than 6 systems: no trend (too few to fit one), the same as a common level.
+    few = _label(costly[:, :5], 20, rng)
+    assert [e.width for e in pooled_plain_means(few)] == pytest.approx(
+        [e.width for e in pooled_plain_means(few, variance_trend=False)]
+    )
+
+
+def test_held_out_correlation_tracks_what_the_cheap_scores_know() -> None:
+    costly, cheap = systems_population(seed=7)
+    r = pooled_held_out_correlation(costly, cheap)
+    assert r == pytest.approx(np.sqrt(max(pooled_regression_r2(costly, cheap), 0.0)), abs=0.05)
+    assert 0.4 < r < 0.95
+    noise = np.random.default_rng(7).normal(size=cheap.shape)
+    assert abs(pooled_held_out_correlation(costly, noise)) < 0.15
+
+
+def _text_set() -> ItemSet:
+    source = "the cat sat on the mat and the dog slept"
+    items = [
+        Item("0", src=source, ref="the cat sat on the mat",
+             tgt={"copy": "the cat sat on the mat", "loop": "dog dog dog dog dog", "new": "a bird flew away"},
+             scores={s: {"bleu": v, "ter": 1 - v, "human": v} for s, v in (("copy", 0.9), ("loop", 0.1), ("new", 0.3))}),
+        Item("1", src=source, ref=["a cat on a mat", "the cat"],
+             tgt={"copy": "the dog slept", "new": "birds sing"},
+             scores={"copy": {"bleu": 0.5, "ter": 0.4, "human": 0.6}, "new": {"bleu": 0.2, "ter": 0.9, "human": 0.2}}),
+    ]  # fmt: skip
+    return ItemSet(items, name="toy")
+
+
+def test_text_statistics_of_outputs() -> None:
+    data = _text_set()
+    raw = text_statistics(data)
+    assert raw.shape == (2, 3, len(TEXT_STATISTICS))
+    assert np.isnan(raw[1, 1]).all() and not np.isnan(raw[0]).any()  # "loop" has no output on item 1
+    stat = {name: raw[:, :, k] for k, name in enumerate(TEXT_STATISTICS)}
+    # Standardized: the copied summary copies most, the looping one repeats most, and the
+    # copied one shares the most with the reference.
+    assert stat["source_bigram_copy"][0, 0] > stat["source_bigram_copy"][0, 2]
+    assert stat["distinct_bigrams"][0, 1] == np.nanmin(stat["distinct_bigrams"])
+    assert stat["reference_unigram_f1"][0, 0] == np.nanmax(stat["reference_unigram_f1"])
+    assert np.nanmean(raw, axis=(0, 1)) == pytest.approx(np.zeros(len(TEXT_STATISTICS)), abs=1e-9)
+
+
+def test_cheap_controls_orient_and_combine_metrics_and_text() -> None:
+    data = _text_set()
+    metrics = metric_controls(data)
+    assert metrics.shape == (2, 3, 2)  # bleu and ter; "human" is a human dimension, not a control
+    assert metrics[0, 0, 1] > metrics[0, 1, 1]  # ter is negated: lower is better
+    both = cheap_controls(data)
+    assert both.shape == (2, 3, 2 + len(TEXT_STATISTICS))
+    assert np.array_equal(cheap_controls(data, text=False), metrics, equal_nan=True)

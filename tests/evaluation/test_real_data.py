@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from budgetlab.evaluation import load_score_matrix
+from budgetlab.evaluation import TEXT_STATISTICS, cheap_controls, load_score_matrix
 from budgetlab.evaluation.selection import make_algorithm, simulate
 from budgetlab.evaluation.subset import SUBSET_METHODS, choose, load_items, make_subset_method, rank_agreement
 
@@ -44,3 +44,16 @@ def test_nlg_sets_load_and_every_method_chooses(path: Path) -> None:
         assert len(set(chosen.tolist())) == max(1, round(0.25 * len(data)))
         rho, tau = rank_agreement(human, chosen)
         assert -1 <= tau <= 1 and -1 <= rho <= 1
+
+
+@pytest.mark.skipif(
+    not NLG, reason=f"shared data not found: {DATA / 'subset2evaluate_nlg'} (set BUDGETLAB_SHARED_DATA)"
+)
+@pytest.mark.parametrize("path", NLG, ids=lambda p: p.name.split(".")[0])
+def test_nlg_sets_give_cheap_controls_wherever_a_system_has_an_output(path: Path) -> None:
+    data = load_items(path)
+    controls = cheap_controls(data)
+    assert controls.shape == (len(data), len(data.systems), len(data.metric_keys) + len(TEXT_STATISTICS))
+    has_output = np.array([[s in item.tgt for s in data.systems] for item in data.items])
+    text = controls[:, :, len(data.metric_keys) :]
+    assert not np.isnan(text[has_output]).any() and np.isnan(text[~has_output]).all()

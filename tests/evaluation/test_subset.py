@@ -19,6 +19,7 @@ from budgetlab.evaluation.subset import (
     Item,
     ItemSet,
     choose,
+    choose_on_other_sets,
     expected_discordant_pairs,
     fisher_information,
     fit_2pl,
@@ -261,3 +262,32 @@ def test_metric_methods_need_a_metric() -> None:
     with pytest.raises(InputError, match="no automatic metric"):
         choose(data, make_subset_method("variance"), size=2)
     assert len(choose(data, make_subset_method("diversity"), size=2)) == 2
+
+
+def test_choose_on_other_sets_never_reads_the_held_out_set() -> None:
+    scores = {
+        "steady": {"a": 0.9, "b": 0.9, "c": 0.9},
+        "flaky": {"a": 1.0, "b": 1.0, "c": 0.5},  # best on a and b, poor on c
+    }
+    choices = {c.held_out: c for c in choose_on_other_sets(scores)}
+    # Held out c: flaky has the better record elsewhere, so it is chosen and scores its 0.5.
+    assert choices["c"].chosen == ("flaky",) and choices["c"].score == pytest.approx(0.5)
+    assert choices["c"].record == pytest.approx(1.0)
+    assert choices["a"].chosen == ("steady",) and choices["a"].score == pytest.approx(0.9)
+    # Changing the held-out set's own scores changes its score, never its choice.
+    scores["flaky"]["c"] = 0.0
+    assert {c.held_out: c.chosen for c in choose_on_other_sets(scores)}["c"] == ("flaky",)
+
+
+def test_choose_on_other_sets_averages_ties_and_checks_its_input() -> None:
+    scores = {"x": {"a": 1.0, "b": 0.2}, "y": {"a": 1.0, "b": 0.6}, "z": {"a": 0.1, "b": 0.9}}
+    b = next(c for c in choose_on_other_sets(scores) if c.held_out == "b")
+    assert b.chosen == ("x", "y") and b.score == pytest.approx(0.4)  # level on "a": their mean on "b"
+    with pytest.raises(InputError, match="same sets"):
+        choose_on_other_sets({"x": {"a": 1.0, "b": 1.0}, "y": {"a": 1.0}})
+    with pytest.raises(InputError, match="at least 2 sets"):
+        choose_on_other_sets({"x": {"a": 1.0}})
+    with pytest.raises(InputError, match="NaN"):
+        choose_on_other_sets({"x": {"a": 1.0, "b": float("nan")}})
+    with pytest.raises(InputError, match="at least one method"):
+        choose_on_other_sets({})

@@ -11,20 +11,23 @@ mean is then estimated with the regression estimator of :mod:`._control_variates
 
 Pooling gives the slope ``S`` times the data, which pays for many controls: every automatic
 metric of the system's output, and (``item_means``) each metric averaged over all systems on
-the item, which sees how hard the item is. The slope is a ridge regression whose penalty is
-chosen by cross-validation over folds of items (an item's rows for all systems leave
-together, since they share the item's difficulty). Honest intervals come from the same
-held-out residuals: each system's residual variance is the mean square of its errors on items
-the fit did not see, so a regression that overfits (more controls than labels) makes the
-interval wider, not falsely narrow. ``pool_variance`` further shrinks the systems' residual variances towards their
-common level (empirical Bayes, Smyth 2004, "Linear models and empirical Bayes methods for
-assessing differential expression"), which buys degrees of freedom for the t quantile when
-systems' residual variances are alike and almost none when they are not. With
-``variance_trend`` (the default) "alike" means alike after a linear trend of the log variance
-in the system's estimated mean (limma-trend: Law et al. 2014, "voom"): human ratings on a
-bounded scale vary less for systems near its top (on SummEval the log residual variance and
-the system's mean correlate at -0.93), so systems' variances differ a lot but predictably,
-and the trend lets them still be pooled.
+the item, which sees how hard the item is (entered as the item mean and each system's
+deviation from it, so that the ridge shrinks the two effects separately). The slope is a ridge
+regression whose penalty is chosen by cross-validation over folds of items (an item's rows for
+all systems leave together, since they share the item's difficulty). Honest intervals come
+from the same held-out residuals: each system's residual variance is the mean square of its
+errors on items the fit did not see, so a regression that overfits (more controls than labels)
+makes the interval wider, not falsely narrow.
+
+``pool_variance`` further shrinks the systems' residual variances towards their common level
+(empirical Bayes, Smyth 2004, "Linear models and empirical Bayes methods for assessing
+differential expression"), which buys degrees of freedom for the t quantile when systems'
+residual variances are alike and almost none when they are not. With ``variance_trend`` (the
+default) "alike" means alike after a linear trend of the log variance in the system's
+estimated mean (limma-trend: Law et al. 2014, "voom"): human ratings on a bounded scale vary
+less for systems near its top (on SummEval the log residual variance and the system's mean
+correlate at -0.93), so systems' variances differ a lot but predictably, and the trend lets
+them still be pooled.
 """
 
 from __future__ import annotations
@@ -134,12 +137,15 @@ def pooled_held_out_correlation(
 ) -> float:
     """The correlation, within systems, between the costly score and the pooled regression's
     prediction of it on items the fit did not see (cross-validated over the labelled items, as
-    :func:`pooled_regression_r2`): how well the cheap scores, combined, track the costly one."""
+    :func:`pooled_regression_r2`): how well the cheap scores, combined, track the costly one.
+    The prediction's part from the cheap scores is what counts (the prediction less the
+    system's mean in the fit): the fold's system mean alone is anti-correlated with a held-out
+    item's score, which would make useless controls look worse than none."""
     y, x, labelled, grid = _prepare(costly, cheap, item_means, ridge)
     fit = _pooled_ridge(y, x, labelled, grid)
-    ok = labelled & ~np.isnan(fit.held_out)
+    ok = labelled & ~np.isnan(fit.held_out_slope)
     centred = y - np.nanmean(np.where(labelled, y, np.nan), axis=0)
-    truth, predicted = centred[ok], (centred - fit.held_out)[ok]
+    truth, predicted = centred[ok], fit.held_out_slope[ok]
     if len(truth) < 3 or truth.std() == 0 or predicted.std() == 0:
         return 0.0
     return float(np.corrcoef(truth, predicted)[0, 1])
@@ -188,8 +194,9 @@ def _prepare(
     item_means: bool,
     ridge: float | Sequence[float],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, ...]]:
-    """Checked arrays: costly (items x systems), controls (items x systems x p, with the item
-    means when asked), which items are labelled, and the ridge penalties."""
+    """Checked arrays: costly (items x systems), controls (items x systems x p; with
+    ``item_means``, x 2p: each control's deviation from its item mean, then the item mean),
+    which items are labelled, and the ridge penalties."""
     y = np.asarray(costly, float)
     x = np.asarray(cheap, float)
     if x.ndim == 2:
@@ -209,13 +216,19 @@ def _prepare(
     if item_means:
         with np.errstate(invalid="ignore"):
             pooled = np.nanmean(np.where(population[:, :, None], x, np.nan), axis=1, keepdims=True)
-        x = np.concatenate([x, np.broadcast_to(pooled, x.shape)], axis=2)
+        # Within the item (how a system's output differs from the others on it) and between
+        # items (how hard the item is) as separate controls: the ridge then shrinks the two
+        # effects each by its own evidence, where shrinking a control and its item mean
+        # together would tie them (a Mundlak decomposition).
+        x = np.concatenate([x - pooled, np.broadcast_to(pooled, x.shape)], axis=2)
     return y, x, labelled, grid
 
 
 class _Fit:
-    def __init__(self, beta: np.ndarray, held_out: np.ndarray) -> None:
-        self.beta, self.held_out = beta, held_out
+    def __init__(self, beta: np.ndarray, held_out: np.ndarray, held_out_slope: np.ndarray) -> None:
+        # held_out: cross-validated residuals; held_out_slope: the part of each held-out
+        # prediction that the cheap scores make (the prediction less the system's mean).
+        self.beta, self.held_out, self.held_out_slope = beta, held_out, held_out_slope
 
 
 def _residual_variance(r: np.ndarray) -> float:
@@ -237,6 +250,7 @@ def _pooled_ridge(y: np.ndarray, x: np.ndarray, labelled: np.ndarray, grid: tupl
     rows = np.flatnonzero(labelled.any(axis=1))
     folds = np.arange(len(rows)) % min(MAX_FOLDS, len(rows))
     held_out = {penalty: np.full(y.shape, np.nan) for penalty in grid}
+    slope = {penalty: np.full(y.shape, np.nan) for penalty in grid}
     for fold in np.unique(folds):
         train = np.zeros(len(y), bool)
         train[rows[folds != fold]] = True
@@ -244,12 +258,13 @@ def _pooled_ridge(y: np.ndarray, x: np.ndarray, labelled: np.ndarray, grid: tupl
         fits = _ridge_path(y, x, labelled & train[:, None], grid)
         seen = (labelled & train[:, None]).any(axis=0)  # a system with no label left cannot be predicted
         for penalty, (beta, y_mean, x_mean) in fits.items():
-            predicted = y_mean + (x[test] - x_mean) @ beta
-            held_out[penalty][test] = np.where(labelled[test] & seen, y[test] - predicted, np.nan)
+            part = (x[test] - x_mean) @ beta
+            held_out[penalty][test] = np.where(labelled[test] & seen, y[test] - y_mean - part, np.nan)
+            slope[penalty][test] = np.where(labelled[test] & seen, part, np.nan)
     errors = {penalty: float(np.nansum(r**2)) for penalty, r in held_out.items()}
     best = min(grid, key=lambda penalty: errors[penalty])
     beta, _, _ = _ridge_path(y, x, labelled, (best,))[best]
-    return _Fit(beta, held_out[best])
+    return _Fit(beta, held_out[best], slope[best])
 
 
 def _ridge_path(
