@@ -16,7 +16,8 @@ Estimators (human labels on ``n`` random items; cheap scores on all items):
   :func:`budgetlab.evaluation.cheap_controls`: every automatic metric of the set (standardized,
   lower-is-better ones negated) and five statistics of each output's text (length, unigram
   and bigram copy rate from the source, distinct bigrams, unigram overlap with the reference),
-  plus each control's mean over the systems on the item; one ridge regression over all
+  each entered as its mean over the systems on the item and the system's deviation from that
+  mean (item difficulty and the output's own quality); one ridge regression over all
   systems' labelled items (penalty by cross-validation over folds of items), residual
   variances from held-out errors, shrunk across systems towards a trend in the systems'
   estimated means;
@@ -25,11 +26,12 @@ Estimators (human labels on ``n`` random items; cheap scores on all items):
   variance (no shrinkage); ``plain pv``: plain averaging with the variances shrunk as
   ``pooled`` does. They show what each part buys.
 
-History, so that the headline is read for what it is: the previous headline (``metrics only``
-with a constant prior, i.e. ``no trend`` without text) saved 28% on summeval_gpt, short of the
-target; the text statistics and the variance trend were then added with that set in view (it is
-the only set where the cheap scores correlate), so summeval_gpt's saving is not an
-out-of-sample confirmation. ``--seed`` draws other label sets.
+History, so that the headline is read for what it is: the previous headline (the set's metrics
+only, each beside its item mean, variances shrunk towards one common level) saved 28% on
+summeval_gpt, short of the target; the text statistics, the split of each control into item
+mean and deviation, and the variance trend were then added with that set in view (it is the
+only set where the metric correlates), so summeval_gpt's saving is not an out-of-sample
+confirmation. ``--seed`` draws other label sets.
 
 Protocol: ``n0`` = a quarter of the items (at least 12). Plain averaging's width at ``n0`` is the
 mean over ``--draws`` random label sets (widths averaged over systems); an estimator's labels
@@ -38,14 +40,20 @@ draws for every ``n`` and every estimator). Coverage: the share of (draw, system
 that hold the system's all-items mean (the truth here, since every item has its human score),
 at the ``n`` found, and the lowest per-system coverage.
 
-"Correlates", declared before the estimators run: ``r CV``, the correlation within systems
-between the human score and the headline's cross-fitted prediction of it (every item
-labelled, each item predicted by a fit without it: folds of items), is at least 0.5. ``rho``,
-the per-system item-level correlation of the human score with ``auto`` alone, and ``R2 CV``,
-what the headline's regression explains of the human score on items it did not see (the
-ceiling of its saving, before the finite-population and t-quantile effects), are printed
-beside it. Target: ``pooled`` saves at least 30% of the labels on every set that correlates,
-with coverage within 0.02 of 95%.
+"Correlates", declared before the estimators run and independent of them (as in the earlier
+versions of this bench): ``rho``, the item-level correlation of the human score with ``auto``
+(the set's metrics combined, as in bench/subset.py), per system and averaged, is at least 0.5.
+With one control the saving is about ``rho^2`` (25% at 0.5), so 30% there asks for more than
+the metric alone buys. Target: ``pooled`` saves at least 30% of the labels on every set that
+correlates, with coverage within 0.02 of 95%. Printed beside it: ``r CV``, the correlation
+within systems between the human score and the headline's cross-fitted prediction of it
+(every item labelled, each item predicted by a fit without it), and ``R2 CV``, what that
+regression explains of the human score on unseen items (the ceiling of the saving, before the
+finite-population and t-quantile effects). ``r CV >= 0.5`` is the other way to say
+"correlates"; it is not the target's because it moves with the estimator under test (a better
+predictor can only add sets to the target, including sets whose ``R2 CV`` caps the saving
+below 30%), but its verdict is printed and reported in ``target_met`` as
+``every_set_with_r_cv_0.5`` for reference.
 
 Usage::
 
@@ -84,7 +92,7 @@ SETS = (
     "e2e_challenge", "emnlp_2017", "persona_chat", "story_gen_roc",
     "sum_cnndm1_openai", "sum_cnndm3_openai", "sum_newsroom", "summeval_gpt",
 )  # fmt: skip
-R_CORRELATES = 0.5
+RHO_CORRELATES = 0.5  # the set's combined metric ("auto") against the human score
 TARGET_SAVING = 0.30
 COVERAGE_SLACK = 0.02
 HEADLINE = "pooled"
@@ -210,7 +218,7 @@ def main() -> int:
         plain_width, plain_cov = study.run(n0, "plain")
         row: dict = {
             "items": len(data), "systems": len(data.systems), "metrics": len(data.metric_keys), "rho": rho,
-            "r_cv": r_cv, "r2_cv": r2, "correlates": r_cv >= R_CORRELATES, "n0": n0, "plain_width": plain_width,
+            "r_cv": r_cv, "r2_cv": r2, "correlates": rho >= RHO_CORRELATES, "n0": n0, "plain_width": plain_width,
             "coverage_plain": float(np.mean(plain_cov)), "coverage_plain_min": float(np.min(plain_cov)), "estimators": {},
         }  # fmt: skip
         for method in ESTIMATORS:
@@ -229,8 +237,9 @@ def main() -> int:
         print(f"{name}: {row['seconds']:.0f} s", file=sys.stderr, flush=True)
 
     print(
-        f"Which sets correlate (declared before the estimators run): r CV >= {R_CORRELATES}, the correlation within "
-        "systems of the human score with the headline's cross-fitted prediction (every item labelled).\n"
+        f"Which sets correlate (declared before the estimators run): rho >= {RHO_CORRELATES}, the correlation of the human "
+        "score with the set's combined metric 'auto' (per system, averaged). For reference, r CV: the correlation "
+        "within systems of the human score with the headline's cross-fitted prediction (every item labelled).\n"
         f"{'set':18s} {'items':>5s} {'sys':>3s} {'rho':>5s} {'r CV':>5s} {'R2 CV':>6s} {'correlates':>10s} {'n0':>4s} "
         f"{'plain cov':>9s} {'split var':>9s}"
     )
@@ -258,22 +267,32 @@ def main() -> int:
             cells.append(f"{shown} {e['coverage']:.3f}/{e['coverage_min']:.2f}")
         print(f"{name:18s} " + " ".join(f"{c:>21s}" for c in cells))
 
+    def verdict(sets: list[str]) -> dict[str, bool]:
+        out: dict[str, bool] = {}
+        for n in sets:
+            head = rows[n]["estimators"][HEADLINE]
+            out[f"{n}_saves_30pct"] = head["saving"] is not None and head["saving"] >= TARGET_SAVING
+            out[f"{n}_coverage_ok"] = abs(head["coverage"] - 0.95) <= COVERAGE_SLACK
+        return out
+
     correlating = [n for n, r in rows.items() if r.get("correlates")]
-    target: dict[str, bool] = {}
-    for n in correlating:
-        head = rows[n]["estimators"][HEADLINE]
-        target[f"{n}_saves_30pct"] = head["saving"] is not None and head["saving"] >= TARGET_SAVING
-        target[f"{n}_coverage_ok"] = abs(head["coverage"] - 0.95) <= COVERAGE_SLACK
+    by_prediction = [n for n, r in rows.items() if "skipped" not in r and r["r_cv"] >= RHO_CORRELATES]
+    target = verdict(correlating)
     target["every_correlating_set"] = bool(correlating) and all(target.values())
+    reference = verdict(by_prediction)
+    target["every_set_with_r_cv_0.5"] = bool(by_prediction) and all(reference.values())
     print(
         f"\n'>n0 (none)': no n up to n0 is as narrow (coverage then at n0). split var: variance of the optimal split "
         f"of the same budget when a human label costs 100 cheap ones, against human labels alone (one control, r CV).\n"
-        f"headline estimator: {HEADLINE}. Sets that correlate (r CV >= {R_CORRELATES}): "
-        f"{', '.join(correlating) or 'none'}; target: >= {100 * TARGET_SAVING:.0f}% fewer human labels on each, "
-        f"coverage within {COVERAGE_SLACK} of 0.95: {'met' if target['every_correlating_set'] else 'NOT met'}"
+        f"headline estimator: {HEADLINE}. Sets that correlate (rho >= {RHO_CORRELATES}): {', '.join(correlating) or 'none'}; "
+        f"target: >= {100 * TARGET_SAVING:.0f}% fewer human labels on each, coverage within {COVERAGE_SLACK} of 0.95: "
+        f"{'met' if target['every_correlating_set'] else 'NOT met'}.\n"
+        f"For reference, with r CV >= {RHO_CORRELATES} instead ({', '.join(by_prediction) or 'none'}): "
+        f"{'met' if target['every_set_with_r_cv_0.5'] else 'NOT met'}"
+        + ("" if target["every_set_with_r_cv_0.5"] else f" ({', '.join(k for k, v in reference.items() if not v)})")
     )
     if args.json:
-        print(json.dumps({"draws": args.draws, "seed": args.seed, "r_correlates": R_CORRELATES, "headline": HEADLINE,
+        print(json.dumps({"draws": args.draws, "seed": args.seed, "rho_correlates": RHO_CORRELATES, "headline": HEADLINE,
                           "sets": rows, "target_met": target}))  # fmt: skip
     return 0
 

@@ -2,18 +2,20 @@
 outputs that cost nothing to compute.
 
 Control variates gain with what the cheap scores explain of the costly (human) score. The
-set's metrics are one source; the outputs' text is another, and a few statistics of it are
-known to track human judgements of generated text (Fabbri et al., "SummEval", 2021; Grusky et
-al., "Newsroom", 2018): how long the output is, how much of it is copied from the source
-(summaries that copy are rarely unfaithful or disfluent), how much it repeats itself, and how
-much it shares with the reference. They are fixed here, not searched for, and the pooled
-regression (:func:`budgetlab.evaluation.pooled_control_variate_means`) weighs them by
-cross-validation, so one that says nothing on a set costs little.
+set's metrics are one source; the outputs' text is another. A few plain statistics of it bear
+on how people rate generated text: how long the output is, how much of it is copied from the
+source (extractiveness, as Grusky et al. measure it for "Newsroom", 2018: copied text is seldom
+unfaithful or disfluent), how much it repeats itself, and how much it shares with the
+reference. They are fixed here, not searched for, and the pooled regression
+(:func:`budgetlab.evaluation.pooled_control_variate_means`) weighs them by cross-validation, so
+one that says nothing on a set costs little (on the NLG sets of bench/control_variates.py they
+help most on summeval_gpt: 32% fewer human labels against 28% with the metrics alone).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -51,13 +53,13 @@ def text_statistics(data: ItemSet) -> np.ndarray:
     out = np.full((len(data), len(data.systems), len(TEXT_STATISTICS)), np.nan)
     for i, item in enumerate(data.items):
         source = _words(item.src)
-        source_words, source_bigrams = set(source), set(zip(source, source[1:]))
+        source_words, source_bigrams = set(source), set(pairwise(source))
         reference = Counter(_words(item.ref))
         for j, system in enumerate(data.systems):
             if system not in item.tgt:
                 continue
             words = _words(item.tgt[system])
-            bigrams = list(zip(words, words[1:]))
+            bigrams = list(pairwise(words))
             overlap = sum((Counter(words) & reference).values())
             out[i, j] = (
                 np.log1p(len(words)),
