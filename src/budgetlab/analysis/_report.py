@@ -114,7 +114,7 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
         "budget": info.spec.budget.to_dict(),
         "stopped_because": info.stopped_because or "",
         "spec": info.spec.to_dict(),
-        "savings": _savings(info.spec.policy, dict(info.spec.policy_args), [n for c in finished.values() for n in c.values()]),
+        "savings": _savings(info.spec.policy, stopping, [n for c in finished.values() for n in c.values()]),
     }
 
 
@@ -146,10 +146,10 @@ def _stopping(policy: str, args: dict[str, Any]) -> tuple[int, int] | None:
 
     try:
         made = make_policy(policy, args)
-    except BudgetlabError:
+    except BudgetlabError:  # a policy this version does not know: nothing to compare with
         return None
     cap = getattr(made, "max_samples", None)
-    if policy == "fixed" or not isinstance(cap, int):
+    if not isinstance(cap, int) or cap < 1:
         return None
     return cap, int(getattr(made, "min_samples", 0) or 0)
 
@@ -174,17 +174,11 @@ def _adaptive(per_problem: list[list[Sample]], cap: int, prefix: int, n_boot: in
     return out
 
 
-def _savings(policy: str, args: dict[str, Any], counts: list[int]) -> dict[str, Any] | None:
+def _savings(policy: str, stopping: tuple[int, int] | None, counts: list[int]) -> dict[str, Any] | None:
     """Samples drawn per (problem, configuration) against the policy's maximum."""
-    from budgetlab.errors import BudgetlabError
-    from budgetlab.policies import make_policy
-
-    try:
-        cap = getattr(make_policy(policy, args), "max_samples", None)
-    except BudgetlabError:  # a policy this version does not know: nothing to compare with
+    if stopping is None or not counts:
         return None
-    if not isinstance(cap, int) or cap < 1 or not counts:
-        return None
+    cap = stopping[0]
     mean = float(np.mean(counts))
     return {"policy": policy, "max_samples": cap, "mean_samples": mean, "saved": 1.0 - mean / cap,
             "drawn": int(sum(counts)), "fixed_k_samples": cap * len(counts)}  # fmt: skip

@@ -190,10 +190,12 @@ async def execute(
                 policy_idle = not queue
             while queue and blocked_by is None and n_in_flight < concurrency:
                 request = _next_request(queue, view, min(max_batch, concurrency - n_in_flight))
+                bounds = backend.estimate(request)
+                # a paid judgement's bound, once per distinct draw bound (usually one per request)
+                judged = {r: judging(request.problem, r) for r in set(bounds)} if judging is not None else {}
                 reservations = [
-                    dataclasses.replace(r, verify_seconds=r.verify_seconds + verifier.max_seconds)
-                    + (judging(request.problem, r) if judging is not None else Spend())
-                    for r in backend.estimate(request)
+                    dataclasses.replace(r, verify_seconds=r.verify_seconds + verifier.max_seconds) + judged.get(r, Spend())
+                    for r in bounds
                 ]
                 result = store.claim(run, worker, [s.key for s in request.samples], reservations, budget)
                 claimed = set(result.claimed)

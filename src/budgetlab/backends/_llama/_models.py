@@ -12,13 +12,14 @@ import importlib
 import importlib.util
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from budgetlab.errors import InputError, pip_dependency_error
 
-__all__ = ["KNOWN_MODELS", "ModelInfo", "cache_dir", "import_llama", "resolve_model"]
+__all__ = ["KNOWN_MODELS", "ModelInfo", "cache_dir", "import_llama", "resolve_model", "write_once_in_cache"]
 
 CACHE_ENV = "BUDGETLAB_CACHE"
 
@@ -50,7 +51,7 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
 }
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
-_assemble_lock = threading.Lock()
+_cache_lock = threading.Lock()
 
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -108,16 +109,32 @@ def resolve_model(model: str, cache: str | os.PathLike[str] | None = None) -> Pa
     return path.resolve()
 
 
-def _assembled_gemma(info: ModelInfo, cache: Path) -> Path:
-    """Join the chunk packages once into the cache folder (SHA-256 checked by the package);
-    later calls find the file there. Written to a temporary name and renamed, so a file under
-    the final name is always complete."""
-    target = cache / "models" / _GEMMA_FILE
+def write_once_in_cache(target: Path, make: Callable[[Path], None], *, fix: str) -> Path:
+    """``target``, made once by ``make(temporary path)`` and renamed into place, so a file under
+    the final name is always complete; later calls (and other processes) find it there.
+    ``fix`` ends the error when the cache folder cannot be created."""
     if target.is_file():
         return target
-    with _assemble_lock:
+    with _cache_lock:
         if target.is_file():
             return target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the model cache folder {target.parent} ({exc.strerror}); {fix}") from None
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        try:
+            make(tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target
+
+
+def _assembled_gemma(info: ModelInfo, cache: Path) -> Path:
+    """Join the chunk packages once into the cache folder (SHA-256 checked by the package)."""
+
+    def assemble(tmp: Path) -> None:
         try:
             module = importlib.import_module(info.module)
         except ImportError as exc:
@@ -126,24 +143,14 @@ def _assembled_gemma(info: ModelInfo, cache: Path) -> Path:
                 f"reinstall it with: {info.install}"
             ) from None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(
-                f"cannot create the model cache folder {target.parent} ({exc.strerror}); "
-                f"set {CACHE_ENV} to a writable folder"
-            ) from None
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        try:
             module.assemble(tmp, overwrite=True)
-            os.replace(tmp, target)
         except (OSError, ValueError) as exc:
             raise InputError(
-                f"embedded model {info.name!r}: assembling {target} from '{info.package}' failed "
+                f"embedded model {info.name!r}: assembling {_GEMMA_FILE} from '{info.package}' failed "
                 f"({type(exc).__name__}: {exc}); reinstall it with: {info.install}, or set {CACHE_ENV} to a writable folder"
             ) from None
-        finally:
-            tmp.unlink(missing_ok=True)
-    return target
+
+    return write_once_in_cache(cache / "models" / _GEMMA_FILE, assemble, fix=f"set {CACHE_ENV} to a writable folder")
 
 
 _llama: Any = None

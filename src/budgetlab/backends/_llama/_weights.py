@@ -23,11 +23,10 @@ import hashlib
 import logging
 import os
 import platform
-import threading
 from pathlib import Path
 
 from budgetlab.backends._llama._gguf import read_uint_field
-from budgetlab.backends._llama._models import CACHE_ENV, cache_dir, import_llama, recent_log
+from budgetlab.backends._llama._models import CACHE_ENV, cache_dir, import_llama, recent_log, write_once_in_cache
 from budgetlab.errors import InputError
 
 __all__ = ["FLOAT_FILE_TYPES", "WEIGHTS", "auto_format", "check_weights", "prepare_weights"]
@@ -38,7 +37,6 @@ WEIGHTS = ("auto", "original", "bf16", "f16")
 # general.file_type values of GGUF files whose weights are floats (llama.cpp's LLAMA_FTYPE_*).
 FLOAT_FILE_TYPES = {0: "f32", 1: "f16", 32: "bf16"}
 _FTYPE_NAMES = {"bf16": "LLAMA_FTYPE_MOSTLY_BF16", "f16": "LLAMA_FTYPE_MOSTLY_F16"}
-_convert_lock = threading.Lock()
 
 
 def check_weights(weights: object) -> str:
@@ -79,8 +77,6 @@ def prepare_weights(
     stat = path.stat()
     stamp = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:10]
     target = cache_dir(cache) / "models" / f"{path.stem}.{stamp}.{target_format}.gguf"
-    if target.is_file():
-        return target
     try:
         return _convert(path, target, target_format)
     except InputError as exc:
@@ -91,33 +87,23 @@ def prepare_weights(
 
 
 def _convert(source: Path, target: Path, target_format: str) -> Path:
-    with _convert_lock:
-        if target.is_file():
-            return target
-        L = import_llama()
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(
-                f"cannot create the model cache folder {target.parent} ({exc.strerror}); set {CACHE_ENV} to a "
-                "writable folder, or the embedded backend option weights=original"
-            ) from None
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    L = import_llama()
+
+    def quantize(tmp: Path) -> None:
         params = L.llama_model_quantize_default_params()
         params.ftype = getattr(L, _FTYPE_NAMES[target_format])
         params.allow_requantize = True
         params.nthread = max(1, min(4, os.cpu_count() or 1))
-        try:
-            rc = L.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
-            if rc != 0 or not tmp.is_file():
-                raise InputError(
-                    f"converting {source} to {target_format} failed ({recent_log() or f'code {rc}'}); free disk space "
-                    f"under {target.parent} or use the embedded backend option weights=original"
-                )
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        for stale in target.parent.glob(f"{source.stem}.*.{target_format}.gguf"):
-            if stale != target:  # an earlier version of the same file (e.g. before a reinstall)
-                stale.unlink(missing_ok=True)
-    return target
+        rc = L.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+        if rc != 0 or not tmp.is_file():
+            raise InputError(
+                f"converting {source} to {target_format} failed ({recent_log() or f'code {rc}'}); free disk space "
+                f"under {target.parent} or use the embedded backend option weights=original"
+            )
+
+    fix = f"set {CACHE_ENV} to a writable folder, or the embedded backend option weights=original"
+    made = write_once_in_cache(target, quantize, fix=fix)
+    for stale in target.parent.glob(f"{source.stem}.*.{target_format}.gguf"):
+        if stale != made:  # an earlier version of the same file (e.g. before a reinstall)
+            stale.unlink(missing_ok=True)
+    return made
