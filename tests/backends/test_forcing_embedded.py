@@ -127,6 +127,54 @@ def test_no_thinking_is_the_prompt_closed_by_the_end_text(backend) -> None:
     assert all(c.details["thinking_tokens"] == 0 and c.completion_tokens <= 4 for c in a)
 
 
+# Delimiters that are control tokens of SmolLM2's tokenizer: plain text never parses to them and
+# they render as "" (Qwen3's </think> is a user-defined token instead, which plain text parses).
+CONTROL = {"think_start": "<filename>", "think_end": "<file_sep>"}
+
+
+class _WritesAt:
+    """The engine's sampler, except that each sequence's ``at``-th draw is ``token``: a model
+    that writes a control-token delimiter (SmolLM2 never does by itself)."""
+
+    def __init__(self, sampler, token: int, at: int) -> None:
+        self.sampler, self.token, self.at, self.draws = sampler, token, at, {}
+
+    def sample(self, logits, params, rng):
+        self.draws[id(rng)] = n = self.draws.get(id(rng), 0) + 1
+        return (self.token, 0.0) if n == self.at else self.sampler.sample(logits, params, rng)
+
+
+def test_control_token_delimiters_are_fed_as_tokens(backend) -> None:
+    cfg = config({**CONTROL, "max_thinking_tokens": 5})
+    engine = backend.engine("smollm2")
+    (start,), (end,) = engine.tokenize_forced("<filename>"), engine.tokenize_forced("<file_sep>")
+    assert engine.tokenize_text("<filename>") != [start]  # plain text would spell it out
+    assert backend.prompt_tokens(PROBLEMS[0], cfg)[-1] == start
+    (out,) = draw(backend, request(PROBLEMS[0], cfg, [1, 2]))
+    end_tokens = len(engine.tokenize_forced(BudgetForcing(**CONTROL).end_text))
+    assert end_tokens == 1 + len(engine.tokenize_text("\nFinal answer:"))
+    for c in out:
+        assert c.error is None and c.text.count("<file_sep>") == 1 and c.details["thinking_cut"]
+        assert 5 + end_tokens < c.completion_tokens <= 5 + end_tokens + 4
+
+
+def test_a_control_token_end_written_by_the_model_is_seen(backend, monkeypatch) -> None:
+    engine = backend.engine("smollm2")
+    (end,) = engine.tokenize_forced("<file_sep>")
+    sampler = engine._sampler
+    monkeypatch.setattr(engine, "_sampler", _WritesAt(sampler, end, at=3))
+    (accepted,) = draw(backend, request(PROBLEMS[0], config({**CONTROL, "max_thinking_tokens": 20}), [1, 2]))
+    for c in accepted:  # the end closes the thinking after 2 tokens; the answer prefix is forced
+        assert c.error is None and c.text.count("<file_sep>\nFinal answer:") == 1
+        assert c.details["thinking_tokens"] == 2 and not c.details["thinking_cut"] and c.details["waits"] == 0
+    monkeypatch.setattr(engine, "_sampler", _WritesAt(sampler, end, at=3))  # fresh counts: ids of freed RNGs recur
+    (refused,) = draw(backend, request(PROBLEMS[0], config({**CONTROL, "min_thinking_tokens": 6, "max_thinking_tokens": 10}), [3, 4]))
+    for c in refused:  # too early: taken back and replaced by Wait, then cut at the maximum
+        thinking, _ = split_thinking(c.text, BudgetForcing(**CONTROL))
+        assert c.error is None and c.details["waits"] == 1 and "Wait" in thinking and "<file_sep>" not in thinking
+        assert c.text.count("<file_sep>") == 1 and c.details["thinking_cut"]
+
+
 def test_a_run_with_forcing_records_and_judges_the_answers(tmp_path) -> None:
     from budgetlab.core import SampleState
     from budgetlab.runner import run

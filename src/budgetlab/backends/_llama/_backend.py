@@ -222,6 +222,8 @@ class EmbeddedBackend:
                     )
                 text = engine.chat_template.render(render_messages(problem, config))
                 tokens = engine.tokenize(text + suffix, special=True)
+            elif suffix and engine.has_control_text(suffix):  # a delimiter that is a control token
+                tokens = engine.tokenize(render_text(problem, config), special=False) + engine.tokenize_forced(suffix)
             else:
                 tokens = engine.tokenize(render_text(problem, config) + suffix, special=False)
             if not tokens:

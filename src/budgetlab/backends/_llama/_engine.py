@@ -63,6 +63,7 @@ __all__ = ["Engine", "GenParams"]
 _CTX_STEP = 256  # cells per sequence are a multiple of this
 _MIN_CTX_SEQ = 256
 _MAX_CELLS = 1 << 16  # KV cells of one context (all sequences): fewer parallel sequences when long
+_ATTR_CONTROL = 1 << 3  # llama_token_attr: control tokens render as "" and plain text never parses to them
 _GATHER_SECONDS = 0.003  # an idle engine waits this long for the other requests sent with the first
 
 
@@ -158,7 +159,7 @@ class Engine:
             if source
             else None
         )
-        self._token_cache: dict[tuple[str, bool | None], list[int]] = {}  # None: tokenize_text
+        self._token_cache: dict[tuple[str, bool | str | None], list[int]] = {}  # None: tokenize_text
         self._pieces: dict[int, bytes] = {}
         # shared with the worker thread
         self._cond = threading.Condition()
@@ -227,6 +228,29 @@ class Engine:
         tokens = self._llama_tokenize(text, add_bos=False, special=False)
         self._remember_tokens(key, tokens)
         return tokens
+
+    def tokenize_forced(self, text: str) -> list[int]:
+        """Forced text (a delimiter, the answer prefix, a wait): plain text, except that the text
+        of a control token (a delimiter such as ``<|end_think|>`` that the tokenizer marks as
+        control, which plain text never turns into) is fed as that token, the way the model
+        writes it. Tokens the tokenizer marks user-defined (Qwen3's ``</think>``) are plain
+        text already. Cached."""
+        key = (text, "forced")
+        cached = self._token_cache.get(key)
+        if cached is not None:
+            return cached
+        tokens = self._llama_tokenize(text, add_bos=False, special=True)
+        if not any(self._is_control(t) for t in tokens):
+            tokens = self.tokenize_text(text)
+        self._remember_tokens(key, tokens)
+        return tokens
+
+    def has_control_text(self, text: str) -> bool:
+        """Whether ``text`` holds the text of one of the model's control tokens."""
+        return self.tokenize_forced(text) != self.tokenize_text(text)
+
+    def _is_control(self, token: int) -> bool:
+        return bool(self.L.llama_vocab_get_attr(self.vocab, token) & _ATTR_CONTROL)
 
     def _llama_tokenize(self, text: str, *, add_bos: bool, special: bool) -> list[int]:
         data = text.encode("utf-8")
@@ -573,7 +597,7 @@ class Engine:
             return
         before = len(seq.text)
         seq.recent.append((seq.pos, before, logprob))
-        seq.text += seq.decoder.decode(self._piece(token))
+        seq.text += seq.decoder.decode(self._thinking_piece(token, trace.forcing.think_end))
         at = _find_stop(seq.text, (trace.forcing.think_end,), before, seq.segment)
         if at >= 0:
             carry = self._take_back(seq, at)
@@ -584,6 +608,16 @@ class Engine:
             self._force(seq, end, replace_current=False)
         elif seq.n_gen >= seq.job.params.cap:
             self._finish(seq)
+
+    def _thinking_piece(self, token: int, think_end: str) -> bytes:
+        """A thinking token's bytes; a control token that is (part of) the end delimiter is
+        written as its text, so that the delimiter is seen (control tokens are otherwise "")."""
+        piece = self._piece(token)
+        if not piece and self._is_control(token):
+            text = self._piece_text(token)
+            if text and text in think_end:
+                return text.encode()
+        return piece
 
     def _take_back(self, seq: _Seq, at: int) -> str:
         """Remove the tokens that wrote the text from offset ``at`` on (the end delimiter the
@@ -610,7 +644,10 @@ class Engine:
         """Append ``text`` to the sequence: its tokens are fed in the next steps (the sampled
         token not yet fed is replaced when ``replace_current``, else fed first)."""
         assert seq.trace is not None
-        seq.forced = deque(self.tokenize_text(carry + text))
+        if self.has_control_text(text):  # the model's own text stays plain text; the delimiter is the control token
+            seq.forced = deque((self.tokenize_text(carry) if carry else []) + self.tokenize_forced(text))
+        else:  # one tokenization, so the carried text and the forced text merge as the model's would
+            seq.forced = deque(self.tokenize_text(carry + text))
         seq.text += text
         seq.decoder = codecs.getincrementaldecoder("utf-8")("replace")
         seq.segment = len(seq.text)
