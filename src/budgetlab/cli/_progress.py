@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from budgetlab.runner import Progress as RunProgress
 
@@ -20,6 +20,10 @@ class ProgressBar:
             MofNCompleteColumn(),
             TextColumn("samples · {task.fields[detail]}"),
             TimeElapsedColumn(),
+            TextColumn("·"),
+            # From the recent rate (the last 30 s), so it follows the machine's load as it changes.
+            TimeRemainingColumn(),
+            TextColumn("left"),
             console=console,
             transient=False,
         )
