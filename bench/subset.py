@@ -150,7 +150,10 @@ def _their_format(data: ItemSet) -> list[dict]:
                 "i": k,
                 "src": item.src or "",
                 "ref": item.ref,
-                "tgt": {s: item.tgt.get(s, "") for s in scores},
+                # Only the outputs the set has: on e2e_challenge humans scored more systems than
+                # the item holds texts of, and empty stand-ins would make an item "diverse" by
+                # how many texts it lacks.
+                "tgt": {s: item.tgt[s] for s in scores if item.tgt.get(s)},
                 "scores": scores,
             }
         )

@@ -168,7 +168,8 @@ def test_a_control_token_end_written_by_the_model_is_seen(backend, monkeypatch) 
         assert c.error is None and c.text.count("<file_sep>\nFinal answer:") == 1
         assert c.details["thinking_tokens"] == 2 and not c.details["thinking_cut"] and c.details["waits"] == 0
     monkeypatch.setattr(engine, "_sampler", _WritesAt(sampler, end, at=3))  # fresh counts: ids of freed RNGs recur
-    (refused,) = draw(backend, request(PROBLEMS[0], config({**CONTROL, "min_thinking_tokens": 6, "max_thinking_tokens": 10}), [3, 4]))
+    early = config({**CONTROL, "min_thinking_tokens": 6, "max_thinking_tokens": 10})
+    (refused,) = draw(backend, request(PROBLEMS[0], early, [3, 4]))
     for c in refused:  # too early: taken back and replaced by Wait, then cut at the maximum
         thinking, _ = split_thinking(c.text, BudgetForcing(**CONTROL))
         assert c.error is None and c.details["waits"] == 1 and "Wait" in thinking and "<file_sep>" not in thinking

@@ -111,7 +111,8 @@ class ItemSet:
         if not metrics:
             raise InputError(
                 f"evaluation set {self.name} has no automatic metric (only human scores: "
-                f"{', '.join(self.human_keys)}); use a method that needs none, e.g. diversity or random"
+                f"{', '.join(self.human_keys)}); use a method that needs none, e.g. diversity or random "
+                "(budgetlab subset --method diversity)"
             )
         if "auto" not in self._cache:
             parts = [(-1 if k.lower() in LOWER_IS_BETTER else 1) * _standardize(self.matrix(k)) for k in metrics]
