@@ -32,6 +32,7 @@ SUBPACKAGES = [
     "budgetlab.allocation",
     "budgetlab.forecast",
     "budgetlab.evaluation",
+    "budgetlab.pacing",
 ]
 ALL_PACKAGES = ["budgetlab", *SUBPACKAGES]
 

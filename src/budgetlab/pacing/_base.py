@@ -1,0 +1,32 @@
+"""The pacer contract: how much one request of a stream may spend, and at what price.
+
+A stream of requests shares one budget (samples, tokens or dollars) over an expected number of
+requests. A pacer sets a **price**: the accuracy that one unit of spend must be expected to buy.
+A stopping rule that weighs accuracy against cost (:class:`budgetlab.policies.BayesStopping`,
+whose ``cost`` is that price times the spend of a sample) then spends more on hard requests and
+less on easy ones, and the pacer moves the price so that the budget lasts exactly to the end of
+the stream. It also bounds each request (:meth:`Pacer.allowance`) so that the budget can never be
+overspent and every later request keeps its minimum.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Pacer"]
+
+
+@runtime_checkable
+class Pacer(Protocol):
+    @property
+    def price(self) -> float:
+        """Accuracy per unit of spend that the next request's samples must be expected to buy."""
+        ...
+
+    def allowance(self) -> float:
+        """The most the next request may spend (0: the budget is gone)."""
+        ...
+
+    def record(self, spent: float) -> None:
+        """A request finished having spent ``spent``."""
+        ...

@@ -1,0 +1,53 @@
+"""The starting price: the one at which a stopping rule spends a given amount per request on
+recorded problems (a calibration split). The pacer corrects it online; a good start only
+shortens the time the price takes to settle."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from budgetlab.analysis._stopping import simulate_stopping
+from budgetlab.errors import InputError
+from budgetlab.pacing._priced import priced
+
+__all__ = ["calibrate_price"]
+
+
+def calibrate_price(
+    stopping: Any,
+    problems: Sequence[tuple[Sequence[Hashable | None], Sequence[bool | None]]],
+    per_request: float,
+    *,
+    per_sample: float = 1.0,
+    orderings: int = 20,
+    seed: int = 0,
+    low: float = 1e-6,
+    high: float = 1.0,
+) -> float:
+    """The price (accuracy per unit) at which ``stopping`` draws ``per_request / per_sample``
+    samples per problem on average over ``problems`` (``(answers, correct)`` per recorded
+    sample), by bisection on the log-price (spend falls as the price rises)."""
+    if not problems:
+        raise InputError("calibrate_price needs recorded problems to calibrate on, got none")
+    if not (isinstance(per_request, (int, float)) and per_request > 0 and math.isfinite(per_request)):
+        raise InputError(f"calibrate_price needs per_request > 0 (spend per request), got {per_request!r}")
+    target = per_request / per_sample
+
+    def mean_samples(price: float) -> float:
+        rule = priced(stopping, price, per_sample)
+        return simulate_stopping(rule, problems, orderings=orderings, seed=seed, n_boot=0).mean_samples
+
+    lo, hi = math.log(low), math.log(high)
+    if mean_samples(low) <= target:  # even free samples do not use the budget: spend it all
+        return low
+    if mean_samples(high) >= target:
+        return high
+    for _ in range(24):
+        mid = (lo + hi) / 2
+        if mean_samples(math.exp(mid)) > target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp((lo + hi) / 2)

@@ -1,0 +1,158 @@
+"""A budget pacer by dual descent on the price of spend.
+
+With a budget ``B`` for ``N`` requests, the best fixed rule for requests drawn alike is the one
+whose price ``lambda`` makes the expected spend per request ``B / N`` (Lagrangian duality: each
+request maximises accuracy minus ``lambda`` times spend). That price is unknown and moves when
+the stream's difficulty drifts, so it is learned online, as in dual mirror descent for online
+allocation (Balseiro, Lu and Mirrokni, 2020): after each request the log-price moves by ``step``
+times the request's relative overspend ``(spent - target) / target``. The target is what is left
+per request left, so an early overspend raises the price for the rest of the stream, and a
+stream that turned out easy lowers it. The price is bounded to ``[min_price, max_price]``.
+
+:meth:`BudgetPacer.allowance` is the hard guarantee: a request may spend what is left minus
+``min_spend`` for every request still to come, so the budget is never exceeded and no later
+request is starved of its minimum. The state (spend, requests served, price) is a small dict;
+:meth:`BudgetPacer.save` writes it atomically, so a restarted service paces on from where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from budgetlab.errors import InputError
+
+__all__ = ["BudgetPacer"]
+
+_STATE_VERSION = 1
+
+
+def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputError(f"pacer {name} must be a number {bound}, got {name}={value!r}")
+    return float(value)
+
+
+class BudgetPacer:
+    """Pace ``budget`` (samples, tokens or dollars: one unit throughout) over ``requests``
+    expected requests; see the module docstring. ``price``: the starting price (accuracy per
+    unit), e.g. from :func:`budgetlab.pacing.calibrate_price`; ``min_spend``: what any request
+    spends at the least (one sample's worth), reserved for every request still to come."""
+
+    def __init__(
+        self,
+        budget: float,
+        requests: int,
+        *,
+        price: float = 1e-3,
+        min_spend: float = 1.0,
+        step: float = 0.2,
+        min_price: float = 1e-6,
+        max_price: float = 1.0,
+        spent: float = 0.0,
+        served: int = 0,
+    ) -> None:
+        self.budget = _positive("budget", budget)
+        if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
+            raise InputError(f"pacer requests must be a whole number >= 1 (the requests the budget is for), got {requests!r}")
+        self.requests = requests
+        self.min_spend = _positive("min_spend", min_spend, allow_zero=True)
+        self.step = _positive("step", step, allow_zero=True)  # 0: a fixed price (a static rule, still guarded)
+        self.min_price = _positive("min_price", min_price)
+        self.max_price = _positive("max_price", max_price)
+        if self.min_price > self.max_price:
+            raise InputError(f"pacer needs min_price <= max_price, got min_price={min_price}, max_price={max_price}")
+        start = _positive("price", price)
+        if self.min_spend * requests > self.budget + 1e-9:
+            raise InputError(
+                f"a budget of {budget:g} cannot give each of {requests} requests its minimum of {min_spend:g}; "
+                f"raise the budget to at least {min_spend * requests:g} or pace fewer requests"
+            )
+        self.spent = _positive("spent", spent, allow_zero=True)
+        if isinstance(served, bool) or not isinstance(served, int) or served < 0:
+            raise InputError(f"pacer served must be a whole number >= 0, got {served!r}")
+        self.served = served
+        self._log_price = math.log(min(max(start, self.min_price), self.max_price))
+
+    @property
+    def price(self) -> float:
+        return math.exp(self._log_price)
+
+    @property
+    def remaining(self) -> float:
+        return max(self.budget - self.spent, 0.0)
+
+    def target(self) -> float:
+        """What each request still to come may spend on average: what is left per request left."""
+        return self.remaining / max(self.requests - self.served, 1)
+
+    def allowance(self) -> float:
+        later = max(self.requests - self.served - 1, 0)
+        return max(self.remaining - later * self.min_spend, 0.0)
+
+    def record(self, spent: float) -> None:
+        spent = _positive("spent", spent, allow_zero=True)
+        target = self.target()
+        self.spent += spent
+        self.served += 1
+        if target > 0:
+            # Relative overspend, bounded so one outlier request moves the price by at most e^(2 step).
+            error = min(max((spent - target) / target, -1.0), 2.0)
+            low, high = math.log(self.min_price), math.log(self.max_price)
+            self._log_price = min(max(self._log_price + self.step * error, low), high)
+
+    # ---- state ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": _STATE_VERSION, "budget": self.budget, "requests": self.requests, "price": self.price,
+            "min_spend": self.min_spend, "step": self.step, "min_price": self.min_price,
+            "max_price": self.max_price, "spent": self.spent, "served": self.served,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BudgetPacer:
+        if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
+            raise InputError(f"pacer state is not a version-{_STATE_VERSION} pacer dict: {str(data)[:80]!r}")
+        fields = {k: v for k, v in data.items() if k != "version"}
+        try:
+            return cls(**fields)
+        except TypeError as err:
+            raise InputError(f"pacer state has unknown or missing fields ({err}); it was not written by BudgetPacer.save") from None
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the state atomically (a crash leaves the old state or the new one, whole)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.to_dict(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BudgetPacer:
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise InputError(f"pacer state {path} does not exist; start a new BudgetPacer(budget, requests)") from None
+        except json.JSONDecodeError as err:
+            raise InputError(f"pacer state {path} is not valid JSON ({err.msg} at line {err.lineno}); delete it to start over") from None
+        return cls.from_dict(data)
+
+    def __repr__(self) -> str:
+        return (
+            f"BudgetPacer(spent {self.spent:g} of {self.budget:g}, {self.served} of {self.requests} requests, "
+            f"price {self.price:.3g})"
+        )

@@ -1,0 +1,133 @@
+"""Answer a stream of live requests under one paced budget.
+
+:class:`PacedSolver` answers each problem as it comes: it draws samples through a backend in
+the chunks its priced stopping rule asks for, judges them with a verifier (which extracts the
+answer; with no reference it only extracts), returns the majority answer and reports the spend
+to the pacer. Spend is counted in the pacer's unit: samples, tokens (prompt + completion, a
+judge's included) or dollars. A chunk is drawn only if the backend's upper bound on its spend
+(``Backend.estimate``, the bound the run loop reserves) fits the request's allowance, so the
+budget is never exceeded.
+
+The pacer holds all the state (save it with :meth:`BudgetPacer.save` after each request to
+survive restarts); the samples themselves are not stored, so a request interrupted by a crash
+is drawn again (its seeds are the same, so a seeded backend draws the same samples).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from budgetlab.analysis._majority import majority_answer
+from budgetlab.backends import Backend, DrawRequest
+from budgetlab.core import Problem, Sample, SampleState, SamplingConfig
+from budgetlab.core.types import derive_seed
+from budgetlab.errors import InputError
+from budgetlab.pacing._base import Pacer
+from budgetlab.pacing._priced import priced
+from budgetlab.runner._loop import _draw_and_judge
+from budgetlab.verifiers import Verifier
+
+__all__ = ["PacedAnswer", "PacedSolver"]
+
+UNITS = ("samples", "tokens", "dollars")
+
+
+@dataclass(frozen=True)
+class PacedAnswer:
+    problem: str
+    answer: str | None  # the majority answer (None: no sample gave one)
+    correct: bool | None  # whether it is right, when the verifier knows the reference
+    samples: tuple[Sample, ...]
+    spent: float  # in the pacer's unit
+    price: float  # the price the request was drawn at
+    capped: bool  # whether the allowance stopped it before its rule did
+
+
+def _spend(sample: Sample, unit: str) -> float:
+    if unit == "samples":
+        return 1.0
+    if unit == "tokens":
+        return float(sample.prompt_tokens + sample.completion_tokens)
+    return float(sample.cost)
+
+
+class PacedSolver:
+    """Answer problems one by one with ``config`` on ``backend``, judged by ``verifier``, each
+    drawing while ``stopping`` (priced by ``pacer``) asks for more samples; see the module
+    docstring. ``unit``: what the pacer's budget counts (samples, tokens or dollars)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: SamplingConfig,
+        verifier: Verifier,
+        stopping: Any,
+        pacer: Pacer,
+        *,
+        unit: str = "samples",
+        seed: int = 0,
+    ) -> None:
+        if unit not in UNITS:
+            raise InputError(f"pacing unit must be one of {', '.join(UNITS)}, got unit={unit!r}")
+        priced(stopping, pacer.price)  # a rule without a price fails here, not at the first request
+        self.backend, self.config, self.verifier, self.stopping, self.pacer = backend, config, verifier, stopping, pacer
+        self.unit = unit
+        self.seed = seed
+        self._per_sample: list[float] = []  # recent spend per sample, for the rule's cost per sample
+
+    def _sample_cost(self, bound: float) -> float:
+        """What one sample spends, for the stopping rule: the mean of the last 50 samples, or
+        the backend's bound before any was drawn."""
+        if self.unit == "samples":
+            return 1.0
+        recent = self._per_sample[-50:]
+        return sum(recent) / len(recent) if recent else bound
+
+    def _bound(self, problem: Problem, index: int) -> float:
+        if self.unit == "samples":
+            return 1.0
+        sample = Sample("paced", problem.id, self.config.id, index, 0)
+        (spend,) = self.backend.estimate(DrawRequest(problem, self.config, (sample,)))
+        return float(spend.tokens if self.unit == "tokens" else spend.dollars)
+
+    async def solve(self, problem: Problem) -> PacedAnswer:
+        price = self.pacer.price
+        allowance = self.pacer.allowance()
+        bound = self._bound(problem, 0)
+        rule = priced(self.stopping, price, self._sample_cost(bound))
+        drawn: list[Sample] = []
+        spent = 0.0
+        capped = False
+        while True:
+            want = rule.next_count([s.answer if s.state == SampleState.DONE else None for s in drawn])
+            if want <= 0:
+                break
+            fits = math.floor((allowance - spent) / bound + 1e-9) if bound > 0 else want
+            if fits <= 0:
+                capped = True
+                break
+            batch = tuple(
+                Sample("paced", problem.id, self.config.id, i, derive_seed(self.seed, problem.id, self.config.id, i))
+                for i in range(len(drawn), len(drawn) + min(want, fits))
+            )
+            judged = await _draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, batch))
+            drawn.extend(judged)
+            spent += sum(_spend(s, self.unit) for s in judged)
+        self.pacer.record(spent)
+        if drawn and self.unit != "samples":
+            self._per_sample.append(spent / len(drawn))
+        answers = [s.answer if s.state == SampleState.DONE else None for s in drawn]
+        answer = majority_answer(answers)
+        return PacedAnswer(problem.id, answer, _correct_of(drawn, answer), tuple(drawn), spent, price, capped)
+
+
+def _correct_of(samples: Sequence[Sample], answer: str | None) -> bool | None:
+    """The verdict on ``answer``: the most common verdict among the samples that gave it."""
+    if answer is None:
+        return None
+    verdicts = Counter(s.correct for s in samples if s.answer == answer and s.correct is not None)
+    return verdicts.most_common(1)[0][0] if verdicts else None
