@@ -11,7 +11,7 @@ gives the pacer a starting price from a calibration split.
 from __future__ import annotations
 
 from budgetlab.pacing._base import Pacer
-from budgetlab.pacing._calibrate import calibrate_price
+from budgetlab.pacing._calibrate import calibrate_price, prior_problems
 from budgetlab.pacing._dual import BudgetPacer
 from budgetlab.pacing._priced import priced
 from budgetlab.pacing._simulate import PacedStream, simulate_paced_stream
@@ -25,5 +25,6 @@ __all__ = [
     "Pacer",
     "calibrate_price",
     "priced",
+    "prior_problems",
     "simulate_paced_stream",
 ]

@@ -51,3 +51,27 @@ def calibrate_price(
         else:
             hi = mid
     return math.exp((lo + hi) / 2)
+
+
+def prior_problems(stopping: Any, n: int = 400, *, size: int | None = None, seed: int = 0) -> list[tuple[list[Any], list[bool]]]:
+    """``n`` pools of ``size`` answers (default the rule's ``max_samples``) drawn from a Bayes
+    stopping rule's own prior: an atom by its weight, then answers with its shares (the leader,
+    the runner-up, else an answer of its own) and the leader right with chance ``c1``, the
+    runner-up with ``c2``. Calibrating on them gives a starting price with no recorded data."""
+    import numpy as np
+
+    atoms = getattr(stopping, "atoms", None)
+    if atoms is None:
+        raise InputError(f"prior_problems needs a Bayes stopping rule (one with a prior), got {type(stopping).__name__}")
+    table = np.array(atoms(), dtype=float)  # s1, s2, weight, c1, c2
+    size = size or stopping.max_samples
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        s1, s2, _, c1, c2 = table[rng.choice(len(table), p=table[:, 2] / table[:, 2].sum())]
+        u = rng.random(size)
+        answers = ["lead" if x < s1 else "second" if x < s1 + s2 else f"other{i}-{j}" for j, x in enumerate(u)]
+        lead_right = rng.random() < c1
+        second_right = not lead_right and rng.random() < (c2 / (1 - c1) if c1 < 1 else 0.0)
+        out.append((answers, [(a == "lead" and lead_right) or (a == "second" and second_right) for a in answers]))
+    return out

@@ -15,6 +15,7 @@ is drawn again (its seeds are the same, so a seeded backend draws the same sampl
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -78,6 +79,7 @@ class PacedSolver:
         self.unit = unit
         self.seed = seed
         self._per_sample: list[float] = []  # recent spend per sample, for the rule's cost per sample
+        self._turn = asyncio.Lock()
 
     def _sample_cost(self, bound: float) -> float:
         """What one sample spends, for the stopping rule: the mean of the last 50 samples, or
@@ -95,6 +97,13 @@ class PacedSolver:
         return float(spend.tokens if self.unit == "tokens" else spend.dollars)
 
     async def solve(self, problem: Problem) -> PacedAnswer:
+        """Answer ``problem``. Calls that overlap take turns: a request's allowance depends on
+        what the ones before it spent, so the guard stays exact (a request's own samples are
+        still drawn in parallel, in the chunks its rule asks for)."""
+        async with self._turn:
+            return await self._solve(problem)
+
+    async def _solve(self, problem: Problem) -> PacedAnswer:
         price = self.pacer.price
         allowance = self.pacer.allowance()
         bound = self._bound(problem, 0)

@@ -1,0 +1,210 @@
+"""``budgetlab pace``: answer a stream of problems under one budget, spending more on hard ones.
+
+The answers file is the ledger: each answered problem is one JSON line (answer, samples, spend,
+price), written before the next problem starts. Running the same command again skips the
+problems it holds and replays their spend into the pacer, so an interrupted stream goes on
+where it stopped with the same price and without paying again for what was answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from budgetlab.errors import InputError
+
+__all__ = ["add_pace_parser", "cmd_pace"]
+
+
+def add_pace_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "pace",
+        help="answer a stream of problems under one budget, spending more samples on the hard ones",
+        description="Answers each problem in turn by majority vote over samples drawn while a Bayes stopping rule, "
+        "at a price on spend that a pacer learns online, says they pay; the budget lasts for --requests problems "
+        "and is never exceeded. The answers file is the ledger: the same command again resumes.",
+    )
+    p.add_argument("--backend", required=True, help="where samples come from, e.g. embedded, openai:URL or replay:samples.jsonl")
+    p.add_argument("--config", metavar="SPEC", help="the sampling configuration, e.g. model=smollm2,temperature=0.8,max_tokens=8 "
+                   "(default: the backend's first)")  # fmt: skip
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--problems", help="JSONL file of problems, or - to read them from standard input as they come "
+                        "(default: the problems the backend lists)")  # fmt: skip
+    source.add_argument("--task", help="a generated task, e.g. arithmetic:n=100,digits=1")
+    p.add_argument("--budget", required=True, help="one limit: samples=N, tokens=N or dollars=X, for all the requests")
+    p.add_argument("--requests", type=int, help="how many requests the budget is for (default: the number of problems; "
+                   "required with --problems -)")  # fmt: skip
+    p.add_argument("--output", required=True, help="answers JSONL, one line per problem (the ledger a rerun resumes from)")
+    p.add_argument("--verifier", default="auto", help="extracts (and, with a reference, checks) each sample's answer (default auto)")
+    p.add_argument("--max-samples", type=int, default=40, help="most samples one problem may draw (default 40)")
+    p.add_argument("--price", type=float, help="starting price, accuracy per unit of spend (default: calibrated on the rule's prior)")
+    p.add_argument("--seed", type=int, default=0, help="sample seeds derive from it (default 0)")
+    p.add_argument("--backend-arg", action="append", metavar="KEY=VALUE", help="an option of the backend")
+    p.add_argument("--replay-seed", type=int, help="replay backend: draw recordings in a seeded random order")
+    p.add_argument("--quiet", action="store_true", help="no line per answered problem")
+
+
+def _unit(text: str) -> tuple[str, float]:
+    from budgetlab.core import Budget
+
+    limits = Budget.parse(text).limits()
+    units = [u for u in ("samples", "tokens", "dollars") if u in limits]
+    if len(limits) != 1 or not units:
+        raise InputError(f"--budget for pace must be exactly one of samples=N, tokens=N or dollars=X, got {text!r}")
+    return units[0], float(limits[units[0]])
+
+
+def _stdin_problems() -> Iterator[Any]:
+    from budgetlab.core import Problem
+
+    for lineno, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"stdin:{lineno}: not valid JSON ({err.msg}); each line must be a problem object with an 'id'") from None
+        if not isinstance(obj, dict) or obj.get("id") is None:
+            raise InputError(f"stdin:{lineno}: field 'id' is missing; each line must be a problem object with an 'id'")
+        if "reference" not in obj and "answer" in obj:
+            obj["reference"] = obj["answer"]
+        yield Problem.from_dict(obj)
+
+
+def _answered(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            float(row["spent"]), str(row["problem"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise InputError(f"{path}:{lineno}: not an answer line written by budgetlab pace; give another --output") from None
+        out.append(row)
+    return out
+
+
+@dataclass
+class _Stream:
+    backend: Any
+    config: Any
+    verifier: Any
+    rule: Any
+    unit: str
+    budget: float
+    requests: int
+    problems: Iterator[Any]
+    done: list[dict]  # the answers already in the ledger
+    out_path: Path
+
+
+def cmd_pace(args: argparse.Namespace, console: Console) -> int:
+    from budgetlab.backends import make_backend
+    from budgetlab.cli._main import _backend_options
+    from budgetlab.core.spec import parse_config
+    from budgetlab.policies import BayesStopping
+    from budgetlab.tasks import load_problems, load_task
+    from budgetlab.verifiers import make_verifier
+
+    unit, budget = _unit(args.budget)
+    out_path = Path(args.output)
+    done = _answered(out_path)
+    verifier = make_verifier(args.verifier)
+    backend = make_backend(args.backend, _backend_options(args))
+    if args.problems == "-":
+        if args.requests is None:
+            raise InputError("--problems - reads an open-ended stream: give --requests N, the requests the budget is for")
+        problems: Iterator[Any] = _stdin_problems()
+        requests = args.requests
+    else:
+        if args.problems or args.task:
+            listed = load_problems(args.problems) if args.problems else load_task(args.task)
+        elif hasattr(backend, "problems"):
+            listed = backend.problems()
+        else:
+            raise InputError(f"{args.backend} lists no problems; give --problems FILE, --problems - or --task")
+        problems, requests = iter(listed), args.requests or len(listed)
+    if requests < 1:
+        raise InputError(f"--requests must be at least 1, got {requests}")
+    if args.config:
+        config = parse_config(args.config, args.backend.partition(":")[0])
+    else:
+        offered = backend.configs() if hasattr(backend, "configs") else []
+        if not offered:
+            raise InputError(f"{args.backend} lists no configuration; give one with --config model=NAME,...")
+        config = offered[0]
+    stream = _Stream(backend, config, verifier, BayesStopping(max_samples=args.max_samples), unit, budget, requests,
+                     problems, done, out_path)  # fmt: skip
+    try:
+        return asyncio.run(_serve(args, console, stream))
+    except KeyboardInterrupt:
+        console.print(f"interrupted; {out_path} keeps every answer so far. Resume with the same command.")
+        return 130
+
+
+async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
+    from budgetlab.backends import DrawRequest
+    from budgetlab.core import Sample
+    from budgetlab.pacing import BudgetPacer, PacedSolver, calibrate_price, prior_problems
+
+    answered = {row["problem"] for row in s.done}
+    correct = [bool(row["correct"]) for row in s.done if row.get("correct") is not None]
+    new = 0
+    try:
+        first = next(s.problems, None)
+        if first is None:
+            raise InputError("no problems to answer")
+        per_sample = 1.0
+        if s.unit != "samples":  # one sample's bound on the first problem: the reserve for each later request
+            (bound,) = s.backend.estimate(DrawRequest(first, s.config, (Sample("pace", first.id, s.config.id, 0, 0),)))
+            per_sample = float(bound.tokens if s.unit == "tokens" else bound.dollars) or 1.0
+        price = args.price
+        if price is None:
+            pools = prior_problems(s.rule, 300, seed=args.seed)
+            price = calibrate_price(s.rule, pools, s.budget / s.requests, per_sample=per_sample)
+        pacer = BudgetPacer(s.budget, s.requests, price=price, min_spend=per_sample)
+        for row in s.done:  # the ledger: the answered problems' spend, in order, gives the same price
+            pacer.record(float(row["spent"]))
+        solver = PacedSolver(s.backend, s.config, s.verifier, s.rule, pacer, unit=s.unit, seed=args.seed)
+        with s.out_path.open("a") as out:
+            for problem in _chain(first, s.problems):
+                if problem.id in answered:
+                    continue
+                if pacer.allowance() < per_sample:
+                    console.print(f"the budget is spent after {pacer.served} requests; {problem.id} and later are not answered")
+                    break
+                result = await solver.solve(problem)
+                row = {"problem": result.problem, "answer": result.answer, "correct": result.correct,
+                       "samples": len(result.samples), "spent": result.spent, "price": result.price, "cut": result.capped}  # fmt: skip
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+                answered.add(problem.id)
+                new += 1
+                if result.correct is not None:
+                    correct.append(result.correct)
+                if not args.quiet:
+                    mark = "" if result.correct is None else (" right" if result.correct else " wrong")
+                    console.print(f"{result.problem}: {result.answer!r}{mark} · {len(result.samples)} samples · spent {result.spent:g} "
+                                  f"· price {result.price:.3g}{' · cut by the budget' if result.capped else ''}", highlight=False)  # fmt: skip
+    finally:
+        await s.backend.aclose()
+    accuracy = f" · {100 * sum(correct) / len(correct):.1f}% of {len(correct)} checked answers right" if correct else ""
+    console.print(f"{pacer.served} of {s.requests} requests answered ({new} now) · spent {pacer.spent:g} of {s.budget:g} {s.unit}"
+                  f"{accuracy} · answers in {s.out_path}", highlight=False)  # fmt: skip
+    return 0
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest

