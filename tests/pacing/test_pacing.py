@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from budgetlab.analysis._majority import majority_answer
-from budgetlab.backends import ReplayBackend
-from budgetlab.core import Problem, SamplingConfig
+from budgetlab.backends import DrawRequest, ReplayBackend
+from budgetlab.core import Problem, Sample, SamplingConfig, Spend, Verdict
 from budgetlab.errors import InputError
-from budgetlab.pacing import BudgetPacer, PacedSolver, calibrate_price, priced, simulate_paced_stream
+from budgetlab.pacing import BudgetPacer, PacedSolver, calibrate_price, priced, sample_bound, simulate_paced_stream
 from budgetlab.policies import AdaptiveConsistency, BayesStopping, fit_bayes_stopping
 from budgetlab.verifiers import make_verifier
 
@@ -188,3 +188,38 @@ def test_the_solver_refuses_a_bad_unit_and_an_unpriced_rule(tmp_path: Path, rule
         PacedSolver(backend, config, make_verifier("recorded"), rule, BudgetPacer(10, 2), unit="euros")
     with pytest.raises(InputError, match="BayesStopping"):
         PacedSolver(backend, config, make_verifier("recorded"), AdaptiveConsistency(), BudgetPacer(10, 2))
+
+
+class _PayingJudge:
+    """A verifier that spends tokens of its own on every grading (as a judge model does) and
+    says so in advance."""
+
+    name = "paying-judge"
+    max_seconds = 1.0
+
+    def verify(self, problem, completion):
+        return Verdict(answer=completion.answer, correct=completion.correct, prompt_tokens=60, completion_tokens=40)
+
+    def estimate(self, problem, draw):
+        return Spend(tokens=100)
+
+
+def test_a_judges_own_spend_is_bounded_and_counted(tmp_path: Path, rule) -> None:
+    problems = _problems(20, seed=8)
+    backend = ReplayBackend(_replay_file(tmp_path, problems), seed=0)
+    config = SamplingConfig(model="m", backend="replay")
+    bound = sample_bound(backend, _PayingJudge(), config, Problem("p0"), "tokens")
+    (drawn,) = backend.estimate(DrawRequest(Problem("p0"), config, (Sample("r", "p0", config.id, 0, 0),)))
+    assert bound == drawn.tokens + 100
+    budget = 3 * 150 * len(problems)
+    pacer = BudgetPacer(budget, len(problems), price=1e-5, min_spend=bound)
+    solver = PacedSolver(backend, config, _PayingJudge(), rule, pacer, unit="tokens")
+
+    async def serve():
+        return [await solver.solve(Problem(f"p{i}")) for i in range(len(problems))]
+
+    answers = asyncio.run(serve())
+    assert pacer.spent <= budget
+    for a in answers:  # every sample's spend holds the judge's 100 tokens
+        assert a.spent == sum(s.prompt_tokens + s.completion_tokens for s in a.samples)
+        assert all(s.prompt_tokens + s.completion_tokens >= 100 + 30 for s in a.samples)

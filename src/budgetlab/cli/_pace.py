@@ -154,9 +154,7 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
-    from budgetlab.backends import DrawRequest
-    from budgetlab.core import Sample
-    from budgetlab.pacing import BudgetPacer, PacedSolver, calibrate_price, prior_problems
+    from budgetlab.pacing import BudgetPacer, PacedSolver, calibrate_price, prior_problems, sample_bound
 
     answered = {row["problem"] for row in s.done}
     correct = [bool(row["correct"]) for row in s.done if row.get("correct") is not None]
@@ -165,10 +163,8 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
         first = next(s.problems, None)
         if first is None:
             raise InputError("no problems to answer")
-        per_sample = 1.0
-        if s.unit != "samples":  # one sample's bound on the first problem: the reserve for each later request
-            (bound,) = s.backend.estimate(DrawRequest(first, s.config, (Sample("pace", first.id, s.config.id, 0, 0),)))
-            per_sample = float(bound.tokens if s.unit == "tokens" else bound.dollars) or 1.0
+        # One sample's bound on the first problem: the reserve for each later request.
+        per_sample = sample_bound(s.backend, s.verifier, s.config, first, s.unit) or 1.0
         price = args.price
         if price is None:
             pools = prior_problems(s.rule, 300, seed=args.seed)

@@ -15,7 +15,7 @@ from budgetlab.pacing._calibrate import calibrate_price, prior_problems
 from budgetlab.pacing._dual import BudgetPacer
 from budgetlab.pacing._priced import priced
 from budgetlab.pacing._simulate import PacedStream, simulate_paced_stream
-from budgetlab.pacing._solver import PacedAnswer, PacedSolver
+from budgetlab.pacing._solver import PacedAnswer, PacedSolver, sample_bound
 
 __all__ = [
     "BudgetPacer",
@@ -26,5 +26,6 @@ __all__ = [
     "calibrate_price",
     "priced",
     "prior_problems",
+    "sample_bound",
     "simulate_paced_stream",
 ]

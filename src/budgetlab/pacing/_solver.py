@@ -4,9 +4,9 @@
 the chunks its priced stopping rule asks for, judges them with a verifier (which extracts the
 answer; with no reference it only extracts), returns the majority answer and reports the spend
 to the pacer. Spend is counted in the pacer's unit: samples, tokens (prompt + completion, a
-judge's included) or dollars. A chunk is drawn only if the backend's upper bound on its spend
-(``Backend.estimate``, the bound the run loop reserves) fits the request's allowance, so the
-budget is never exceeded.
+judge's included) or dollars. A chunk is drawn only if its upper bound on spend (the backend's
+``estimate``, plus a judge verifier's, the bounds the run loop reserves) fits the request's
+allowance, so the budget is never exceeded.
 
 The pacer holds all the state (save it with :meth:`BudgetPacer.save` after each request to
 survive restarts); the samples themselves are not stored, so a request interrupted by a crash
@@ -32,7 +32,7 @@ from budgetlab.pacing._priced import priced
 from budgetlab.runner._loop import _draw_and_judge
 from budgetlab.verifiers import Verifier
 
-__all__ = ["PacedAnswer", "PacedSolver"]
+__all__ = ["PacedAnswer", "PacedSolver", "sample_bound"]
 
 UNITS = ("samples", "tokens", "dollars")
 
@@ -54,6 +54,18 @@ def _spend(sample: Sample, unit: str) -> float:
     if unit == "tokens":
         return float(sample.prompt_tokens + sample.completion_tokens)
     return float(sample.cost)
+
+
+def sample_bound(backend: Backend, verifier: Verifier, config: SamplingConfig, problem: Problem, unit: str) -> float:
+    """The most one sample of ``problem`` may spend in ``unit``: the backend's bound (what the
+    run loop reserves), plus a judge verifier's bound on grading it."""
+    if unit == "samples":
+        return 1.0
+    (spend,) = backend.estimate(DrawRequest(problem, config, (Sample("paced", problem.id, config.id, 0, 0),)))
+    judge = getattr(verifier, "estimate", None)
+    if judge is not None:
+        spend = spend + judge(problem, spend)
+    return float(spend.tokens if unit == "tokens" else spend.dollars)
 
 
 class PacedSolver:
@@ -82,19 +94,13 @@ class PacedSolver:
         self._turn = asyncio.Lock()
 
     def _sample_cost(self, bound: float) -> float:
-        """What one sample spends, for the stopping rule: the mean of the last 50 samples, or
-        the backend's bound before any was drawn."""
+        """What one sample spends, for the stopping rule: the mean per sample over the last 50
+        requests, or the bound before any was answered."""
         if self.unit == "samples":
             return 1.0
         recent = self._per_sample[-50:]
         return sum(recent) / len(recent) if recent else bound
 
-    def _bound(self, problem: Problem, index: int) -> float:
-        if self.unit == "samples":
-            return 1.0
-        sample = Sample("paced", problem.id, self.config.id, index, 0)
-        (spend,) = self.backend.estimate(DrawRequest(problem, self.config, (sample,)))
-        return float(spend.tokens if self.unit == "tokens" else spend.dollars)
 
     async def solve(self, problem: Problem) -> PacedAnswer:
         """Answer ``problem``. Calls that overlap take turns: a request's allowance depends on
@@ -106,7 +112,7 @@ class PacedSolver:
     async def _solve(self, problem: Problem) -> PacedAnswer:
         price = self.pacer.price
         allowance = self.pacer.allowance()
-        bound = self._bound(problem, 0)
+        bound = sample_bound(self.backend, self.verifier, self.config, problem, self.unit)
         rule = priced(self.stopping, price, self._sample_cost(bound))
         drawn: list[Sample] = []
         spent = 0.0
