@@ -223,3 +223,63 @@ def test_a_judges_own_spend_is_bounded_and_counted(tmp_path: Path, rule) -> None
     for a in answers:  # every sample's spend holds the judge's 100 tokens
         assert a.spent == sum(s.prompt_tokens + s.completion_tokens for s in a.samples)
         assert all(s.prompt_tokens + s.completion_tokens >= 100 + 30 for s in a.samples)
+
+
+def test_requests_in_flight_together_keep_the_budget_and_every_minimum() -> None:
+    rng = random.Random(5)
+    for _ in range(30):
+        n = rng.randint(2, 25)
+        pacer = BudgetPacer(n * rng.uniform(1, 4), n, min_spend=1)
+        pending = [pacer.begin() for _ in range(n)]
+        firsts = set()
+        while pending:
+            ticket = rng.choice(pending)
+            if ticket.drawing and rng.random() < 0.3:
+                pacer.end(ticket)
+                pending.remove(ticket)
+                continue
+            amount = 1.0 if not ticket.drawing else rng.uniform(0.5, 3)
+            if pacer.reserve(ticket, amount):
+                firsts.add(id(ticket))
+                pacer.settle(ticket, amount, amount * rng.uniform(0.2, 1.0))
+            elif ticket.drawing:
+                pacer.end(ticket)
+                pending.remove(ticket)
+            else:
+                raise AssertionError("a request's first sample did not fit")
+            assert pacer.spent + pacer._reserved <= pacer.budget + 1e-9
+        assert len(firsts) == n and pacer.served == n
+
+
+class _SlowReplay:
+    """The replay backend, with each draw taking a random moment, so that requests interleave."""
+
+    def __init__(self, backend: ReplayBackend, seed: int) -> None:
+        self.backend, self.rng, self.name = backend, random.Random(seed), "slow-replay"
+
+    def estimate(self, request):
+        return self.backend.estimate(request)
+
+    async def draw(self, request):
+        await asyncio.sleep(self.rng.random() / 500)
+        return await self.backend.draw(request)
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+def test_overlapping_live_requests_stay_within_the_budget(tmp_path: Path, rule) -> None:
+    problems = _problems(40, seed=9)
+    backend = _SlowReplay(ReplayBackend(_replay_file(tmp_path, problems), seed=0), seed=1)
+    config = SamplingConfig(model="m", backend="replay")
+    budget = 2 * len(problems)
+    pacer = BudgetPacer(budget, len(problems), price=1e-4)  # a low price: every request wants many samples
+    solver = PacedSolver(backend, config, make_verifier("recorded"), rule, pacer)
+
+    async def serve():
+        return await asyncio.gather(*(solver.solve(Problem(f"p{i}")) for i in range(len(problems))))
+
+    answers = asyncio.run(serve())
+    assert pacer.spent <= budget and pacer.served == len(problems) and pacer._reserved == pytest.approx(0)
+    assert all(len(a.samples) >= 1 for a in answers)  # every request got its minimum
+    assert any(a.capped for a in answers)

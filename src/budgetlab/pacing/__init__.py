@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from budgetlab.pacing._base import Pacer
 from budgetlab.pacing._calibrate import calibrate_price, prior_problems
-from budgetlab.pacing._dual import BudgetPacer
+from budgetlab.pacing._dual import BudgetPacer, Ticket
 from budgetlab.pacing._priced import priced
 from budgetlab.pacing._simulate import PacedStream, simulate_paced_stream
 from budgetlab.pacing._solver import PacedAnswer, PacedSolver, sample_bound
@@ -23,6 +23,7 @@ __all__ = [
     "PacedSolver",
     "PacedStream",
     "Pacer",
+    "Ticket",
     "calibrate_price",
     "priced",
     "prior_problems",

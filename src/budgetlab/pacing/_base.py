@@ -11,7 +11,7 @@ overspent and every later request keeps its minimum.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Pacer"]
 
@@ -30,3 +30,14 @@ class Pacer(Protocol):
     def record(self, spent: float) -> None:
         """A request finished having spent ``spent``."""
         ...
+
+    # Requests in flight together (see BudgetPacer): begin, reserve before a draw, settle, end.
+    def begin(self) -> Any: ...
+
+    def headroom(self, ticket: Any) -> float: ...
+
+    def reserve(self, ticket: Any, amount: float) -> bool: ...
+
+    def settle(self, ticket: Any, reserved: float, spent: float) -> None: ...
+
+    def end(self, ticket: Any) -> None: ...

@@ -11,7 +11,9 @@ stream that turned out easy lowers it. The price is bounded to ``[min_price, max
 
 :meth:`BudgetPacer.allowance` is the hard guarantee: a request may spend what is left minus
 ``min_spend`` for every request still to come, so the budget is never exceeded and no later
-request is starved of its minimum. The state (spend, requests served, price) is a small dict;
+request is starved of its minimum. Requests that overlap (a server answering several at once)
+take a :class:`Ticket` and reserve each draw's bound before it is sent, as the run loop does: the
+same guarantee then holds with any number in flight. The state (spend, requests served, price) is a small dict;
 :meth:`BudgetPacer.save` writes it atomically, so a restarted service paces on from where it
 stopped.
 """
@@ -22,12 +24,13 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from budgetlab.errors import InputError
 
-__all__ = ["BudgetPacer"]
+__all__ = ["BudgetPacer", "Ticket"]
 
 _STATE_VERSION = 1
 
@@ -38,6 +41,16 @@ def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
         bound = ">= 0" if allow_zero else "> 0"
         raise InputError(f"pacer {name} must be a number {bound}, got {name}={value!r}")
     return float(value)
+
+
+@dataclass
+class Ticket:
+    """One request in flight: what it has reserved and spent."""
+
+    spent: float = 0.0
+    reserved: float = 0.0
+    drawing: bool = False
+    ended: bool = False
 
 
 class BudgetPacer:
@@ -80,6 +93,8 @@ class BudgetPacer:
             raise InputError(f"pacer served must be a whole number >= 0, got {served!r}")
         self.served = served
         self._log_price = math.log(min(max(start, self.min_price), self.max_price))
+        self._reserved = 0.0  # reserved by requests in flight, not yet spent
+        self._drawing = 0  # requests in flight that have drawn (their minimum is no longer held for them)
 
     @property
     def price(self) -> float:
@@ -94,19 +109,69 @@ class BudgetPacer:
         return self.remaining / max(self.requests - self.served, 1)
 
     def allowance(self) -> float:
-        later = max(self.requests - self.served - 1, 0)
-        return max(self.remaining - later * self.min_spend, 0.0)
+        """The most a request starting now may spend (requests answered one at a time)."""
+        return self.headroom(Ticket())
 
     def record(self, spent: float) -> None:
+        """A request answered on its own (not through a :class:`Ticket`) spent ``spent``."""
         spent = _positive("spent", spent, allow_zero=True)
         target = self.target()
         self.spent += spent
         self.served += 1
+        self._move_price(spent, target)
+
+    def _move_price(self, spent: float, target: float) -> None:
         if target > 0:
             # Relative overspend, bounded so one outlier request moves the price by at most e^(2 step).
             error = min(max((spent - target) / target, -1.0), 2.0)
             low, high = math.log(self.min_price), math.log(self.max_price)
             self._log_price = min(max(self._log_price + self.step * error, low), high)
+
+    # ---- requests in flight together ----------------------------------------------------------
+    def begin(self) -> Ticket:
+        """Start a request that may overlap others: it reserves before each draw
+        (:meth:`reserve`), settles after it (:meth:`settle`) and ends with :meth:`end`."""
+        return Ticket()
+
+    def headroom(self, ticket: Ticket) -> float:
+        """What ``ticket`` may reserve now: what is neither spent nor reserved, less
+        ``min_spend`` for every request that has not drawn yet (its own included only once it
+        has drawn: a request's first draw may use its own minimum)."""
+        waiting = max(self.requests - self.served - self._drawing, 0)
+        own = self.min_spend if not ticket.drawing and waiting > 0 else 0.0
+        return max(self.budget - self.spent - self._reserved - waiting * self.min_spend + own, 0.0)
+
+    def reserve(self, ticket: Ticket, amount: float) -> bool:
+        """Reserve ``amount`` for a draw of ``ticket``'s request; False (nothing reserved) when
+        it does not fit."""
+        if amount > self.headroom(ticket) + 1e-9:
+            return False
+        if not ticket.drawing:
+            ticket.drawing = True
+            self._drawing += 1
+        ticket.reserved += amount
+        self._reserved += amount
+        return True
+
+    def settle(self, ticket: Ticket, reserved: float, spent: float) -> None:
+        """A draw that had reserved ``reserved`` spent ``spent`` (at most that)."""
+        ticket.reserved -= reserved
+        self._reserved -= reserved
+        ticket.spent += spent
+        self.spent += spent
+
+    def end(self, ticket: Ticket) -> None:
+        """The request is answered (or failed): its reservations are freed, the price moves."""
+        if ticket.ended:
+            return
+        ticket.ended = True
+        self._reserved -= ticket.reserved
+        ticket.reserved = 0.0
+        if ticket.drawing:
+            self._drawing -= 1
+        target = (self.remaining + ticket.spent) / max(self.requests - self.served, 1)  # as it was at its start
+        self.served += 1
+        self._move_price(ticket.spent, target)
 
     # ---- state ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

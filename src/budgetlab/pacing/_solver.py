@@ -8,14 +8,15 @@ judge's included) or dollars. A chunk is drawn only if its upper bound on spend 
 ``estimate``, plus a judge verifier's, the bounds the run loop reserves) fits the request's
 allowance, so the budget is never exceeded.
 
-The pacer holds all the state (save it with :meth:`BudgetPacer.save` after each request to
-survive restarts); the samples themselves are not stored, so a request interrupted by a crash
+Requests may overlap (``asyncio.gather`` over many ``solve`` calls, as a server does): each takes
+a ticket from the pacer and reserves every draw's bound before sending it, so the guarantees
+hold with any number in flight. The pacer holds all the state (save it with
+:meth:`BudgetPacer.save` after each request to survive restarts); the samples themselves are not stored, so a request interrupted by a crash
 is drawn again (its seeds are the same, so a seeded backend draws the same samples).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -91,7 +92,6 @@ class PacedSolver:
         self.unit = unit
         self.seed = seed
         self._per_sample: list[float] = []  # recent spend per sample, for the rule's cost per sample
-        self._turn = asyncio.Lock()
 
     def _sample_cost(self, bound: float) -> float:
         """What one sample spends, for the stopping rule: the mean per sample over the last 50
@@ -103,36 +103,36 @@ class PacedSolver:
 
 
     async def solve(self, problem: Problem) -> PacedAnswer:
-        """Answer ``problem``. Calls that overlap take turns: a request's allowance depends on
-        what the ones before it spent, so the guard stays exact (a request's own samples are
-        still drawn in parallel, in the chunks its rule asks for)."""
-        async with self._turn:
-            return await self._solve(problem)
-
-    async def _solve(self, problem: Problem) -> PacedAnswer:
-        price = self.pacer.price
-        allowance = self.pacer.allowance()
+        """Answer ``problem``. Calls may overlap (a server answering several requests at once):
+        each reserves its draw's bound before sending it, so the budget and every later
+        request's minimum hold with any number in flight."""
+        pacer = self.pacer
+        price = pacer.price
         bound = sample_bound(self.backend, self.verifier, self.config, problem, self.unit)
         rule = priced(self.stopping, price, self._sample_cost(bound))
         drawn: list[Sample] = []
-        spent = 0.0
         capped = False
-        while True:
-            want = rule.next_count([s.answer if s.state == SampleState.DONE else None for s in drawn])
-            if want <= 0:
-                break
-            fits = math.floor((allowance - spent) / bound + 1e-9) if bound > 0 else want
-            if fits <= 0:
-                capped = True
-                break
-            batch = tuple(
-                Sample("paced", problem.id, self.config.id, i, derive_seed(self.seed, problem.id, self.config.id, i))
-                for i in range(len(drawn), len(drawn) + min(want, fits))
-            )
-            judged = await _draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, batch))
-            drawn.extend(judged)
-            spent += sum(_spend(s, self.unit) for s in judged)
-        self.pacer.record(spent)
+        ticket = pacer.begin()
+        try:
+            while True:
+                want = rule.next_count([s.answer if s.state == SampleState.DONE else None for s in drawn])
+                if want <= 0:
+                    break
+                fits = math.floor(pacer.headroom(ticket) / bound + 1e-9) if bound > 0 else want
+                count = min(want, fits)
+                if count <= 0 or not pacer.reserve(ticket, count * bound):
+                    capped = True
+                    break
+                batch = tuple(
+                    Sample("paced", problem.id, self.config.id, i, derive_seed(self.seed, problem.id, self.config.id, i))
+                    for i in range(len(drawn), len(drawn) + count)
+                )
+                judged = await _draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, batch))
+                pacer.settle(ticket, count * bound, sum(_spend(s, self.unit) for s in judged))
+                drawn.extend(judged)
+        finally:  # also when a draw raised: its reservation is freed
+            pacer.end(ticket)
+        spent = ticket.spent
         if drawn and self.unit != "samples":
             self._per_sample.append(spent / len(drawn))
         answers = [s.answer if s.state == SampleState.DONE else None for s in drawn]
