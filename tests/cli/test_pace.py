@@ -61,6 +61,14 @@ def test_pace_resumes_from_its_ledger_as_if_never_stopped(recorded: Path, tmp_pa
     assert part.read_text() == whole.read_text()  # same prices, same samples, nothing paid twice
 
 
+def test_pace_answers_several_problems_at_once_within_the_budget(recorded: Path, tmp_path: Path) -> None:
+    out = tmp_path / "answers.jsonl"
+    code, text = _pace(recorded, out, "--budget", "samples=60", "--concurrency", "8")
+    rows = _rows(out)
+    assert code == 0 and sorted(r["problem"] for r in rows) == [f"p{i:02d}" for i in range(30)]
+    assert sum(r["spent"] for r in rows) <= 60 and all(r["samples"] >= 1 for r in rows)
+
+
 def test_pace_in_tokens_and_from_standard_input(recorded: Path, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "tokens.jsonl"
     assert _pace(recorded, out, "--budget", "tokens=3000")[0] == 0
@@ -79,6 +87,7 @@ def test_pace_in_tokens_and_from_standard_input(recorded: Path, tmp_path: Path, 
         (["--budget", "samples=-1"], "budget samples=-1 must be positive"),
         (["--budget", "samples=10"], "cannot give each of 30 requests its minimum of 1"),
         (["--budget", "samples=10", "--problems", "-"], "give --requests N"),
+        (["--budget", "samples=100", "--concurrency", "0"], "--concurrency must be at least 1, got 0"),
     ],
 )
 def test_pace_bad_input_is_one_line(recorded: Path, tmp_path: Path, capsys, extra, message) -> None:

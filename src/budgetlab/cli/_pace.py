@@ -47,6 +47,8 @@ def add_pace_parser(sub: Any) -> None:
     p.add_argument("--max-samples", type=int, default=40, help="most samples one problem may draw (default 40)")
     p.add_argument("--price", type=float, help="starting price, accuracy per unit of spend (default: calibrated on the rule's prior)")
     p.add_argument("--seed", type=int, default=0, help="sample seeds derive from it (default 0)")
+    p.add_argument("--concurrency", type=int, default=1, help="problems answered at once (default 1: in order, and a "
+                   "resumed stream is identical to an uninterrupted one)")  # fmt: skip
     p.add_argument("--backend-arg", action="append", metavar="KEY=VALUE", help="an option of the backend")
     p.add_argument("--replay-seed", type=int, help="replay backend: draw recordings in a seeded random order")
     p.add_argument("--quiet", action="store_true", help="no line per answered problem")
@@ -137,6 +139,8 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
         problems, requests = iter(listed), args.requests or len(listed)
     if requests < 1:
         raise InputError(f"--requests must be at least 1, got {requests}")
+    if args.concurrency < 1:
+        raise InputError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.config:
         config = parse_config(args.config, args.backend.partition(":")[0])
     else:
@@ -173,19 +177,20 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
         for row in s.done:  # the ledger: the answered problems' spend, in order, gives the same price
             pacer.record(float(row["spent"]))
         solver = PacedSolver(s.backend, s.config, s.verifier, s.rule, pacer, unit=s.unit, seed=args.seed)
+        in_flight: set[asyncio.Task] = set()
+        slots = asyncio.Semaphore(args.concurrency)
         with s.out_path.open("a") as out:
-            for problem in _chain(first, s.problems):
-                if problem.id in answered:
-                    continue
-                if pacer.allowance() < per_sample:
-                    console.print(f"the budget is spent after {pacer.served} requests; {problem.id} and later are not answered")
-                    break
-                result = await solver.solve(problem)
+
+            async def answer(problem: Any) -> None:
+                nonlocal new
+                try:
+                    result = await solver.solve(problem)
+                finally:
+                    slots.release()
                 row = {"problem": result.problem, "answer": result.answer, "correct": result.correct,
                        "samples": len(result.samples), "spent": result.spent, "price": result.price, "cut": result.capped}  # fmt: skip
-                out.write(json.dumps(row) + "\n")
+                out.write(json.dumps(row) + "\n")  # one line per answer, whole: the ledger
                 out.flush()
-                answered.add(problem.id)
                 new += 1
                 if result.correct is not None:
                     correct.append(result.correct)
@@ -193,6 +198,23 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                     mark = "" if result.correct is None else (" right" if result.correct else " wrong")
                     console.print(f"{result.problem}: {result.answer!r}{mark} · {len(result.samples)} samples · spent {result.spent:g} "
                                   f"· price {result.price:.3g}{' · cut by the budget' if result.capped else ''}", highlight=False)  # fmt: skip
+
+            for problem in _chain(first, s.problems):
+                if problem.id in answered:
+                    continue
+                await slots.acquire()
+                while pacer.allowance() < per_sample and in_flight:  # reservations in flight may come back
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                if pacer.allowance() < per_sample:
+                    slots.release()
+                    console.print(f"the budget is spent after {pacer.served} requests; {problem.id} and later are not answered")
+                    break
+                answered.add(problem.id)
+                task = asyncio.create_task(answer(problem))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if in_flight:
+                await asyncio.gather(*in_flight)
     finally:
         await s.backend.aclose()
     accuracy = f" · {100 * sum(correct) / len(correct):.1f}% of {len(correct)} checked answers right" if correct else ""
