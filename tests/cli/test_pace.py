@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from budgetlab.cli._main import main
+from budgetlab.errors import BudgetlabError
 
 
 @pytest.fixture
@@ -94,6 +95,55 @@ def test_pace_bad_input_is_one_line(recorded: Path, tmp_path: Path, capsys, extr
     code, _ = _pace(recorded, tmp_path / "a.jsonl", *extra)
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+class _FailsOn:
+    """A backend that raises a fatal error for one problem (as a server that stops serving)."""
+
+    def __init__(self, backend, problem: str) -> None:
+        self.backend, self.problem, self.name = backend, problem, "fails-on"
+
+    def configs(self):
+        return self.backend.configs()
+
+    def problems(self):
+        return self.backend.problems()
+
+    def estimate(self, request):
+        return self.backend.estimate(request)
+
+    async def draw(self, request):
+        if request.problem.id == self.problem:
+            raise BudgetlabError(f"the server stopped serving (on {self.problem})")
+        return await self.backend.draw(request)
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+@pytest.mark.parametrize("concurrency", ["1", "4"])
+def test_a_fatal_backend_error_stops_the_stream_with_one_line_and_keeps_the_answers(
+    recorded: Path, tmp_path: Path, capsys, monkeypatch, concurrency: str
+) -> None:
+    import budgetlab.backends
+
+    real = budgetlab.backends.make_backend
+    monkeypatch.setattr(budgetlab.backends, "make_backend", lambda spec, options=None: _FailsOn(real(spec, options), "p02"))
+    out = tmp_path / "answers.jsonl"
+    code, _ = _pace(recorded, out, "--budget", "samples=120", "--concurrency", concurrency)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "budgetlab: error: the server stopped serving (on p02)"
+    answered = [r["problem"] for r in _rows(out)]
+    assert "p00" in answered and "p02" not in answered and len(answered) < 30
+
+
+def test_failed_samples_are_not_paid_as_samples_and_stop_their_request(recorded: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "answers.jsonl"
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "p01"}\n{"id": "unrecorded"}\n{"id": "p02"}\n'))
+    code, _ = _pace(recorded, out, "--budget", "samples=30", "--problems", "-", "--requests", "3")
+    rows = {r["problem"]: r for r in _rows(out)}
+    assert code == 0 and rows["unrecorded"]["answer"] is None
+    assert rows["unrecorded"]["samples"] == 2 and rows["unrecorded"]["spent"] == 0
 
 
 def test_pace_refuses_a_ledger_it_did_not_write(recorded: Path, tmp_path: Path, capsys) -> None:

@@ -168,7 +168,12 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
         if first is None:
             raise InputError("no problems to answer")
         # One sample's bound on the first problem: the reserve for each later request.
-        per_sample = sample_bound(s.backend, s.verifier, s.config, first, s.unit) or 1.0
+        per_sample = sample_bound(s.backend, s.verifier, s.config, first, s.unit)
+        if per_sample <= 0:
+            raise InputError(
+                f"a sample of {s.config.name} costs nothing in {s.unit} as far as {args.backend} knows, so a {s.unit} budget "
+                "cannot pace it; give --budget samples=N or tokens=N, or the model's prices (--backend-arg prices=prices.toml)"
+            )
         price = args.price
         if price is None:
             pools = prior_problems(s.rule, 300, seed=args.seed)
@@ -178,6 +183,7 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
             pacer.record(float(row["spent"]))
         solver = PacedSolver(s.backend, s.config, s.verifier, s.rule, pacer, unit=s.unit, seed=args.seed)
         in_flight: set[asyncio.Task] = set()
+        failures: list[BaseException] = []
         slots = asyncio.Semaphore(args.concurrency)
         with s.out_path.open("a") as out:
 
@@ -185,6 +191,9 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                 nonlocal new
                 try:
                     result = await solver.solve(problem)
+                except BaseException as exc:  # e.g. the server does not serve the model: stop the stream
+                    failures.append(exc)
+                    raise
                 finally:
                     slots.release()
                 row = {"problem": result.problem, "answer": result.answer, "correct": result.correct,
@@ -203,6 +212,9 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                 if problem.id in answered:
                     continue
                 await slots.acquire()
+                if failures:
+                    slots.release()
+                    break
                 while pacer.allowance() < per_sample and in_flight:  # reservations in flight may come back
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 if pacer.allowance() < per_sample:
@@ -214,7 +226,9 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if in_flight:
-                await asyncio.gather(*in_flight)
+                await asyncio.gather(*in_flight, return_exceptions=True)  # the answers in flight are kept
+            if failures:
+                raise failures[0]
     finally:
         await s.backend.aclose()
     accuracy = f" · {100 * sum(correct) / len(correct):.1f}% of {len(correct)} checked answers right" if correct else ""

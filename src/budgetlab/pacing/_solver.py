@@ -36,6 +36,7 @@ from budgetlab.verifiers import Verifier
 __all__ = ["PacedAnswer", "PacedSolver", "sample_bound"]
 
 UNITS = ("samples", "tokens", "dollars")
+_FAILED_IN_A_ROW = 2
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ class PacedAnswer:
 
 
 def _spend(sample: Sample, unit: str) -> float:
-    if unit == "samples":
-        return 1.0
+    if unit == "samples":  # as in a run's budget: a failed sample is not a sample (its tokens count)
+        return 1.0 if sample.state == SampleState.DONE else 0.0
     if unit == "tokens":
         return float(sample.prompt_tokens + sample.completion_tokens)
     return float(sample.cost)
@@ -130,6 +131,8 @@ class PacedSolver:
                 judged = await _draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, batch))
                 pacer.settle(ticket, count * bound, sum(_spend(s, self.unit) for s in judged))
                 drawn.extend(judged)
+                if len(drawn) >= _FAILED_IN_A_ROW and all(s.state == SampleState.FAILED for s in drawn[-_FAILED_IN_A_ROW:]):
+                    break  # the backend keeps failing on this problem (it retried already): answer with what there is
         finally:  # also when a draw raised: its reservation is freed
             pacer.end(ticket)
         spent = ticket.spent
