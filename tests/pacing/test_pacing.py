@@ -283,3 +283,14 @@ def test_overlapping_live_requests_stay_within_the_budget(tmp_path: Path, rule) 
     assert pacer.spent <= budget and pacer.served == len(problems) and pacer._reserved == pytest.approx(0)
     assert all(len(a.samples) >= 1 for a in answers)  # every request got its minimum
     assert any(a.capped for a in answers)
+
+
+def test_the_expected_number_of_requests_can_be_revised() -> None:
+    pacer = BudgetPacer(100, 10)
+    pacer.record(10)
+    pacer.expect(20)  # traffic doubled: the rest is spread over 19 requests
+    assert pacer.target() == pytest.approx(90 / 19)
+    with pytest.raises(InputError, match="cannot give each of 99 more requests its minimum of 1; expect at most 91"):
+        pacer.expect(100)
+    with pytest.raises(InputError, match="whole number >= 1"):
+        pacer.expect(0)

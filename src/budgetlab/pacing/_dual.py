@@ -127,6 +127,19 @@ class BudgetPacer:
             low, high = math.log(self.min_price), math.log(self.max_price)
             self._log_price = min(max(self._log_price + self.step * error, low), high)
 
+    def expect(self, requests: int) -> None:
+        """Revise how many requests the budget is for (in all, those served included), e.g. from
+        the arrival rate when the budget is for a period of time rather than a count."""
+        if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
+            raise InputError(f"pacer requests must be a whole number >= 1, got {requests!r}")
+        later = max(requests - self.served, 0)
+        if later * self.min_spend > self.remaining + 1e-9:
+            raise InputError(
+                f"{self.remaining:g} left cannot give each of {later} more requests its minimum of {self.min_spend:g}; "
+                f"expect at most {self.served + int(self.remaining // self.min_spend) if self.min_spend else requests} requests"
+            )
+        self.requests = requests
+
     # ---- requests in flight together ----------------------------------------------------------
     def begin(self) -> Ticket:
         """Start a request that may overlap others: it reserves before each draw
