@@ -49,7 +49,9 @@ with the best mean on the other common sets over all three sizes, scored at ever
 record three times as long, so a steadier choice; it was looked at after the per-size choice
 had been run, and is reported as ``every_size_one_method_vs_best``, not as the target). So is
 "theirs fair": subset2evaluate's methods chosen the same way as ours (leave one set out, random
-left out), the like-for-like comparison (``every_size_fair_vs_theirs_fair``).
+left out), the like-for-like comparison (``every_size_fair_vs_theirs_fair``). Beside the
+headline gap (fair minus subset2evaluate's best) a 95% bootstrap interval over the sets says how
+much of it the luck of six sets could give (``fair_minus_theirs_ci``).
 budgetlab's best method per size, chosen after the fact like subset2evaluate's, is printed for
 reference only. budgetlab's ``variance`` and per-item ``consistency`` are the same algorithms
 as subset2evaluate's ``metric_var`` and ``metric_cons`` (equal numbers are expected on the
@@ -296,6 +298,9 @@ def fair_comparison(results: Results, common: list[str], pool: list[str]) -> dic
             ours_best = max(ours_means, key=ours_means.__getitem__)
             out[f"{stat}@{int(100 * size)}%"] = {
                 "fair": float(np.mean([c.score for c in fair])),
+                "fair_minus_theirs_ci": _paired_interval(
+                    [c.score for c in fair], [theirs[theirs_best][c.held_out][i, col] for c in fair]  # type: ignore[index]
+                ) if theirs_best else None,
                 "chosen": {c.held_out: list(c.chosen) for c in fair},
                 "fair_one_method": float(one_score),
                 "chosen_one_method": {s: list(m) for s, m in one.items()},
@@ -309,6 +314,15 @@ def fair_comparison(results: Results, common: list[str], pool: list[str]) -> dic
                 "random": mean_on_common(results["budgetlab"]["random"]),
             }  # fmt: skip
     return out
+
+
+def _paired_interval(ours: list[float], theirs: list[float], draws: int = 10_000) -> list[float]:
+    """95% bootstrap interval (sets resampled with replacement) of the mean per-set difference
+    ours - theirs: how far the headline's gap is from what the luck of a few sets gives."""
+    diff = np.subtract(ours, theirs)
+    rng = np.random.default_rng(0)
+    means = diff[rng.integers(0, len(diff), size=(draws, len(diff)))].mean(axis=1)
+    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
 def _chosen_summary(chosen: dict[str, list[str]]) -> str:
@@ -341,6 +355,10 @@ def print_comparison(comparison: dict[str, dict], n_common: int, n_pool: int) ->
             f"{c['ours_best_post_hoc'] + ' ' + format(c['ours_post_hoc'], '.3f'):>22s}  {c['random']:6.3f}  "
             f"{_chosen_summary(c['chosen'])} / {_chosen_summary(c['chosen_one_method'])}"
         )
+    gaps = [f"{key} {c['fair'] - c['theirs']:+.3f} [{c['fair_minus_theirs_ci'][0]:+.3f}, {c['fair_minus_theirs_ci'][1]:+.3f}]"
+            for key, c in comparison.items() if c.get("fair_minus_theirs_ci")]  # fmt: skip
+    if gaps:
+        print("  fair - subset2evaluate best, with a 95% bootstrap interval over the sets: " + "; ".join(gaps))
 
 
 def _resampled(
