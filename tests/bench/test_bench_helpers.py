@@ -1,5 +1,6 @@
 """The pure parts of bench/stopping.py (Pareto front and plot), bench/forcing.py (prompts and
-settings) and bench/confidence.py (calibration report, fixed k as a stopping rule)."""
+settings), bench/confidence.py (calibration report, fixed k as a stopping rule), bench/subset.py
+(the gap's interval) and bench/pacing.py (fixed k over a stream)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,18 @@ def test_confidence_bench_calibration_and_fixed_k() -> None:
     fixed = confidence.FixedStop(4, 8)
     sim = simulate_stopping(fixed, [(["a"] * 8, [True] * 8), (["b"] * 6, [False] * 6)], orderings=5)
     assert sim.drawn.tolist() == [[4, 4]] * 5 and sim.accuracy == pytest.approx(0.5)
+
+
+def test_subset_bench_gap_interval_is_over_the_sets() -> None:
+    subset = load("subset")
+    assert subset._paired_interval([0.9, 0.8, 1.0], [0.9, 0.8, 1.0]) == [0.0, 0.0]
+    low, high = subset._paired_interval([1.0, 1.0, 0.9, 1.0], [0.5, 0.9, 0.8, 0.6])
+    assert 0 < low < high <= 0.5
+
+
+def test_pacing_bench_fixed_k_is_the_majority_of_the_first_k_draws() -> None:
+    pacing = load("pacing")
+    stream = [(["a", "b", "b", "a"], [True, False, False, True]), (["c", "c", "d", "d"], [False, False, True, True])]
+    draws = [np.array([1, 2, 0, 3]), np.array([2, 3, 0, 1])]
+    assert pacing.fixed_k(stream, [0, 1], draws, 2) == 0.5  # b (wrong), then d (right)
+    assert pacing.fixed_k(stream, [0, 1], draws, 1) == 0.5
