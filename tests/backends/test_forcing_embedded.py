@@ -149,6 +149,7 @@ def test_control_token_delimiters_are_fed_as_tokens(backend) -> None:
     engine = backend.engine("smollm2")
     (start,), (end,) = engine.tokenize_forced("<filename>"), engine.tokenize_forced("<file_sep>")
     assert engine.tokenize_text("<filename>") != [start]  # plain text would spell it out
+    assert engine.tokenize_forced(BudgetForcing(**CONTROL).end_text)[0] == end  # the forced end starts with it
     assert backend.prompt_tokens(PROBLEMS[0], cfg)[-1] == start
     (out,) = draw(backend, request(PROBLEMS[0], cfg, [1, 2]))
     end_tokens = len(engine.tokenize_forced(BudgetForcing(**CONTROL).end_text))

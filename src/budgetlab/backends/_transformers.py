@@ -25,7 +25,6 @@ float16 on other GPUs, float32 on the CPU), ``exact`` (above), ``trust_remote_co
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import threading
 import time
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from budgetlab.backends._base import DrawRequest
+from budgetlab.backends._params import ParamReader
 from budgetlab.backends._prompt import render_messages, render_text
 from budgetlab.core import Completion, Problem, SamplingConfig, Spend
 from budgetlab.errors import InputError, pip_dependency_error
@@ -82,46 +82,18 @@ class _Params:
     chat: bool
 
 
-def _bad(config: SamplingConfig, key: str, value: Any) -> InputError:
-    return InputError(
-        f"configuration {config.name!r}: parameter {key}={value!r} must be {_PARAMS[key]} for the transformers backend"
-    )
-
-
 def parse_params(config: SamplingConfig) -> _Params:
-    params = dict(config.params)
-    unknown = [k for k in params if k not in _PARAMS]
-    if unknown:
-        raise InputError(
-            f"configuration {config.name!r}: unknown parameter {unknown[0]!r} for the transformers backend; "
-            f"use {', '.join(_PARAMS)}"
-        )
-
-    def number(key: str, default: float, ok: Any, integral: bool = False) -> Any:
-        value = params.get(key)
-        if value is None:
-            return default
-        kinds = (int,) if integral else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or not ok(value):
-            raise _bad(config, key, value)
-        return value
-
-    stop = params.get("stop") or ()
-    if isinstance(stop, str):
-        stop = (stop,)
-    if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) and s for s in stop):
-        raise _bad(config, "stop", params.get("stop"))
-    chat = params.get("chat", True)
-    if not isinstance(chat, bool):
-        raise _bad(config, "chat", chat)
+    read = ParamReader(config, _PARAMS, "transformers")
+    stop = read.stop()
+    chat = bool(read.flag("chat", True))
     return _Params(
-        max_tokens=number("max_tokens", DEFAULT_MAX_TOKENS, lambda v: v >= 1, integral=True),
-        temperature=float(number("temperature", 1.0, lambda v: v >= 0)),
-        top_p=float(number("top_p", 1.0, lambda v: 0 < v <= 1)),
-        top_k=number("top_k", 0, lambda v: v >= 0, integral=True),
-        min_p=float(number("min_p", 0.0, lambda v: 0 <= v < 1)),
-        repetition_penalty=float(number("repetition_penalty", 1.0, lambda v: v > 0)),
-        stop=tuple(stop),
+        max_tokens=read.number("max_tokens", DEFAULT_MAX_TOKENS, lambda v: v >= 1, integral=True),
+        temperature=float(read.number("temperature", 1.0, lambda v: v >= 0)),
+        top_p=float(read.number("top_p", 1.0, lambda v: 0 < v <= 1)),
+        top_k=read.number("top_k", 0, lambda v: v >= 0, integral=True),
+        min_p=float(read.number("min_p", 0.0, lambda v: 0 <= v < 1)),
+        repetition_penalty=float(read.number("repetition_penalty", 1.0, lambda v: v > 0)),
+        stop=stop,
         chat=chat,
     )
 

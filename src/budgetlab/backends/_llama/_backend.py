@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 import os
 import threading
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from budgetlab.backends._llama._engine import Engine, GenParams
 from budgetlab.backends._llama._models import KNOWN_MODELS, resolve_model
 from budgetlab.backends._llama._sampling import SamplingParams
 from budgetlab.backends._llama._weights import check_weights, prepare_weights
+from budgetlab.backends._params import ParamReader
 from budgetlab.backends._prompt import render_messages, render_text
 from budgetlab.core import Completion, Problem, SamplingConfig, Spend
 from budgetlab.errors import InputError
@@ -48,56 +48,24 @@ _PARAMS = {
 _CARRY_SLACK = 16
 
 
-def _bad(config: SamplingConfig, key: str, value: Any) -> InputError:
-    return InputError(
-        f"configuration {config.name!r}: parameter {key}={value!r} must be {_PARAMS[key]} for the embedded backend"
-    )
-
-
 def parse_params(config: SamplingConfig) -> tuple[GenParams, bool | None]:
     """The generation parameters of ``config`` and its ``chat`` choice (``None``: automatic)."""
-    params = dict(config.params)
-    unknown = [k for k in params if k not in _PARAMS]
-    if unknown:
-        raise InputError(
-            f"configuration {config.name!r}: unknown parameter {unknown[0]!r} for the embedded backend; "
-            f"use {', '.join(_PARAMS)}"
-        )
-
-    def number(key: str, default: Any, ok: Any, integral: bool = False) -> Any:
-        value = params.get(key)
-        if value is None:
-            return default
-        kinds = (int,) if integral else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or not ok(value):
-            raise _bad(config, key, value)
-        return value
-
-    stop = params.get("stop") or ()
-    if isinstance(stop, str):
-        stop = (stop,)
-    if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) and s for s in stop):
-        raise _bad(config, "stop", params.get("stop"))
-    chat = params.get("chat")
-    if chat is not None and not isinstance(chat, bool):
-        raise _bad(config, "chat", chat)
-    ignore_eos = params.get("ignore_eos", False)
-    if not isinstance(ignore_eos, bool):
-        raise _bad(config, "ignore_eos", ignore_eos)
-    system = params.get("system")
-    if system is not None and not isinstance(system, str):
-        raise _bad(config, "system", system)
+    read = ParamReader(config, _PARAMS, "embedded")
+    stop = read.stop()
+    chat = read.flag("chat", None)
+    ignore_eos = bool(read.flag("ignore_eos", False))
+    read.text("system")
     sampling = SamplingParams(
-        temperature=float(number("temperature", 1.0, lambda v: v >= 0)),
-        top_k=number("top_k", 0, lambda v: v >= 0, integral=True),
-        top_p=float(number("top_p", 1.0, lambda v: 0 < v <= 1)),
+        temperature=float(read.number("temperature", 1.0, lambda v: v >= 0)),
+        top_k=read.number("top_k", 0, lambda v: v >= 0, integral=True),
+        top_p=float(read.number("top_p", 1.0, lambda v: 0 < v <= 1)),
     )
     gen = GenParams(
         sampling=sampling,
-        max_tokens=number("max_tokens", DEFAULT_MAX_TOKENS, lambda v: v >= 1, integral=True),
-        stop=tuple(dict.fromkeys(stop)),
+        max_tokens=read.number("max_tokens", DEFAULT_MAX_TOKENS, lambda v: v >= 1, integral=True),
+        stop=stop,
         ignore_eos=ignore_eos,
-        seed=number("seed", None, lambda v: True, integral=True),
+        seed=read.number("seed", None, lambda v: True, integral=True),
         forcing=forcing_of(config),
     )
     return gen, chat
