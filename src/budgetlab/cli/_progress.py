@@ -5,11 +5,29 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from budgetlab.runner import Progress as RunProgress
 
 __all__ = ["ProgressBar"]
+
+
+class _TimeLeft(ProgressColumn):
+    """"~0:42 left" while the total is known and work remains, else nothing (a finished line
+    stays short). Rich estimates it from the recent rate (the last 30 s), so it follows the
+    machine's load as it changes."""
+
+    max_refresh = 0.5
+
+    def render(self, task: Task) -> Text:
+        left = task.time_remaining
+        if left is None or task.finished:
+            return Text("")
+        minutes, seconds = divmod(int(left), 60)
+        hours, minutes = divmod(minutes, 60)
+        clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+        return Text(f"~{clock} left", style="progress.remaining")
 
 
 class ProgressBar:
@@ -20,10 +38,7 @@ class ProgressBar:
             MofNCompleteColumn(),
             TextColumn("samples · {task.fields[detail]}"),
             TimeElapsedColumn(),
-            TextColumn("·"),
-            # From the recent rate (the last 30 s), so it follows the machine's load as it changes.
-            TimeRemainingColumn(),
-            TextColumn("left"),
+            _TimeLeft(),
             console=console,
             transient=False,
         )
