@@ -65,7 +65,7 @@ def _unit(text: str) -> tuple[str, float]:
 
 
 def _stdin_problems() -> Iterator[Any]:
-    from budgetlab.core import Problem
+    from budgetlab.tasks._jsonl import problem_from_json
 
     for lineno, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -74,11 +74,7 @@ def _stdin_problems() -> Iterator[Any]:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"stdin:{lineno}: not valid JSON ({err.msg}); each line must be a problem object with an 'id'") from None
-        if not isinstance(obj, dict) or obj.get("id") is None:
-            raise InputError(f"stdin:{lineno}: field 'id' is missing; each line must be a problem object with an 'id'")
-        if "reference" not in obj and "answer" in obj:
-            obj["reference"] = obj["answer"]
-        yield Problem.from_dict(obj)
+        yield problem_from_json(obj, f"stdin:{lineno}")
 
 
 def _answered(path: Path) -> list[dict]:

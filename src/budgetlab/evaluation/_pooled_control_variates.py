@@ -110,6 +110,16 @@ def pooled_control_variate_means(
     return estimates
 
 
+def _held_out_fit(
+    costly: np.ndarray, cheap: np.ndarray, item_means: bool, ridge: float | Sequence[float]
+) -> tuple[_Fit, np.ndarray, np.ndarray]:
+    """The cross-fitted pooled regression, which items are labelled, and the costly score less
+    each system's labelled mean (what the held-out predictions are judged against)."""
+    y, x, labelled, grid = _prepare(costly, cheap, item_means, ridge)
+    fit = _pooled_ridge(y, x, labelled, grid)
+    return fit, labelled, y - np.nanmean(np.where(labelled, y, np.nan), axis=0)
+
+
 def pooled_regression_r2(
     costly: np.ndarray,
     cheap: np.ndarray,
@@ -121,9 +131,7 @@ def pooled_regression_r2(
     :func:`pooled_control_variate_means` predicts on items it did not see (cross-validated over
     the labelled items). About the share of costly labels control variates can save; its
     square root is the ``rho`` to give :func:`optimal_split`."""
-    y, x, labelled, grid = _prepare(costly, cheap, item_means, ridge)
-    fit = _pooled_ridge(y, x, labelled, grid)
-    centred = y - np.nanmean(np.where(labelled, y, np.nan), axis=0)
+    fit, labelled, centred = _held_out_fit(costly, cheap, item_means, ridge)
     total = float(np.nansum(np.where(labelled & ~np.isnan(fit.held_out), centred, np.nan) ** 2))
     return 1.0 - float(np.nansum(fit.held_out**2)) / total if total > 0 else 0.0
 
@@ -141,10 +149,8 @@ def pooled_held_out_correlation(
     The prediction's part from the cheap scores is what counts (the prediction less the
     system's mean in the fit): the fold's system mean alone is anti-correlated with a held-out
     item's score, which would make useless controls look worse than none."""
-    y, x, labelled, grid = _prepare(costly, cheap, item_means, ridge)
-    fit = _pooled_ridge(y, x, labelled, grid)
+    fit, labelled, centred = _held_out_fit(costly, cheap, item_means, ridge)
     ok = labelled & ~np.isnan(fit.held_out_slope)
-    centred = y - np.nanmean(np.where(labelled, y, np.nan), axis=0)
     truth, predicted = centred[ok], fit.held_out_slope[ok]
     if len(truth) < 3 or truth.std() == 0 or predicted.std() == 0:
         return 0.0

@@ -8,6 +8,8 @@ import math
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+import numpy as np
+
 from budgetlab.analysis._stopping import simulate_stopping
 from budgetlab.errors import InputError
 from budgetlab.pacing._priced import priced
@@ -58,8 +60,6 @@ def prior_problems(stopping: Any, n: int = 400, *, size: int | None = None, seed
     stopping rule's own prior: an atom by its weight, then answers with its shares (the leader,
     the runner-up, else an answer of its own) and the leader right with chance ``c1``, the
     runner-up with ``c2``. Calibrating on them gives a starting price with no recorded data."""
-    import numpy as np
-
     atoms = getattr(stopping, "atoms", None)
     if atoms is None:
         raise InputError(f"prior_problems needs a Bayes stopping rule (one with a prior), got {type(stopping).__name__}")

@@ -35,6 +35,12 @@ __all__ = ["BudgetPacer", "Ticket"]
 _STATE_VERSION = 1
 
 
+def _whole(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"pacer {name} must be a whole number >= {minimum}, got {name}={value!r}")
+    return value
+
+
 def _positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
@@ -73,9 +79,7 @@ class BudgetPacer:
         served: int = 0,
     ) -> None:
         self.budget = _positive("budget", budget)
-        if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
-            raise InputError(f"pacer requests must be a whole number >= 1 (the requests the budget is for), got {requests!r}")
-        self.requests = requests
+        self.requests = _whole("requests", requests, 1)
         self.min_spend = _positive("min_spend", min_spend, allow_zero=True)
         self.step = _positive("step", step, allow_zero=True)  # 0: a fixed price (a static rule, still guarded)
         self.min_price = _positive("min_price", min_price)
@@ -89,9 +93,7 @@ class BudgetPacer:
                 f"raise the budget to at least {min_spend * requests:g} or pace fewer requests"
             )
         self.spent = _positive("spent", spent, allow_zero=True)
-        if isinstance(served, bool) or not isinstance(served, int) or served < 0:
-            raise InputError(f"pacer served must be a whole number >= 0, got {served!r}")
-        self.served = served
+        self.served = _whole("served", served, 0)
         self._log_price = math.log(min(max(start, self.min_price), self.max_price))
         self._reserved = 0.0  # reserved by requests in flight, not yet spent
         self._drawing = 0  # requests in flight that have drawn (their minimum is no longer held for them)
@@ -115,23 +117,13 @@ class BudgetPacer:
     def record(self, spent: float) -> None:
         """A request answered on its own (not through a :class:`Ticket`) spent ``spent``."""
         spent = _positive("spent", spent, allow_zero=True)
-        target = self.target()
         self.spent += spent
-        self.served += 1
-        self._move_price(spent, target)
-
-    def _move_price(self, spent: float, target: float) -> None:
-        if target > 0:
-            # Relative overspend, bounded so one outlier request moves the price by at most e^(2 step).
-            error = min(max((spent - target) / target, -1.0), 2.0)
-            low, high = math.log(self.min_price), math.log(self.max_price)
-            self._log_price = min(max(self._log_price + self.step * error, low), high)
+        self.end(Ticket(spent=spent))
 
     def expect(self, requests: int) -> None:
         """Revise how many requests the budget is for (in all, those served included), e.g. from
         the arrival rate when the budget is for a period of time rather than a count."""
-        if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
-            raise InputError(f"pacer requests must be a whole number >= 1, got {requests!r}")
+        _whole("requests", requests, 1)
         later = max(requests - self.served, 0)
         if later * self.min_spend > self.remaining + 1e-9:
             raise InputError(
@@ -182,9 +174,13 @@ class BudgetPacer:
         ticket.reserved = 0.0
         if ticket.drawing:
             self._drawing -= 1
-        target = (self.remaining + ticket.spent) / max(self.requests - self.served, 1)  # as it was at its start
+        target = (self.remaining + ticket.spent) / max(self.requests - self.served, 1)  # as it was before its spend
         self.served += 1
-        self._move_price(ticket.spent, target)
+        if target > 0:
+            # Relative overspend, bounded so one outlier request moves the price by at most e^(2 step).
+            error = min(max((ticket.spent - target) / target, -1.0), 2.0)
+            low, high = math.log(self.min_price), math.log(self.max_price)
+            self._log_price = min(max(self._log_price + self.step * error, low), high)
 
     # ---- state ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

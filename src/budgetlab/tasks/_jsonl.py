@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from budgetlab.core import Problem
 from budgetlab.core.jsonl import iter_jsonl
 from budgetlab.errors import InputError
 
-__all__ = ["load_problems"]
+__all__ = ["load_problems", "problem_from_json"]
 
 _FORMAT = '{"id": str, "prompt": str, "reference": str} (also "messages", "metadata")'
+
+
+def problem_from_json(obj: Any, where: str) -> Problem:
+    """One parsed line as a problem (``answer`` stands for ``reference``); ``where`` names the
+    line in the error."""
+    if not isinstance(obj, dict) or obj.get("id") is None:
+        raise InputError(f"{where}: field 'id' is missing; each line must be {_FORMAT}")
+    if "reference" not in obj and "answer" in obj:
+        obj = {**obj, "reference": obj["answer"]}
+    return Problem.from_dict(obj)
 
 
 def load_problems(path: str | Path) -> list[Problem]:
@@ -20,11 +31,7 @@ def load_problems(path: str | Path) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
     for lineno, obj in iter_jsonl(path, _FORMAT):
-        if not isinstance(obj, dict) or obj.get("id") is None:
-            raise InputError(f"{path}:{lineno}: field 'id' is missing; each line must be {_FORMAT}")
-        if "reference" not in obj and "answer" in obj:
-            obj["reference"] = obj["answer"]
-        problem = Problem.from_dict(obj)
+        problem = problem_from_json(obj, f"{path}:{lineno}")
         if problem.id in seen:
             raise InputError(f"{path}:{lineno}: problem id {problem.id!r} appears twice; ids must be unique")
         seen.add(problem.id)
