@@ -137,6 +137,16 @@ def test_2pl_fit_recovers_synthetic_parameters() -> None:
     assert np.corrcoef(info, -np.abs(fit.difficulty - fit.ability.mean()))[0, 1] > 0.3
 
 
+def test_irt_keeps_a_pass_fail_metric_that_mostly_fails() -> None:
+    """Median 0: splitting at ">= median" would make every response a success and leave the
+    2PL fit nothing to learn; the pass/fail responses must reach the fit unchanged."""
+    rng = np.random.default_rng(0)
+    passed = (rng.random((40, 4)) < np.array([0.1, 0.2, 0.3, 0.45])).astype(float)  # items x systems
+    items = [Item(id=str(i), scores={f"s{j}": {"pass": passed[i, j]} for j in range(4)}) for i in range(40)]
+    fitted = make_subset_method("irt", {"metric": "pass"}).fit(ItemSet(items))
+    assert np.all(np.diff(fitted.ability) > 0)  # the systems' pass rates, in order
+
+
 def test_2pl_rejects_responses_outside_zero_one() -> None:
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         fit_2pl(np.array([[0.0, 2.0], [1.0, 0.0]]))

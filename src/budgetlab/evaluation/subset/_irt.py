@@ -87,7 +87,9 @@ def fisher_information(params: IRTParams) -> np.ndarray:
 class IRTInformation:
     """Fit 2PL to the metric's responses (systems x items) and order items by Fisher
     information. ``binarize``: a response is 1 when the metric is at least its median over the
-    set (as subset2evaluate does for 2PL); otherwise the metric is min-max scaled to [0, 1]."""
+    set (as subset2evaluate does for 2PL), or above it where that would make every response 1
+    (a metric with few values, such as pass/fail); otherwise the metric is min-max scaled to
+    [0, 1]."""
 
     metric: str = "auto"
     binarize: bool = True
@@ -96,7 +98,7 @@ class IRTInformation:
     def fit(self, data: ItemSet) -> IRTParams:
         scores = data.metric(self.metric).T  # systems x items
         if self.binarize:
-            responses = np.where(np.isnan(scores), np.nan, (scores >= np.nanmedian(scores)).astype(float))
+            responses = np.where(np.isnan(scores), np.nan, _split_at_median(scores))
         else:
             lo, hi = np.nanmin(scores), np.nanmax(scores)
             responses = (scores - lo) / (hi - lo if hi > lo else 1.0)
@@ -107,3 +109,10 @@ class IRTInformation:
 
     def order(self, data: ItemSet, k: int, rng: np.random.Generator) -> np.ndarray:
         return by_utility(self.utilities(data), rng, data.presence())
+
+
+def _split_at_median(scores: np.ndarray) -> np.ndarray:
+    median = np.nanmedian(scores)
+    at_least = scores >= median
+    # A 0/1 metric that fails on most items has median 0: ">= median" would be 1 everywhere.
+    return (at_least if not at_least[~np.isnan(scores)].all() else scores > median).astype(float)
