@@ -1,6 +1,7 @@
 """The pure parts of bench/stopping.py (Pareto front and plot), bench/forcing.py (prompts and
 settings), bench/confidence.py (calibration report, fixed k as a stopping rule), bench/subset.py
-(the gap's interval) and bench/pacing.py (fixed k over a stream)."""
+(the gap's interval), bench/subset_validation.py (the declaration rule, answer scoring) and
+bench/pacing.py (fixed k over a stream)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,21 @@ def test_pacing_bench_fixed_k_is_the_majority_of_the_first_k_draws() -> None:
     draws = [np.array([1, 2, 0, 3]), np.array([2, 3, 0, 1])]
     assert pacing.fixed_k(stream, [0, 1], draws, 2) == 0.5  # b (wrong), then d (right)
     assert pacing.fixed_k(stream, [0, 1], draws, 1) == 0.5
+
+
+def test_subset_validation_declares_the_best_overall_and_breaks_ties_by_listing_order() -> None:
+    validation = load("subset_validation")
+    flat = {m: np.full((3, 2), 0.5) for m in validation.METHODS}
+    assert validation.declare(flat) == next(iter(validation.METHODS))
+    flat["irt"] = np.full((3, 2), 0.6)
+    assert validation.declare({**flat, "random": np.ones((3, 2))}) == "irt"  # random is never declared
+    assert validation.DECLARED in load("subset").OURS
+
+
+def test_subset_validation_scores_recorded_answers() -> None:
+    validation = load("subset_validation")
+    assert validation._correct(18.0, "18") == 1.0 and validation._correct("18.5", 18) == 0.0
+    assert validation._correct(" Yes", "yes") == 1.0 and validation._correct(None, "yes") == 0.0
+    costly, cheap = validation._from_counts(np.array([[0.0, 10.0], [5.0, 3.0]]), 10, np.random.default_rng(0))
+    assert costly.tolist() == [[0.0, 1.0], [0.5, 0.3]]
+    assert cheap[0].tolist() == [0.0, 1.0] and set(np.unique(cheap)) <= {0.0, 1.0}

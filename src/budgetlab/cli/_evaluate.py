@@ -58,7 +58,8 @@ def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         "--method",
         default="irt",
         help="random, variance, consistency, diversity, irt or separation, with arguments, e.g. variance:metric=BLEU_4 "
-        "(default irt: the most consistent in bench/subset.py, on all items and on resampled ones)",
+        "(default irt: the best on the NLG human-evaluation sets of bench/subset.py; for a pass/fail cheap score "
+        "variance did better in bench/subset_validation.py)",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
