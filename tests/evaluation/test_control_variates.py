@@ -311,3 +311,38 @@ def test_cheap_controls_orient_and_combine_metrics_and_text() -> None:
     both = cheap_controls(data)
     assert both.shape == (2, 3, 2 + len(TEXT_STATISTICS))
     assert np.array_equal(cheap_controls(data, text=False), metrics, equal_nan=True)
+
+
+def test_cheap_controls_of_a_set_without_texts_are_its_metrics() -> None:
+    """Scores only (a pass/fail run, a judge's grades): no text statistics, and no NaN that
+    would mark every system as having no output."""
+    items = [Item(id=str(i), scores={s: {"human": float(i % 3), "judge": float(i % 2)} for s in "ab"}) for i in range(6)]
+    controls = cheap_controls(ItemSet(items))
+    assert controls.shape == (6, 2, 1) and not np.isnan(controls).any()
+
+
+def test_a_system_whose_labels_are_all_alike_borrows_the_others_spread() -> None:
+    """Pass/fail labels of a strong system are often all 1 in a small sample: its own variance
+    is 0, which must neither give it a zero-width interval nor stop the others' pooling."""
+    rng = np.random.default_rng(0)
+    outcomes = (rng.random((80, 5)) < np.array([0.6, 0.7, 0.5, 0.8, 0.97])).astype(float)
+    outcomes[:20, 4] = 1.0  # a strong system that passes every labelled item
+    labels = np.full(outcomes.shape, np.nan)
+    labels[:20] = outcomes[:20]  # 20 of the 80 items labelled
+    assert np.nanstd(labels[:, 4]) == 0
+    plain = pooled_plain_means(labels)
+    assert plain[4].width > 0
+    others = [e.width for e in plain[:4]]
+    assert min(others) / 2 < plain[4].width < 2 * max(others)
+    cheap = outcomes + rng.normal(0, 0.3, outcomes.shape)
+    assert all(e.width > 0 for e in pooled_control_variate_means(labels, cheap))
+
+
+def test_labels_alike_in_every_system_are_refused_not_given_a_zero_width_interval() -> None:
+    labels = np.full((40, 3), np.nan)
+    labels[:10] = 1.0  # ten labelled items, every system passes every one
+    cheap = np.ones((40, 3))
+    cheap[30:] = 0.0  # while the cheap scores show failures among the unlabelled items
+    for estimate in (lambda: pooled_control_variate_means(labels, cheap), lambda: pooled_plain_means(labels)):
+        with pytest.raises(InputError, match=r"do not vary within any system .*all 1\b.*label more items"):
+            estimate()

@@ -74,9 +74,12 @@ def text_statistics(data: ItemSet) -> np.ndarray:
 
 def cheap_controls(data: ItemSet, *, text: bool = True) -> np.ndarray:
     """Items x systems x controls for control variates: :func:`metric_controls`, then (with
-    ``text``) :func:`text_statistics`. NaN where a system has no output or score."""
+    ``text``, on a set that has output texts) :func:`text_statistics`. NaN where a system has
+    no output or score."""
     parts = [metric_controls(data)]
-    if text:
+    # A set of scores without texts (pass/fail runs, judge scores) would otherwise read as
+    # "no system has an output anywhere".
+    if text and any(item.tgt for item in data.items):
         parts.append(text_statistics(data))
     return np.concatenate(parts, axis=-1)
 

@@ -88,6 +88,7 @@ def pooled_control_variate_means(
         raise InputError(
             f"system {short[0]} has {n_lab[short[0]]} costly labels; each system needs at least 3 for an interval"
         )
+    _check_labels_vary(y, labelled)
     fit = _pooled_ridge(y, x, labelled, grid)
     means = np.empty(n_sys)
     for j in range(n_sys):
@@ -98,6 +99,8 @@ def pooled_control_variate_means(
     df = n_lab - 1.0
     if pool_variance and n_sys >= MIN_SYSTEMS_TO_POOL:
         resid_var, df = _moderate(resid_var, df, means if variance_trend else None)
+    elif pool_variance:
+        resid_var, df = _borrow_for_unseen(resid_var, df)
     estimates = []
     for j in range(n_sys):
         n, big_n = int(n_lab[j]), int(population[:, j].sum())
@@ -179,11 +182,14 @@ def pooled_plain_means(
     n_lab = labelled.sum(axis=0)
     if (n_lab < 2).any():
         raise InputError(f"each system needs at least 2 costly labels for an interval, got {n_lab.min()}")
+    _check_labels_vary(y, labelled)
     means = np.array([y[labelled[:, j], j].mean() for j in range(y.shape[1])])
     var = np.array([np.var(y[labelled[:, j], j], ddof=1) for j in range(y.shape[1])])
     df = n_lab - 1.0
     if pool_variance and y.shape[1] >= MIN_SYSTEMS_TO_POOL:
         var, df = _moderate(var, df, means if variance_trend else None)
+    elif pool_variance:
+        var, df = _borrow_for_unseen(var, df)
     out = []
     for j in range(y.shape[1]):
         n, big_n = int(n_lab[j]), int(pop[:, j].sum())
@@ -228,6 +234,19 @@ def _prepare(
         # together would tie them (a Mundlak decomposition).
         x = np.concatenate([x - pooled, np.broadcast_to(pooled, x.shape)], axis=2)
     return y, x, labelled, grid
+
+
+def _check_labels_vary(y: np.ndarray, labelled: np.ndarray) -> None:
+    """Labels alike within every system (pass/fail labels near the ceiling, in a small sample)
+    show no spread to size an interval by, and no slope to carry the cheap scores over to the
+    unlabelled items: any interval from them would be a zero-width guess."""
+    if all(np.ptp(y[labelled[:, j], j]) == 0 for j in range(y.shape[1])):
+        n = int(labelled.any(axis=1).sum())
+        raise InputError(
+            f"the costly labels on the {n} labelled items do not vary within any system (e.g. all "
+            f"{float(y[labelled][0]):g}), so they cannot size an interval; label more items, preferably ones whose "
+            "cheap scores differ (budgetlab subset --method variance)"
+        )
 
 
 class _Fit:
@@ -314,24 +333,45 @@ def _moderate(
     others'."""
     import scipy.special
 
-    s2 = np.maximum(np.asarray(s2, float), 1e-300)
+    s2 = np.asarray(s2, float)
     d = np.asarray(df, float)
-    e = np.log(s2) - scipy.special.digamma(d / 2) + np.log(d / 2)
-    centre = np.full(len(e), e.mean())
-    used = 1  # parameters of the prior's centre
-    if level is not None and len(e) >= MIN_SYSTEMS_FOR_TREND and np.ptp(level) > 0:
-        design = np.column_stack([np.ones(len(e)), np.asarray(level, float)])
-        coef, *_ = np.linalg.lstsq(design, e, rcond=None)
-        centre, used = design @ coef, 2
-    spread = float(np.sum((e - centre) ** 2) / (len(e) - used) - np.mean(scipy.special.polygamma(1, d / 2)))
+    # A variance of exactly 0 (every label of a system alike, as pass/fail labels often are
+    # in a small sample) says nothing about the spread on a log scale and would swamp the
+    # prior: the prior is learnt from the other systems, and such a system takes it whole.
+    seen = s2 > 1e-10 * float(np.max(s2)) if np.max(s2) > 0 else np.zeros(len(s2), bool)
+    trend = level is not None and seen.sum() >= MIN_SYSTEMS_FOR_TREND and np.ptp(np.asarray(level)[seen]) > 0
+    used = 2 if trend else 1  # parameters of the prior's centre
+    if seen.sum() < used + 2:
+        return _borrow_for_unseen(s2, d, seen)
+    e = np.log(s2[seen]) - scipy.special.digamma(d[seen] / 2) + np.log(d[seen] / 2)
+    if trend:
+        design = np.column_stack([np.ones(len(s2)), np.asarray(level, float)])
+        coef, *_ = np.linalg.lstsq(design[seen], e, rcond=None)
+        centre = design @ coef
+    else:
+        centre = np.full(len(s2), e.mean())
+    spread = float(np.sum((e - centre[seen]) ** 2) / (len(e) - used) - np.mean(scipy.special.polygamma(1, d[seen] / 2)))
     if spread <= 0:  # the variances differ no more than sampling explains: one common variance
         d0 = math.inf
     else:
         d0 = 2 * _inverse_trigamma(spread)
     # The prior is learnt from the other systems: it cannot weigh more than their own data.
-    d0 = min(d0, float(d.sum() - d.max()))
+    d0 = min(d0, float(d[seen].sum() - d[seen].max()))
     prior = np.exp(centre + scipy.special.digamma(d0 / 2) - np.log(d0 / 2))
-    return (d0 * prior + d * s2) / (d0 + d), d0 + d
+    return np.where(seen, (d0 * prior + d * s2) / (d0 + d), prior), np.where(seen, d0 + d, d0)
+
+
+def _borrow_for_unseen(s2: np.ndarray, df: np.ndarray, seen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Systems whose variance is 0 take the other systems' pooled variance (and its degrees of
+    freedom): too few systems to learn a prior from, but a zero-width interval is never honest
+    while another system shows how much labels vary."""
+    s2, df = np.asarray(s2, float), np.asarray(df, float)
+    if seen is None:
+        seen = s2 > 1e-10 * float(np.max(s2)) if np.max(s2) > 0 else np.zeros(len(s2), bool)
+    if not seen.any() or seen.all():
+        return s2, df
+    pooled = float(df[seen] @ s2[seen] / df[seen].sum())
+    return np.where(seen, s2, pooled), np.where(seen, df, df[seen].sum())
 
 
 def _inverse_trigamma(value: float) -> float:
