@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from budgetlab.cli import _evaluate, _forecast, _pace
+from budgetlab.cli import _estimate, _evaluate, _forecast, _pace
 from budgetlab.core import Budget, content_id
 from budgetlab.core.spec import parse_config, parse_spec
 from budgetlab.errors import BudgetlabError, InputError
@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--simulated", action="store_true", help="replay simulated recorded samples instead (no model needed, instant)")
     _evaluate.add_select_parser(sub)
     _evaluate.add_subset_parser(sub)
+    _estimate.add_estimate_parser(sub)
     _forecast.add_forecast_parser(sub)
     _pace.add_pace_parser(sub)
     return parser
@@ -348,7 +349,7 @@ def _simulated_demo(args: argparse.Namespace, console: Console, folder: Path, st
 
 
 COMMANDS = {"run": _cmd_run, "report": _cmd_report, "runs": _cmd_runs, "import": _cmd_import, "demo": _cmd_demo,
-            "select": _evaluate.cmd_select, "subset": _evaluate.cmd_subset,
+            "select": _evaluate.cmd_select, "subset": _evaluate.cmd_subset, "estimate": _estimate.cmd_estimate,
             "forecast": _forecast.cmd_forecast, "pace": _pace.cmd_pace}
 
 

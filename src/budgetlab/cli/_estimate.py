@@ -1,0 +1,135 @@
+"""``budgetlab estimate``: each system's mean costly (human) score from the items rated so far
+plus the cheap scores of every item, with confidence intervals: the step after ``budgetlab
+subset`` chose the items and raters scored them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from budgetlab.errors import InputError
+
+__all__ = ["add_estimate_parser", "cmd_estimate"]
+
+_RATE_FIRST = "rate some items first (budgetlab subset SET --output to_rate.jsonl) and add their scores under a human key"
+
+
+def add_estimate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "estimate", help="each system's mean human score from a few rated items plus cheap scores on all of them"
+    )
+    p.add_argument(
+        "path",
+        help="evaluation set, JSONL (gz ok) in the subset2evaluate format: metric scores on every item, "
+        "human scores on the rated ones",
+    )
+    p.add_argument("--human", help="the human score to estimate (default: the overall dimension)")
+    p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
+    p.add_argument(
+        "--cost-ratio",
+        type=float,
+        help="what one human label costs in cheap scorings (e.g. 100): also print how to split the next budget",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
+    import numpy as np
+
+    from budgetlab.evaluation import (
+        cheap_controls,
+        optimal_split,
+        pooled_control_variate_means,
+        pooled_held_out_correlation,
+        pooled_plain_means,
+    )
+    from budgetlab.evaluation.subset import load_items
+
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must lie in (0, 1), got {args.confidence}; e.g. --confidence 0.95")
+    if args.cost_ratio is not None and not args.cost_ratio > 0:
+        raise InputError(f"--cost-ratio must be a positive number, got {args.cost_ratio}; e.g. --cost-ratio 100")
+    data = load_items(args.path)
+    if not (data.human_keys or args.human):
+        raise InputError(f"{args.path} has no human score on any item; {_RATE_FIRST}")
+    human = data.human(args.human)
+    labels = (~np.isnan(human)).sum(axis=0)
+    few = [(s, int(n)) for s, n in zip(data.systems, labels) if n < 3]
+    if few:
+        system, n = few[0]
+        raise InputError(f"system {system!r} has {n} human-rated items in {args.path}; each needs at least 3: {_RATE_FIRST}")
+    # A system's mean is over the items it is on (systems may vary item by item).
+    present = np.array([[s in it.tgt or s in it.scores for s in data.systems] for it in data.items])
+    report: dict = {"source": args.path, "items": len(data), "confidence": args.confidence, "systems": []}
+    if data.has_metric:
+        controls = cheap_controls(data)
+        present = ~np.isnan(controls).any(axis=2)
+        unscored = [s for j, s in enumerate(data.systems) if (~np.isnan(human[:, j]) & ~present[:, j]).any()]
+        if unscored:
+            raise InputError(
+                f"system {unscored[0]!r} has human scores on items without its cheap scores in {args.path}; "
+                "every rated item needs the system's metric scores too"
+            )
+        plain = pooled_plain_means(human, present, confidence=args.confidence)
+        estimates = pooled_control_variate_means(human, controls, confidence=args.confidence)
+        r = pooled_held_out_correlation(human, controls)
+        report["method"] = "control variates (pooled over systems)"
+        report["held_out_correlation"] = r
+    else:
+        plain = pooled_plain_means(human, present, confidence=args.confidence)
+        estimates, r = plain, 0.0
+        report["method"] = "plain averaging (the set has no automatic metric)"
+    for system, est, base in zip(data.systems, estimates, plain):
+        report["systems"].append(
+            {"system": system, "rated": est.labels, "mean": est.mean, "low": est.lo, "high": est.hi,
+             "plain_mean": base.mean, "plain_low": base.lo, "plain_high": base.hi}
+        )  # fmt: skip
+    report["systems"].sort(key=lambda row: -row["mean"])
+    widths = [(row["high"] - row["low"], row["plain_high"] - row["plain_low"]) for row in report["systems"]]
+    ratio = float(np.mean([w / p for w, p in widths if p > 0])) if any(p > 0 for _, p in widths) else 1.0
+    # Width shrinks as 1/sqrt(labels): the same width by plain averaging needs 1/ratio^2 as many.
+    report["plain_labels_for_same_width"] = round(float(np.mean(labels)) / ratio**2) if ratio > 0 else None
+    if args.cost_ratio is not None:
+        rated = float(np.mean(labels))
+        split = optimal_split(rated * args.cost_ratio, args.cost_ratio, 1.0, max(-1.0, min(1.0, r)), n_items=len(data))
+        report["split"] = {"costly": split.costly, "cheap": split.cheap, "variance_ratio": split.variance_ratio}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    _print(report, data.name, console)
+    return 0
+
+
+def _print(report: dict, name: str, console: Console) -> None:
+    level = f"{100 * report['confidence']:g}%"
+    table = Table(title=f"{name} · {report['items']} items · {report['method']}")
+    table.add_column("system", no_wrap=True)
+    table.add_column("rated", justify="right")
+    table.add_column("mean", justify="right")
+    table.add_column(f"{level} interval", justify="right")
+    table.add_column("plain averaging", justify="right")
+    for row in report["systems"]:
+        table.add_row(
+            row["system"], str(row["rated"]), f"{row['mean']:.3f}", f"[{row['low']:.3f}, {row['high']:.3f}]",
+            f"{row['plain_mean']:.3f} [{row['plain_low']:.3f}, {row['plain_high']:.3f}]",
+        )  # fmt: skip
+    console.print(table)
+    if "held_out_correlation" in report:
+        console.print(
+            f"cheap scores vs human score on unseen items: r = {report['held_out_correlation']:.2f}; "
+            f"plain averaging would need about {report['plain_labels_for_same_width']} rated items per system "
+            "for intervals this narrow",
+            highlight=False,
+        )
+    if "split" in report:
+        split = report["split"]
+        gain = "" if math.isclose(split["variance_ratio"], 1.0) else f" ({100 * (1 - split['variance_ratio']):.0f}% less variance than human labels alone)"
+        console.print(
+            f"the same spend again is best split as {split['costly']} human-rated items and cheap scores on "
+            f"{split['cheap']}{gain}",
+            highlight=False,
+        )

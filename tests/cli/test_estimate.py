@@ -1,0 +1,97 @@
+"""``budgetlab estimate``: systems' mean human scores from a few rated items plus cheap scores on
+every item, as a user runs it after ``budgetlab subset``; and its one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from budgetlab.cli._main import main
+
+SYSTEMS = ("weak", "middling", "strong", "best")
+
+
+def write_set(path: Path, *, rated: int, metric: bool = True, items: int = 160, seed: int = 0) -> Path:
+    """Systems of rising quality; a human score on the first ``rated`` items only; a metric that
+    tracks the human score (r about 0.8) on every item."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(items):
+        difficulty = rng.normal()
+        scores = {}
+        for quality, system in enumerate(SYSTEMS):
+            human = quality * 0.3 - difficulty + rng.normal(0, 0.6)
+            scores[system] = {"bleu": human + rng.normal(0, 0.5)} if metric else {}
+            if i < rated:
+                scores[system]["human_overall"] = human
+        lines.append(json.dumps({"i": f"item{i}", "src": "s", "tgt": {s: "an output" for s in SYSTEMS}, "scores": scores}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(*argv: str) -> tuple[int, str]:
+    console = Console(file=io.StringIO(), width=200)
+    code = main(["estimate", *argv], console=console)
+    return code, console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_estimate_is_narrower_than_plain_averaging_where_the_metric_tracks_the_human_score(tmp_path: Path, capsys) -> None:
+    path = write_set(tmp_path / "set.jsonl", rated=40)
+    code, _ = run(str(path), "--json", "--cost-ratio", "100")
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["method"].startswith("control variates")
+    rows = {row["system"]: row for row in report["systems"]}
+    assert [row["system"] for row in report["systems"]] == list(reversed(SYSTEMS))  # best first
+    for row in rows.values():
+        assert row["rated"] == 40 and row["low"] < row["mean"] < row["high"]
+        assert row["high"] - row["low"] < row["plain_high"] - row["plain_low"]
+    assert report["held_out_correlation"] > 0.6
+    assert report["plain_labels_for_same_width"] > 40
+    assert report["split"]["costly"] < 40 <= report["split"]["cheap"]
+    code, text = run(str(path))
+    assert code == 0 and "plain averaging would need about" in text and "95% interval" in text
+
+
+def test_the_intervals_cover_the_means_over_all_items(tmp_path: Path, capsys) -> None:
+    """The mean over all 160 items (known here because the generator knows it) lies inside."""
+    covered = 0
+    for seed in range(20):
+        full = write_set(tmp_path / f"full{seed}.jsonl", rated=160, seed=seed)
+        truth = {}
+        for line in full.read_text().splitlines():
+            for system, values in json.loads(line)["scores"].items():
+                truth.setdefault(system, []).append(values["human_overall"])
+        path = write_set(tmp_path / f"part{seed}.jsonl", rated=40, seed=seed)
+        assert run(str(path), "--json")[0] == 0
+        for row in json.loads(capsys.readouterr().out)["systems"]:
+            covered += row["low"] <= np.mean(truth[row["system"]]) <= row["high"]
+    assert covered >= 0.85 * 20 * len(SYSTEMS)
+
+
+def test_a_set_without_a_metric_falls_back_to_plain_averaging(tmp_path: Path, capsys) -> None:
+    path = write_set(tmp_path / "set.jsonl", rated=30, metric=False)
+    assert run(str(path), "--json")[0] == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"].startswith("plain averaging")
+    assert all(row["mean"] == row["plain_mean"] for row in report["systems"])
+
+
+@pytest.mark.parametrize(
+    "rated,extra,message",
+    [
+        (0, (), "has no human score on any item; rate some items first (budgetlab subset"),
+        (2, (), "system 'weak' has 2 human-rated items"),
+        (40, ("--confidence", "1.5"), "--confidence must lie in (0, 1), got 1.5"),
+        (40, ("--cost-ratio", "-1"), "--cost-ratio must be a positive number, got -1.0"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path: Path, capsys, rated: int, extra: tuple, message: str) -> None:
+    path = write_set(tmp_path / "set.jsonl", rated=rated)
+    code, _ = run(str(path), *extra)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
