@@ -95,18 +95,3 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys, rated: int, extra: tuple,
     code, _ = run(str(path), *extra)
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
-
-
-def test_few_pass_fail_labels_come_with_a_warning(tmp_path: Path, capsys) -> None:
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(200):
-        passed = {s: float(rng.random() < 0.9) for s in SYSTEMS}
-        scores = {s: {"judge": passed[s]} | ({"human": passed[s]} if i < 12 else {}) for s in SYSTEMS}
-        lines.append(json.dumps({"i": str(i), "scores": scores}))
-    path = tmp_path / "pass_fail.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    code, text = run(str(path))
-    assert code == 0 and "warning:" in text and "rate at least 30 items per system" in text
-    path = write_set(tmp_path / "graded.jsonl", rated=12)  # continuous scores: no warning
-    assert "warning" not in run(str(path))[1]

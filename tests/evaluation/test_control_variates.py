@@ -321,21 +321,34 @@ def test_cheap_controls_of_a_set_without_texts_are_its_metrics() -> None:
     assert controls.shape == (6, 2, 1) and not np.isnan(controls).any()
 
 
-def test_a_system_whose_labels_are_all_alike_borrows_the_others_spread() -> None:
-    """Pass/fail labels of a strong system are often all 1 in a small sample: its own variance
-    is 0, which must neither give it a zero-width interval nor stop the others' pooling."""
+def test_a_system_whose_graded_labels_are_all_alike_borrows_the_others_spread() -> None:
+    """Every sampled label of one system the same mid-scale grade: its own variance is 0, which
+    must neither give it a zero-width interval nor stop the others' pooling."""
     rng = np.random.default_rng(0)
-    outcomes = (rng.random((80, 5)) < np.array([0.6, 0.7, 0.5, 0.8, 0.97])).astype(float)
-    outcomes[:20, 4] = 1.0  # a strong system that passes every labelled item
-    labels = np.full(outcomes.shape, np.nan)
-    labels[:20] = outcomes[:20]  # 20 of the 80 items labelled
-    assert np.nanstd(labels[:, 4]) == 0
+    graded = np.round(rng.normal(3.0, 0.6, (80, 5)), 1)
+    graded[:20, 4] = 3.0
+    labels = np.full(graded.shape, np.nan)
+    labels[:20] = graded[:20]  # 20 of the 80 items labelled
     plain = pooled_plain_means(labels)
-    assert plain[4].width > 0
     others = [e.width for e in plain[:4]]
     assert min(others) / 2 < plain[4].width < 2 * max(others)
-    cheap = outcomes + rng.normal(0, 0.3, outcomes.shape)
+    cheap = graded + rng.normal(0, 0.3, graded.shape)
     assert all(e.width > 0 for e in pooled_control_variate_means(labels, cheap))
+
+
+def test_pass_fail_labels_that_all_pass_keep_room_for_an_unseen_failure() -> None:
+    """A strong system passes all 20 labelled items and fails one of the other 60. Its interval
+    must reach below 1, by about what one failure in 21 items would move the mean, no further."""
+    rng = np.random.default_rng(0)
+    outcomes = (rng.random((80, 5)) < np.array([0.6, 0.7, 0.5, 0.8, 0.97])).astype(float)
+    outcomes[:, 4] = 1.0
+    outcomes[40, 4] = 0.0  # one failure in 80, among the unlabelled items
+    labels = np.full(outcomes.shape, np.nan)
+    labels[:20] = outcomes[:20]
+    for estimate in (pooled_plain_means(labels)[4],
+                     pooled_control_variate_means(labels, outcomes + rng.normal(0, 0.3, outcomes.shape))[4]):  # fmt: skip
+        assert estimate.lo <= outcomes[:, 4].mean() < 1.0 <= estimate.hi
+        assert estimate.width < 0.2
 
 
 def test_labels_alike_in_every_system_are_refused_not_given_a_zero_width_interval() -> None:

@@ -28,6 +28,11 @@ estimated mean (limma-trend: Law et al. 2014, "voom"): human ratings on a bounde
 less for systems near its top (on SummEval the log residual variance and the system's mean
 correlate at -0.93), so systems' variances differ a lot but predictably, and the trend lets
 them still be pooled.
+
+Labels piled at the ends of their range (pass/fail labels, mostly passes) understate their own
+variance in a small sample, which can miss the rare value entirely; each system's variance is
+floored for it (``_unseen_floor``), and labels that do not vary at all are refused rather than
+given a zero-width interval.
 """
 
 from __future__ import annotations
@@ -96,6 +101,7 @@ def pooled_control_variate_means(
         shift = x[pop, j].mean(axis=0) - x[lab, j].mean(axis=0)
         means[j] = y[lab, j].mean() + shift @ fit.beta
     resid_var = np.array([_residual_variance(fit.held_out[labelled[:, j], j]) for j in range(n_sys)])
+    resid_var = np.maximum(resid_var, _unseen_floor(y, labelled))
     df = n_lab - 1.0
     if pool_variance and n_sys >= MIN_SYSTEMS_TO_POOL:
         resid_var, df = _moderate(resid_var, df, means if variance_trend else None)
@@ -185,6 +191,7 @@ def pooled_plain_means(
     _check_labels_vary(y, labelled)
     means = np.array([y[labelled[:, j], j].mean() for j in range(y.shape[1])])
     var = np.array([np.var(y[labelled[:, j], j], ddof=1) for j in range(y.shape[1])])
+    var = np.maximum(var, _unseen_floor(y, labelled))
     df = n_lab - 1.0
     if pool_variance and y.shape[1] >= MIN_SYSTEMS_TO_POOL:
         var, df = _moderate(var, df, means if variance_trend else None)
@@ -247,6 +254,23 @@ def _check_labels_vary(y: np.ndarray, labelled: np.ndarray) -> None:
             f"{float(y[labelled][0]):g}), so they cannot size an interval; label more items, preferably ones whose "
             "cheap scores differ (budgetlab subset --method variance)"
         )
+
+
+def _unseen_floor(y: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """Per system, the least variance its ``n`` labels can vouch for when they pile up at the
+    ends of the labels' range ``R`` (pass/fail labels, mostly passes): ``share * R^2 / (4(n + 1))``,
+    with ``share`` the part of its labels at the lowest or highest value. A sample of ``n`` can
+    miss a value that turns up once in ``n + 1`` items (the rule of succession's reasoning), and
+    then its variance says the labels hardly vary when they do. Graded labels that rarely touch
+    the ends get almost no floor. On the recorded pass/fail sets of bench/control_variates.py
+    --validation, where it was designed, it lifted the coverage of 95% intervals from 0.76-0.83
+    to about 0.95 (GPT-4 tasks, LiveCodeBench)."""
+    values = y[labelled]
+    low, high = float(values.min()), float(values.max())
+    share = np.array(
+        [np.mean((y[labelled[:, j], j] == low) | (y[labelled[:, j], j] == high)) for j in range(y.shape[1])]
+    )
+    return share * (high - low) ** 2 / (4 * (labelled.sum(axis=0) + 1))
 
 
 class _Fit:
