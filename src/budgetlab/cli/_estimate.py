@@ -62,9 +62,8 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
     if few:
         system, n = few[0]
         raise InputError(f"system {system!r} has {n} human-rated items in {args.path}; each needs at least 3: {_RATE_FIRST}")
-    # A system's mean is over the items it is on (systems may vary item by item).
-    present = np.array([[s in it.tgt or s in it.scores for s in data.systems] for it in data.items])
     report: dict = {"source": args.path, "items": len(data), "confidence": args.confidence, "systems": []}
+    # A system's mean is over the items it is on (systems may vary item by item).
     if data.has_metric:
         controls = cheap_controls(data)
         present = ~np.isnan(controls).any(axis=2)
@@ -74,13 +73,15 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
                 f"system {unscored[0]!r} has human scores on items without its cheap scores in {args.path}; "
                 "every rated item needs the system's metric scores too"
             )
-        plain = pooled_plain_means(human, present, confidence=args.confidence)
+    else:
+        present = np.array([[s in it.tgt or s in it.scores for s in data.systems] for it in data.items])
+    plain = pooled_plain_means(human, present, confidence=args.confidence)
+    if data.has_metric:
         estimates = pooled_control_variate_means(human, controls, confidence=args.confidence)
         r = pooled_held_out_correlation(human, controls)
         report["method"] = "control variates (pooled over systems)"
         report["held_out_correlation"] = r
     else:
-        plain = pooled_plain_means(human, present, confidence=args.confidence)
         estimates, r = plain, 0.0
         report["method"] = "plain averaging (the set has no automatic metric)"
     for system, est, base in zip(data.systems, estimates, plain):
