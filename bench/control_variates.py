@@ -182,6 +182,12 @@ def _cross_fitted(study: SetStudy) -> tuple[float, float]:
     return pooled_regression_r2(y, study.controls()), pooled_held_out_correlation(y, study.controls())
 
 
+def _cell(e: dict, n0: int) -> str:
+    """'17 (32%) 0.946/0.89': labels needed (saving), coverage / lowest system's coverage."""
+    shown = f"{e['labels_needed']:d} ({100 * e['saving']:.0f}%)" if e["saving"] is not None else f">{n0} (none)"
+    return f"{shown} {e['coverage']:.3f}/{e['coverage_min']:.2f}"
+
+
 def study_set(data: ItemSet, draws: int, seed: int) -> dict:
     """One set's row: how well the metric correlates, and each estimator's labels needed and coverage."""
     started = time.perf_counter()
@@ -229,8 +235,7 @@ def out_of_sample(args: argparse.Namespace) -> int:
         cells = []
         for method in ("single", HEADLINE):
             e = row["estimators"][method]
-            shown = f"{e['labels_needed']:d} ({100 * e['saving']:.0f}%)" if e["saving"] is not None else f">{row['n0']} (none)"
-            cells.append(f"{shown} {e['coverage']:.3f}/{e['coverage_min']:.2f}")
+            cells.append(_cell(e, row["n0"]))
         print(f"{name:18s} {row['items']:5d} {row['systems']:3d} {row['rho']:5.2f} {row['n0']:4d} "
               f"{row['coverage_plain']:6.3f}/{row['coverage_plain_min']:.2f} " + " ".join(f"{c:>21s}" for c in cells))  # fmt: skip
     correlating = [r for r in rows.values() if r["correlates"]]
@@ -320,8 +325,7 @@ def main() -> int:
         cells = []
         for method in ESTIMATORS:
             e = row["estimators"][method]
-            shown = f"{e['labels_needed']:d} ({100 * e['saving']:.0f}%)" if e["saving"] is not None else f">{row['n0']} (none)"
-            cells.append(f"{shown} {e['coverage']:.3f}/{e['coverage_min']:.2f}")
+            cells.append(_cell(e, row["n0"]))
         print(f"{name:18s} " + " ".join(f"{c:>21s}" for c in cells))
 
     def verdict(sets: list[str]) -> dict[str, bool]:

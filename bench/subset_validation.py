@@ -47,7 +47,6 @@ import argparse
 import gzip
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -59,9 +58,8 @@ from budgetlab.evaluation.subset import Item, ItemSet, make_subset_method, rank_
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from subset import DECLARED
+from subset import DECLARED, SIZES, _data_dir, _k
 
-SIZES = (0.10, 0.25, 0.50)
 SYSTEM_COUNTS = (3, 5, 7, 10, 16)
 ITEM_COUNTS = (60, 100, 200, 400)
 METHODS = {
@@ -76,10 +74,6 @@ GPT4_TASKS = ("gsm", "asdiv", "crepe", "date", "navigate", "tabmwp")
 GPT4_CONFIGS = ("cot1", "cot2", "pot1", "pot2")
 
 Source = tuple[np.ndarray, np.ndarray]  # costly, cheap: items x systems
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("BUDGETLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def _read_json(path: Path) -> object:
@@ -171,10 +165,6 @@ def validation_sets(n_sets: int, seed: int) -> Iterator[ItemSet]:
         costly, cheap = gpt4(task)
         items = rng.choice(len(costly), min(400, len(costly)), replace=False)
         yield _as_item_set(f"gpt4-{task}", costly[items], cheap[items])
-
-
-def _k(n: int, size: float) -> int:
-    return max(2, round(size * n))
 
 
 def evaluate(data: ItemSet) -> dict[str, np.ndarray]:

@@ -101,12 +101,7 @@ def pooled_control_variate_means(
         shift = x[pop, j].mean(axis=0) - x[lab, j].mean(axis=0)
         means[j] = y[lab, j].mean() + shift @ fit.beta
     resid_var = np.array([_residual_variance(fit.held_out[labelled[:, j], j]) for j in range(n_sys)])
-    resid_var = np.maximum(resid_var, _unseen_floor(y, labelled))
-    df = n_lab - 1.0
-    if pool_variance and n_sys >= MIN_SYSTEMS_TO_POOL:
-        resid_var, df = _moderate(resid_var, df, means if variance_trend else None)
-    elif pool_variance:
-        resid_var, df = _borrow_for_unseen(resid_var, df)
+    resid_var, df = _settle_variances(resid_var, y, labelled, means, pool_variance, variance_trend)
     estimates = []
     for j in range(n_sys):
         n, big_n = int(n_lab[j]), int(population[:, j].sum())
@@ -191,12 +186,7 @@ def pooled_plain_means(
     _check_labels_vary(y, labelled)
     means = np.array([y[labelled[:, j], j].mean() for j in range(y.shape[1])])
     var = np.array([np.var(y[labelled[:, j], j], ddof=1) for j in range(y.shape[1])])
-    var = np.maximum(var, _unseen_floor(y, labelled))
-    df = n_lab - 1.0
-    if pool_variance and y.shape[1] >= MIN_SYSTEMS_TO_POOL:
-        var, df = _moderate(var, df, means if variance_trend else None)
-    elif pool_variance:
-        var, df = _borrow_for_unseen(var, df)
+    var, df = _settle_variances(var, y, labelled, means, pool_variance, variance_trend)
     out = []
     for j in range(y.shape[1]):
         n, big_n = int(n_lab[j]), int(pop[:, j].sum())
@@ -254,6 +244,19 @@ def _check_labels_vary(y: np.ndarray, labelled: np.ndarray) -> None:
             f"{float(y[labelled][0]):g}), so they cannot size an interval; label more items, preferably ones whose "
             "cheap scores differ (budgetlab subset --method variance)"
         )
+
+
+def _settle_variances(
+    var: np.ndarray, y: np.ndarray, labelled: np.ndarray, means: np.ndarray, pool: bool, trend: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The systems' variances and degrees of freedom behind their intervals: floored for labels
+    piled at the ends of their range, then (with ``pool``) shrunk towards the systems' common
+    level, or, with too few systems for that, 0s replaced by the others' pooled variance."""
+    var = np.maximum(var, _unseen_floor(y, labelled))
+    df = labelled.sum(axis=0) - 1.0
+    if pool and y.shape[1] >= MIN_SYSTEMS_TO_POOL:
+        return _moderate(var, df, means if trend else None)
+    return _borrow_for_unseen(var, df) if pool else (var, df)
 
 
 def _unseen_floor(y: np.ndarray, labelled: np.ndarray) -> np.ndarray:
@@ -353,7 +356,7 @@ def _moderate(
     # A variance of exactly 0 (every label of a system alike, as pass/fail labels often are
     # in a small sample) says nothing about the spread on a log scale and would swamp the
     # prior: the prior is learnt from the other systems, and such a system takes it whole.
-    seen = s2 > 1e-10 * float(np.max(s2)) if np.max(s2) > 0 else np.zeros(len(s2), bool)
+    seen = _nonzero(s2)
     trend = level is not None and seen.sum() >= MIN_SYSTEMS_FOR_TREND and np.ptp(np.asarray(level)[seen]) > 0
     used = 2 if trend else 1  # parameters of the prior's centre
     if seen.sum() < used + 2:
@@ -381,12 +384,16 @@ def _borrow_for_unseen(s2: np.ndarray, df: np.ndarray, seen: np.ndarray | None =
     freedom): too few systems to learn a prior from, but a zero-width interval is never honest
     while another system shows how much labels vary."""
     s2, df = np.asarray(s2, float), np.asarray(df, float)
-    if seen is None:
-        seen = s2 > 1e-10 * float(np.max(s2)) if np.max(s2) > 0 else np.zeros(len(s2), bool)
+    seen = _nonzero(s2) if seen is None else seen
     if not seen.any() or seen.all():
         return s2, df
     pooled = float(df[seen] @ s2[seen] / df[seen].sum())
     return np.where(seen, s2, pooled), np.where(seen, df, df[seen].sum())
+
+
+def _nonzero(s2: np.ndarray) -> np.ndarray:
+    """Variances that are not 0 up to rounding (relative to the largest)."""
+    return s2 > 1e-10 * float(np.max(s2)) if np.max(s2) > 0 else np.zeros(len(s2), bool)
 
 
 def _inverse_trigamma(value: float) -> float:
