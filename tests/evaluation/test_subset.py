@@ -27,6 +27,7 @@ from budgetlab.evaluation.subset import (
     make_subset_method,
     rank_agreement,
     select_under_budget,
+    signed_variance,
     similarity,
 )
 
@@ -34,6 +35,7 @@ METHODS = [
     pytest.param("random", {}, id="random"),
     pytest.param("variance", {}, id="variance"),
     pytest.param("variance", {"metric": "bleu"}, id="variance-bleu"),
+    pytest.param("agreement", {}, id="agreement"),
     pytest.param("consistency", {}, id="consistency-set"),
     pytest.param("consistency", {"mode": "item"}, id="consistency-item"),
     pytest.param("diversity", {}, id="diversity"),
@@ -109,6 +111,41 @@ def test_variance_prefers_items_that_separate_systems() -> None:
     u = make_subset_method("variance", {"metric": "bleu"}).utilities(data)
     spread = np.nanstd(data.human(), axis=1)
     assert np.corrcoef(u, spread)[0, 1] > 0.5
+
+
+def test_signed_variance_counts_gaps_against_the_set_as_negative() -> None:
+    # Three systems ranked a < b < c by the other items; item 0 agrees, item 1 reverses c and b.
+    scores = np.array([[0.0, 1.0, 2.0], [0.0, 2.0, 1.0], [0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [5.0, 5.0, 5.0]])
+    signed = signed_variance(scores)
+    assert signed[0] == pytest.approx((1 + 4 + 1) / 3)
+    assert signed[1] == pytest.approx((4 + 1 - 1) / 3)
+    assert signed[4] == 0.0  # ties every pair
+    # Absent systems leave their pairs out; an item with one system present has no pair.
+    gappy = scores.copy()
+    gappy[0, 2], gappy[1, 1:] = np.nan, np.nan
+    assert signed_variance(gappy)[0] == pytest.approx(1.0) and signed_variance(gappy)[1] == 0.0
+
+
+def test_signed_variance_is_the_same_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import budgetlab.evaluation.subset._agreement as agreement
+
+    scores = synthetic().metric("bleu")
+    whole = signed_variance(scores)
+    monkeypatch.setattr(agreement, "_CHUNK_CELLS", 7)
+    np.testing.assert_allclose(signed_variance(scores), whole)
+
+
+def test_agreement_puts_agreeing_items_first_then_the_rest_by_variance() -> None:
+    data = synthetic()
+    method = make_subset_method("agreement", {"metric": "bleu"})
+    signed = signed_variance(data.metric("bleu"))
+    order = method.order(data, len(data), np.random.default_rng(0))
+    agreeing = int((signed > 0).sum())
+    assert 0 < agreeing < len(data)
+    assert (signed[order[:agreeing]] > 0).all()
+    assert np.all(np.diff(signed[order[:agreeing]]) <= 0)
+    variance = np.nanvar(data.metric("bleu"), axis=1)
+    assert np.all(np.diff(variance[order[agreeing:]]) <= 0)
 
 
 def test_auto_metric_combines_metrics_with_their_direction() -> None:

@@ -2,7 +2,8 @@
 Datapoints for Efficient Human Evaluation of NLG Models": which items to rate so that the
 systems' ranking on them matches the ranking on all items.
 
-Methods (one module each): metric variance, metric consistency (per item, or the whole subset
+Methods (one module each): metric variance, metric agreement (variance signed by whether the
+item orders systems as the rest of the set does), metric consistency (per item, or the whole subset
 balanced on the metric), output diversity, item response theory (2PL, Fisher information),
 rank separation (items that make the 2PL model's ranking of the systems most certain), random;
 and cost-aware selection of any of them under a budget of item costs. Methods that order items
@@ -23,6 +24,7 @@ import numpy as np
 from budgetlab.core.spec import check_arguments
 from budgetlab.errors import InputError
 from budgetlab.evaluation._base import SubsetMethod
+from budgetlab.evaluation.subset._agreement import MetricAgreement, signed_variance
 from budgetlab.evaluation.subset._consistency import MetricConsistency
 from budgetlab.evaluation.subset._cost import select_under_budget, utilities_from_order
 from budgetlab.evaluation.subset._data import Item, ItemSet, is_human_key, load_items, rank_agreement
@@ -40,6 +42,7 @@ __all__ = [
     "IRTParams",
     "Item",
     "ItemSet",
+    "MetricAgreement",
     "MetricConsistency",
     "MetricVariance",
     "OutputDiversity",
@@ -55,6 +58,7 @@ __all__ = [
     "make_subset_method",
     "rank_agreement",
     "select_under_budget",
+    "signed_variance",
     "similarity",
     "utilities_from_order",
 ]
@@ -62,6 +66,7 @@ __all__ = [
 SUBSET_METHODS: dict[str, Callable[..., SubsetMethod]] = {
     "random": RandomSubset,
     "variance": MetricVariance,
+    "agreement": MetricAgreement,
     "consistency": MetricConsistency,
     "diversity": OutputDiversity,
     "irt": IRTInformation,
