@@ -184,6 +184,29 @@ def test_irt_keeps_a_pass_fail_metric_that_mostly_fails() -> None:
     assert np.all(np.diff(fitted.ability) > 0)  # the systems' pass rates, in order
 
 
+def test_irt_keeps_a_pass_rate_over_few_samples_graded() -> None:
+    """A pass rate over 3 samples, mostly 0: split at its median it would say "passed at least
+    once", which ranks a system that passes 1 in 3 on most items (mean 0.23) above one that
+    passes steadily on 60% of them; the graded responses keep the rates."""
+    from budgetlab.evaluation.subset._irt import FEW_LEVELS, responses
+
+    rng = np.random.default_rng(0)
+    steady = [np.where(rng.random(200) < share, 1.0, 0.0) for share in (0.2, 0.4, 0.6)]
+    rare = np.where(rng.random(200) < 0.7, 1 / 3, 0.0)
+    rate = np.column_stack([*steady, rare])  # items x systems
+    items = [Item(id=str(i), scores={f"s{j}": {"rate": rate[i, j]} for j in range(4)}) for i in range(200)]
+    data = ItemSet(items)
+    np.testing.assert_allclose(responses(rate.T), rate.T)  # few levels: kept as they are
+    graded = make_subset_method("irt", {"metric": "rate"}).fit(data).ability
+    split = make_subset_method("irt", {"metric": "rate", "binarize": True}).fit(data).ability
+    assert graded[3] < graded[2] and split[3] > split[2]
+    continuous = rng.normal(size=(5, 40))
+    assert len(np.unique(continuous)) > FEW_LEVELS
+    assert set(np.unique(responses(continuous))) == {0.0, 1.0}  # many levels: split at the median
+    with pytest.raises(InputError, match="binarize must be true, false or auto"):
+        make_subset_method("irt", {"binarize": "median"})
+
+
 def test_2pl_rejects_responses_outside_zero_one() -> None:
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         fit_2pl(np.array([[0.0, 2.0], [1.0, 0.0]]))

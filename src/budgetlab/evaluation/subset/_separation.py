@@ -43,10 +43,10 @@ def expected_discordant_pairs(ability: np.ndarray, information: np.ndarray) -> n
 @dataclass(frozen=True)
 class RankSeparation:
     """Greedy items that minimize the expected number of system pairs ranked wrongly (see the
-    module docstring); the metric's responses are binarized at its median, as for ``irt``."""
+    module docstring); the metric's responses are made as for ``irt`` (``binarize``)."""
 
     metric: str = "auto"
-    binarize: bool = True
+    binarize: bool | str = "auto"
     name: str = "separation"
 
     def fit(self, data: ItemSet) -> IRTParams:
