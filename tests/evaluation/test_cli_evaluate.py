@@ -109,6 +109,23 @@ def test_subset_happy_path(items_jsonl: Path, tmp_path: Path, capsys) -> None:
     assert "items chosen, total cost" in table and "Spearman" in table
 
 
+def test_subset_default_method_follows_the_metric(tmp_path: Path, items_jsonl: Path, capsys) -> None:
+    """Without --method: irt for a continuous metric, agreement for pass/fail, diversity without one."""
+    assert main(["subset", str(items_jsonl), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "irt"
+    rng = np.random.default_rng(0)
+    for name, metric, expected in (("pass", {"pass": 1.0}, "agreement"), ("none", {}, "diversity")):
+        path = tmp_path / f"{name}.jsonl"
+        rows = [
+            {"i": i, "tgt": {s: f"out {i} {s}" for s in "abc"},
+             "scores": {s: {"human": float(rng.random()), **{k: float(rng.random() < 0.5) for k in metric}} for s in "abc"}}
+            for i in range(30)
+        ]  # fmt: skip
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        assert main(["subset", str(path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["method"] == expected
+
+
 def test_subset_bad_input(tmp_path: Path, items_jsonl: Path, capsys) -> None:
     _one_line_error(capsys, main(["subset", str(tmp_path / "none.jsonl")]), "does not exist")
     bad = tmp_path / "bad.jsonl"

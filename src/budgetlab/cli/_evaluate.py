@@ -56,10 +56,11 @@ def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("path", help="evaluation set, JSONL (gz ok) in the subset2evaluate format")
     p.add_argument(
         "--method",
-        default="irt",
-        help="random, variance, consistency, diversity, irt or separation, with arguments, e.g. variance:metric=BLEU_4 "
-        "(default irt: the best on the NLG human-evaluation sets of bench/subset.py; for a pass/fail cheap score "
-        "variance did better in bench/subset_validation.py)",
+        default="auto",
+        help="random, variance, agreement, consistency, diversity, irt or separation, with arguments, e.g. "
+        "variance:metric=BLEU_4 (default auto: irt for a continuous metric, the best on the NLG human-evaluation "
+        "sets of bench/subset.py; agreement for a metric with few levels such as pass/fail, the best on the "
+        "recorded-LLM sets of bench/subset_validation.py; diversity for a set with no metric)",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
@@ -129,10 +130,10 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
 def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     import numpy as np
 
-    from budgetlab.evaluation.subset import choose, load_items, make_subset_method, rank_agreement
+    from budgetlab.evaluation.subset import choose, load_items, make_subset_method, method_for, rank_agreement
 
     data = load_items(args.path)
-    name, options = parse_spec(args.method, "subset method")
+    name, options = (method_for(data), {}) if args.method == "auto" else parse_spec(args.method, "subset method")
     method = make_subset_method(name, options)
     size = args.size if args.size is not None or args.cost_budget is not None else 0.25
     chosen = choose(data, method, size=size, cost_budget=args.cost_budget, seed=args.seed)

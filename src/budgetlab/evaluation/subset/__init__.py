@@ -29,7 +29,7 @@ from budgetlab.evaluation.subset._consistency import MetricConsistency
 from budgetlab.evaluation.subset._cost import select_under_budget, utilities_from_order
 from budgetlab.evaluation.subset._data import Item, ItemSet, is_human_key, load_items, rank_agreement
 from budgetlab.evaluation.subset._diversity import OutputDiversity, similarity
-from budgetlab.evaluation.subset._irt import IRTInformation, IRTParams, fisher_information, fit_2pl
+from budgetlab.evaluation.subset._irt import FEW_LEVELS, IRTInformation, IRTParams, fisher_information, fit_2pl
 from budgetlab.evaluation.subset._random import RandomSubset
 from budgetlab.evaluation.subset._separation import RankSeparation, expected_discordant_pairs
 from budgetlab.evaluation.subset._transfer import HeldOutChoice, choose_on_other_sets
@@ -56,6 +56,7 @@ __all__ = [
     "is_human_key",
     "load_items",
     "make_subset_method",
+    "method_for",
     "rank_agreement",
     "select_under_budget",
     "signed_variance",
@@ -82,6 +83,18 @@ def make_subset_method(name: str, options: Mapping[str, Any] | None = None) -> S
         )
     check_arguments(factory, options, f"subset method {name}", "variance:metric=auto")
     return factory(**dict(options or {}))
+
+
+def method_for(data: ItemSet) -> str:
+    """The method to use on ``data`` when the user names none, by the evidence of the benchmarks:
+    ``irt`` for a continuous metric (best on the NLG human-evaluation sets of ``bench/subset.py``),
+    ``agreement`` for a metric with few levels, such as pass/fail or a pass rate over a few
+    samples (declared on the recorded-LLM sets of ``bench/subset_validation.py``), ``diversity``
+    for a set with no metric."""
+    if not data.has_metric:
+        return "diversity"
+    scores = data.metric("auto")
+    return "irt" if len(np.unique(scores[~np.isnan(scores)])) > FEW_LEVELS else "agreement"
 
 
 def choose(
