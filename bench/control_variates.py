@@ -60,6 +60,7 @@ Usage::
     python bench/control_variates.py            # human table (a few minutes)
     python bench/control_variates.py --json     # the table, then one JSON object, last
     python bench/control_variates.py --validation --draws 100   # out of sample (see out_of_sample)
+    python bench/control_variates.py --validation --kind graded --draws 100
 """
 
 from __future__ import annotations
@@ -218,16 +219,19 @@ def study_set(data: ItemSet, draws: int, seed: int) -> dict:
 
 def out_of_sample(args: argparse.Namespace) -> int:
     """The same study on sets the estimators were never tuned on: recorded LLM samples, where
-    the cheap score is one sample (pass or fail) and the costly one the pass rate over all of
-    them (bench/subset_validation.py builds the sets). Reported, not a target of the issue."""
+    the cheap score is one sample (pass or fail; ``--kind pass/fail``, the default) or the pass
+    rate of a few (``--kind graded``), and the costly one the pass rate over all of them
+    (bench/subset_validation.py builds the sets). Reported, not a target of the issue."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from subset_validation import validation_sets
+    from subset_validation import kind, validation_sets
 
     rows = {}
     for data in validation_sets(8, args.seed):
+        if args.kind not in ("all", kind(data.name)):
+            continue
         rows[data.name] = study_set(data, args.draws, args.seed)
         print(f"{data.name}: {rows[data.name]['seconds']:.0f} s", file=sys.stderr, flush=True)
-    print(f"Out of sample: {len(rows)} sets of recorded LLM samples, {args.draws} draws; labels needed (saving) and "
+    print(f"Out of sample: {len(rows)} sets of recorded LLM samples ({args.kind} cheap score), {args.draws} draws; labels needed (saving) and "
           "coverage / lowest system's coverage at that n")  # fmt: skip
     print(f"{'set':18s} {'items':>5s} {'sys':>3s} {'rho':>5s} {'n0':>4s} {'plain cov':>10s} "
           + " ".join(f"{m:>21s}" for m in ("single", HEADLINE)))  # fmt: skip
@@ -255,7 +259,7 @@ def out_of_sample(args: argparse.Namespace) -> int:
         f"{summary['sets_coverage_below_0.93']} sets (plain averaging: {summary['sets_plain_coverage_below_0.93']})"
     )
     if args.json:
-        print(json.dumps({"data": "validation", "draws": args.draws, "seed": args.seed, "sets": rows, "summary": summary,
+        print(json.dumps({"data": "validation", "kind": args.kind, "draws": args.draws, "seed": args.seed, "sets": rows, "summary": summary,
                           "target_met": {}}))  # fmt: skip
     return 0
 
@@ -267,7 +271,11 @@ def main() -> int:
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
     parser.add_argument(
         "--validation", action="store_true",
-        help="instead of the NLG sets, the 30 sets of recorded LLM samples of bench/subset_validation.py (out of sample)",
+        help="instead of the NLG sets, the sets of recorded LLM samples of bench/subset_validation.py (out of sample)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--kind", choices=("pass/fail", "graded", "all"), default="pass/fail",
+        help="with --validation: the cheap score, one sample (30 sets, the default) or the pass rate of a few (24 sets)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
