@@ -97,10 +97,10 @@ def test_pacing_bench_fixed_k_is_the_majority_of_the_first_k_draws() -> None:
 
 def test_subset_validation_declares_the_best_overall_and_breaks_ties_by_listing_order() -> None:
     validation = load("subset_validation")
-    flat = {m: np.full((3, 2), 0.5) for m in validation.METHODS}
+    flat = {m: 0.5 for m in validation.METHODS}
     assert validation.declare(flat) == next(iter(validation.METHODS))
-    flat["irt"] = np.full((3, 2), 0.6)
-    assert validation.declare({**flat, "random": np.ones((3, 2))}) == "irt"  # random is never declared
+    flat["irt"] = 0.6
+    assert validation.declare({**flat, "random": 1.0}) == "irt"  # random is never declared
     assert validation.DECLARED in load("subset").OURS
 
 
@@ -111,3 +111,8 @@ def test_subset_validation_scores_recorded_answers() -> None:
     costly, cheap = validation._from_counts(np.array([[0.0, 10.0], [5.0, 3.0]]), 10, np.random.default_rng(0))
     assert costly.tolist() == [[0.0, 1.0], [0.5, 0.3]]
     assert cheap[0].tolist() == [0.0, 1.0] and set(np.unique(cheap)) <= {0.0, 1.0}
+    # Graded: the pass rate of 3 samples drawn without replacement from the recorded 10.
+    counts = np.array([[0.0, 10.0], [5.0, np.nan]])
+    costly, cheap = validation._from_counts(counts, 10, np.random.default_rng(0), graded=3)
+    assert cheap[0].tolist() == [0.0, 1.0] and np.isnan(cheap[1, 1]) and cheap[1, 0] in (0, 1 / 3, 2 / 3, 1)
+    assert validation.kind("osca-2-graded") == "graded" and validation.kind("osca-2") == "pass/fail"
