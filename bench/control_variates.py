@@ -10,7 +10,8 @@ Estimators (human labels on ``n`` random items; cheap scores on all items):
 * ``plain``: each system's mean of its human labels, Student t interval (the baseline);
 * ``single``: :func:`budgetlab.evaluation.control_variate_mean`, one control per system, fitted
   per system: ``auto``, the mean of the set's standardized automatic metrics (as in
-  bench/subset.py);
+  bench/subset.py); its ``label_range`` is the lowest and highest human score in the set (the
+  scale a user knows);
 * ``pooled``, budgetlab's headline estimator:
   :func:`budgetlab.evaluation.pooled_control_variate_means` with its defaults on
   :func:`budgetlab.evaluation.cheap_controls`: every automatic metric of the set (standardized,
@@ -117,6 +118,9 @@ class SetStudy:
         # Per system: the items it has an output (and so every score) on.
         self.present = ~np.isnan(self.human) & ~np.isnan(self.auto) & ~np.isnan(self.cheap).any(axis=2)
         self.truth = np.nanmean(np.where(self.present, self.human, np.nan), axis=0)
+        # The scale the human scores are on, as a user knows it (1-5, a pass rate's 0-1): the
+        # single-system estimator needs it when a system's labels are all alike.
+        self.scale = (float(np.nanmin(self.human)), float(np.nanmax(self.human)))
         self._cache: dict[tuple[str, int], tuple[float, np.ndarray]] = {}
 
     def controls(self, text: bool = True) -> np.ndarray:
@@ -129,7 +133,7 @@ class SetStudy:
         if method == "plain":
             return [plain_mean(y[self.present[:, j], j]) for j in range(y.shape[1])]
         if method == "single":
-            return [control_variate_mean(y[self.present[:, j], j], self.auto[self.present[:, j], j])
+            return [control_variate_mean(y[self.present[:, j], j], self.auto[self.present[:, j], j], label_range=self.scale)
                     for j in range(y.shape[1])]  # fmt: skip
         if method == "plain pv":
             return pooled_plain_means(y, self.present)

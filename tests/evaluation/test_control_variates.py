@@ -370,3 +370,21 @@ def test_one_systems_pass_fail_labels_that_its_cheap_score_fits_exactly_keep_a_w
     costly[:20] = cheap[:20]
     estimate = control_variate_mean(costly, cheap)
     assert estimate.width > 0.05 and estimate.lo < estimate.mean < estimate.hi
+
+
+def test_one_systems_labels_all_alike_need_their_possible_range() -> None:
+    """20 passes out of 20 labels, one failure among 60 unlabelled items: with no range of their
+    own the labels are refused; given the scale (0, 1), the interval keeps room for a failure."""
+    outcomes = np.ones(80)
+    outcomes[40] = 0.0
+    costly = np.full(80, np.nan)
+    costly[:20] = outcomes[:20]
+    cheap = outcomes + np.random.default_rng(0).normal(0, 0.3, 80)
+    with pytest.raises(InputError, match=r"20 costly labels are all 1: .*label_range=\(0, 1\)"):
+        control_variate_mean(costly, cheap)
+    estimate = control_variate_mean(costly, cheap, label_range=(0, 1))
+    assert estimate.lo <= outcomes.mean() < 1.0 <= estimate.hi and estimate.width < 0.25
+    with pytest.raises(InputError, match="outside label_range"):
+        control_variate_mean(costly, cheap, label_range=(0, 0.5))
+    with pytest.raises(InputError, match="low < high"):
+        control_variate_mean(costly, cheap, label_range=(1, 0))

@@ -87,13 +87,23 @@ def unseen_floor(labels: np.ndarray, low: float, high: float) -> float:
 
 
 def control_variate_mean(
-    costly: np.ndarray, cheap: np.ndarray, *, n_items: int | None = None, confidence: float = 0.95
+    costly: np.ndarray,
+    cheap: np.ndarray,
+    *,
+    n_items: int | None = None,
+    confidence: float = 0.95,
+    label_range: tuple[float, float] | None = None,
 ) -> MeanEstimate:
     """The regression (control-variate) estimate of the mean costly score over all items.
 
     ``costly``: per item, the costly label or NaN. ``cheap``: per item, the cheap score(s)
     (shape ``(items,)`` or ``(items, p)``) or NaN where not computed; every labelled item needs
     its cheap score. ``n_items``: the number of items whose mean is wanted (default: all rows).
+    ``label_range``: the lowest and highest value a costly label can take ((0, 1) for pass
+    rates, (1, 5) for a 5-point scale), for the variance floor of labels piled at its ends
+    (:func:`unseen_floor`); by default the labels' own range. Labels that are all alike have no
+    range of their own: without ``label_range`` they are refused, since any interval from them
+    would have zero width.
     """
     y = np.asarray(costly, float)
     c = np.asarray(cheap, float)
@@ -112,11 +122,12 @@ def control_variate_mean(
             f"a control-variate interval needs at least {p + 3} costly labels for {p} cheap score(s), got {n}"
         )
     yl, cl = y[labelled], c[labelled]
+    low, high = _label_range(yl, label_range)
     design = np.column_stack([np.ones(n), cl - cl.mean(axis=0)])
     coef, *_ = np.linalg.lstsq(design, yl, rcond=None)
     beta = coef[1:]
     resid = yl - design @ coef
-    s_e2 = max(float(resid @ resid) / (n - p - 1), unseen_floor(yl, float(yl.min()), float(yl.max())))
+    s_e2 = max(float(resid @ resid) / (n - p - 1), unseen_floor(yl, low, high))
     s_y2 = float(yl.var(ddof=1))
     shift = c[has_cheap].mean(axis=0) - cl.mean(axis=0)
     mean = float(yl.mean() + beta @ shift)
@@ -129,6 +140,29 @@ def control_variate_mean(
     half = _t(confidence, n - p - 1) * se
     rho = float(np.corrcoef(yl, cl[:, 0])[0, 1]) if p == 1 and yl.std() > 0 and cl.std() > 0 else None
     return MeanEstimate(mean, se, mean - half, mean + half, n, m, tuple(map(float, beta)), rho)
+
+
+def _label_range(labels: np.ndarray, given: tuple[float, float] | None) -> tuple[float, float]:
+    if given is None:
+        low, high = float(labels.min()), float(labels.max())
+        if low == high:
+            raise InputError(
+                f"the {labels.size} costly labels are all {low:g}: they show no spread to size an interval by; "
+                "give the labels' possible range (label_range=(0, 1) for pass rates) or label more items"
+            )
+        return low, high
+    try:
+        low, high = (float(v) for v in given)
+    except (TypeError, ValueError):
+        raise InputError(f"label_range must be (low, high), got {given!r}") from None
+    if not low < high:
+        raise InputError(f"label_range must be (low, high) with low < high, got {given!r}")
+    if labels.min() < low or labels.max() > high:
+        raise InputError(
+            f"costly labels lie outside label_range {given!r} (from {labels.min():g} to {labels.max():g}); "
+            "widen the range to the scale the labels are on"
+        )
+    return low, high
 
 
 @dataclass(frozen=True)
