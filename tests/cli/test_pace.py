@@ -146,6 +146,83 @@ def test_failed_samples_are_not_paid_as_samples_and_stop_their_request(recorded:
     assert rows["unrecorded"]["samples"] == 2 and rows["unrecorded"]["spent"] == 0
 
 
+class _Counting:
+    """A backend that counts the samples it draws and, if asked, dies on one problem's second
+    draw (after that problem's first samples were drawn and paid for), as a crashed process would."""
+
+    def __init__(self, backend, crash_on: str | None = None) -> None:
+        self.backend, self.crash_on, self.name = backend, crash_on, "counting"
+        self.drawn: list[tuple[str, int]] = []
+
+    def configs(self):
+        return self.backend.configs()
+
+    def problems(self):
+        return self.backend.problems()
+
+    def estimate(self, request):
+        return self.backend.estimate(request)
+
+    async def draw(self, request):
+        problem = request.problem.id
+        if problem == self.crash_on and any(p == problem for p, _ in self.drawn):
+            raise BudgetlabError(f"the process died (in the middle of {problem})")
+        self.drawn.extend((problem, s.index) for s in request.samples)
+        return await self.backend.draw(request)
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+def test_a_request_cut_by_a_crash_resumes_without_drawing_its_samples_again(recorded: Path, tmp_path: Path, monkeypatch) -> None:
+    import budgetlab.backends
+
+    real = budgetlab.backends.make_backend
+    backends: list[_Counting] = []
+
+    def counting(crash_on: str | None = None):
+        def make(spec, options=None):
+            backends.append(_Counting(real(spec, options), crash_on))
+            return backends[-1]
+
+        return make
+
+    whole, cut = tmp_path / "whole.jsonl", tmp_path / "cut.jsonl"
+    monkeypatch.setattr(budgetlab.backends, "make_backend", counting())
+    assert _pace(recorded, whole, "--budget", "samples=120")[0] == 0
+    uninterrupted = backends[-1].drawn
+    assert sum(p == "p05" for p, _ in uninterrupted) > 1  # p05 draws in more than one batch
+    monkeypatch.setattr(budgetlab.backends, "make_backend", counting(crash_on="p05"))
+    assert _pace(recorded, cut, "--budget", "samples=120")[0] == 2
+    assert "p05" not in [r["problem"] for r in _rows(cut)]
+    monkeypatch.setattr(budgetlab.backends, "make_backend", counting())
+    assert _pace(recorded, cut, "--budget", "samples=120")[0] == 0
+    assert cut.read_text() == whole.read_text()  # the same answers, samples and prices
+    before_crash, after = backends[-2].drawn, backends[-1].drawn
+    assert sorted(before_crash + after) == sorted(uninterrupted)  # every sample drawn once, p05's included
+    assert any(p == "p05" for p, _ in before_crash)
+    journal = (tmp_path / "cut.samples.jsonl").read_text().splitlines()
+    assert len(journal) == len(uninterrupted) and len(set(journal)) == len(journal)
+
+
+def test_the_sample_journal_survives_a_line_cut_off_and_refuses_a_foreign_one(recorded: Path, tmp_path: Path, capsys) -> None:
+    from budgetlab.cli._pace import journal_path
+
+    out = tmp_path / "answers.jsonl"
+    assert _pace(recorded, out, "--budget", "samples=60")[0] == 0
+    journal = journal_path(out)
+    lines = journal.read_text().splitlines()
+    out.write_text("")  # answers lost: every sample comes from the journal
+    journal.write_text("\n".join(lines) + "\n" + lines[0][:25])  # the last write cut off by the crash
+    code, text = _pace(recorded, out, "--budget", "samples=60")
+    assert code == 0 and "30 of 30 requests answered" in text
+    assert journal.read_text().splitlines() == lines  # the cut line dropped, nothing drawn again
+    journal.write_text('{"problem": "p00"}\n' + "\n".join(lines) + "\n")
+    out.write_text("")
+    code, _ = _pace(recorded, out, "--budget", "samples=60")
+    assert code == 2 and f"{journal}:1: not a sample line written by budgetlab pace" in capsys.readouterr().err
+
+
 def test_pace_refuses_a_ledger_it_did_not_write(recorded: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "a.jsonl"
     out.write_text('{"problem": "p00", "answer": "a"}\n')

@@ -3,7 +3,9 @@
 The answers file is the ledger: each answered problem is one JSON line (answer, samples, spend,
 price), written before the next problem starts. Running the same command again skips the
 problems it holds and replays their spend into the pacer, so an interrupted stream goes on
-where it stopped with the same price and without paying again for what was answered.
+where it stopped with the same price and without paying again for what was answered. Beside it,
+``<output stem>.samples.jsonl`` journals every sample as it is judged: a problem cut short by
+the interruption takes the samples it had drawn from there instead of paying for them again.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def add_pace_parser(sub: Any) -> None:
     p.add_argument("--budget", required=True, help="one limit: samples=N, tokens=N or dollars=X, for all the requests")
     p.add_argument("--requests", type=int, help="how many requests the budget is for (default: the number of problems; "
                    "required with --problems -)")  # fmt: skip
-    p.add_argument("--output", required=True, help="answers JSONL, one line per problem (the ledger a rerun resumes from)")
+    p.add_argument("--output", required=True, help="answers JSONL, one line per problem (the ledger a rerun resumes from; "
+                   "every sample drawn is kept beside it in <stem>.samples.jsonl)")  # fmt: skip
     p.add_argument("--verifier", default="auto", help="extracts (and, with a reference, checks) each sample's answer (default auto)")
     p.add_argument("--max-samples", type=int, default=40, help="most samples one problem may draw (default 40)")
     p.add_argument("--price", type=float, help="starting price, accuracy per unit of spend (default: calibrated on the rule's prior)")
@@ -154,9 +157,10 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
-    from budgetlab.pacing import BudgetPacer, PacedSolver, calibrate_price, prior_problems, sample_bound
+    from budgetlab.pacing import BudgetPacer, PacedSolver, SampleJournal, calibrate_price, prior_problems, sample_bound
 
     answered = {row["problem"] for row in s.done}
+    journal = SampleJournal(journal_path(s.out_path), skip=answered)
     correct = [bool(row["correct"]) for row in s.done if row.get("correct") is not None]
     new = 0
     try:
@@ -177,7 +181,7 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
         pacer = BudgetPacer(s.budget, s.requests, price=price, min_spend=per_sample)
         for row in s.done:  # the ledger: the answered problems' spend, in order, gives the same price
             pacer.record(float(row["spent"]))
-        solver = PacedSolver(s.backend, s.config, s.verifier, s.rule, pacer, unit=s.unit, seed=args.seed)
+        solver = PacedSolver(s.backend, s.config, s.verifier, s.rule, pacer, unit=s.unit, seed=args.seed, journal=journal)
         in_flight: set[asyncio.Task] = set()
         failures: list[BaseException] = []
         slots = asyncio.Semaphore(args.concurrency)
@@ -226,11 +230,17 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
             if failures:
                 raise failures[0]
     finally:
+        journal.close()
         await s.backend.aclose()
     accuracy = f" · {100 * sum(correct) / len(correct):.1f}% of {len(correct)} checked answers right" if correct else ""
     console.print(f"{pacer.served} of {s.requests} requests answered ({new} now) · spent {pacer.spent:g} of {s.budget:g} {s.unit}"
                   f"{accuracy} · answers in {s.out_path}", highlight=False)  # fmt: skip
     return 0
+
+
+def journal_path(output: Path) -> Path:
+    """Where the samples of the stream answered into ``output`` are journaled."""
+    return output.with_name(f"{output.stem}.samples.jsonl")
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

@@ -5,7 +5,8 @@ online so that the budget lasts exactly to the end of the stream; a stopping rul
 accuracy against that price (:class:`budgetlab.policies.BayesStopping`) decides how many samples
 each request draws. :class:`PacedSolver` answers live requests through any backend;
 :func:`simulate_paced_stream` replays a stream over recorded samples; :func:`calibrate_price`
-gives the pacer a starting price from a calibration split.
+gives the pacer a starting price from a calibration split; a :class:`SampleJournal` keeps every
+sample drawn, so that a request cut short by a crash resumes without paying for them again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from budgetlab.pacing._base import Pacer
 from budgetlab.pacing._calibrate import calibrate_price, prior_problems
 from budgetlab.pacing._dual import BudgetPacer, Ticket
+from budgetlab.pacing._journal import SampleJournal
 from budgetlab.pacing._priced import priced
 from budgetlab.pacing._simulate import PacedStream, simulate_paced_stream
 from budgetlab.pacing._solver import PacedAnswer, PacedSolver, sample_bound
@@ -23,6 +25,7 @@ __all__ = [
     "PacedSolver",
     "PacedStream",
     "Pacer",
+    "SampleJournal",
     "Ticket",
     "calibrate_price",
     "priced",

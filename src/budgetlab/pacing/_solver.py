@@ -10,9 +10,11 @@ allowance, so the budget is never exceeded.
 
 Requests may overlap (``asyncio.gather`` over many ``solve`` calls, as a server does): each takes
 a ticket from the pacer and reserves every draw's bound before sending it, so the guarantees
-hold with any number in flight. The pacer holds all the state (save it with
-:meth:`BudgetPacer.save` after each request to survive restarts); the samples themselves are not stored, so a request interrupted by a crash
-is drawn again (its seeds are the same, so a seeded backend draws the same samples).
+hold with any number in flight. The pacer holds the spending state (save it with
+:meth:`BudgetPacer.save` after each request to survive restarts). With a ``journal``
+(:class:`SampleJournal`) every sample is recorded as soon as it is judged, and a request
+answered again after a crash takes the samples it had drawn from there: the rule sees the same
+samples, and none is paid for twice.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from budgetlab.core import Problem, Sample, SampleState, SamplingConfig
 from budgetlab.core.types import derive_seed
 from budgetlab.errors import InputError
 from budgetlab.pacing._base import Pacer
+from budgetlab.pacing._journal import SampleJournal
 from budgetlab.pacing._priced import priced
 from budgetlab.runner._loop import _draw_and_judge
 from budgetlab.verifiers import Verifier
@@ -85,6 +88,7 @@ class PacedSolver:
         *,
         unit: str = "samples",
         seed: int = 0,
+        journal: SampleJournal | None = None,
     ) -> None:
         if unit not in UNITS:
             raise InputError(f"pacing unit must be one of {', '.join(UNITS)}, got unit={unit!r}")
@@ -92,6 +96,7 @@ class PacedSolver:
         self.backend, self.config, self.verifier, self.stopping, self.pacer = backend, config, verifier, stopping, pacer
         self.unit = unit
         self.seed = seed
+        self.journal = journal
         self._per_sample: list[float] = []  # recent spend per sample, for the rule's cost per sample
 
     def _sample_cost(self, bound: float) -> float:
@@ -128,7 +133,7 @@ class PacedSolver:
                     Sample("paced", problem.id, self.config.id, i, derive_seed(self.seed, problem.id, self.config.id, i))
                     for i in range(len(drawn), len(drawn) + count)
                 )
-                judged = await _draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, batch))
+                judged = await self._draw(problem, batch)
                 pacer.settle(ticket, count * bound, sum(_spend(s, self.unit) for s in judged))
                 drawn.extend(judged)
                 if len(drawn) >= _FAILED_IN_A_ROW and all(s.state == SampleState.FAILED for s in drawn[-_FAILED_IN_A_ROW:]):
@@ -141,6 +146,19 @@ class PacedSolver:
         answers = [s.answer if s.state == SampleState.DONE else None for s in drawn]
         answer = majority_answer(answers)
         return PacedAnswer(problem.id, answer, _correct_of(drawn, answer), tuple(drawn), spent, price, capped)
+
+    async def _draw(self, problem: Problem, batch: tuple[Sample, ...]) -> list[Sample]:
+        """``batch`` drawn and judged, in order; samples the journal holds are taken from it
+        (they were paid for before a crash) and the others recorded there once judged."""
+        if self.journal is None:
+            return list(await _draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, batch)))
+        kept = {s.index: self.journal.recorded(s) for s in batch}
+        fresh = tuple(s for s in batch if kept[s.index] is None)
+        if fresh:
+            judged = await _draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, fresh))
+            self.journal.add(judged)
+            kept.update((s.index, s) for s in judged)
+        return [kept[s.index] for s in batch]  # type: ignore[misc]
 
 
 def _correct_of(samples: Sequence[Sample], answer: str | None) -> bool | None:
