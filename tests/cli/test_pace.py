@@ -97,11 +97,13 @@ def test_pace_bad_input_is_one_line(recorded: Path, tmp_path: Path, capsys, extr
     assert code == 2 and message in err and len(err.splitlines()) == 1
 
 
-class _FailsOn:
-    """A backend that raises a fatal error for one problem (as a server that stops serving)."""
+class _Wrapped:
+    """A backend that passes everything to the one it wraps; subclasses change how it draws."""
 
-    def __init__(self, backend, problem: str) -> None:
-        self.backend, self.problem, self.name = backend, problem, "fails-on"
+    name = "wrapped"
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
 
     def configs(self):
         return self.backend.configs()
@@ -113,12 +115,23 @@ class _FailsOn:
         return self.backend.estimate(request)
 
     async def draw(self, request):
-        if request.problem.id == self.problem:
-            raise BudgetlabError(f"the server stopped serving (on {self.problem})")
         return await self.backend.draw(request)
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+
+
+class _FailsOn(_Wrapped):
+    """A backend that raises a fatal error for one problem (as a server that stops serving)."""
+
+    def __init__(self, backend, problem: str) -> None:
+        super().__init__(backend)
+        self.problem = problem
+
+    async def draw(self, request):
+        if request.problem.id == self.problem:
+            raise BudgetlabError(f"the server stopped serving (on {self.problem})")
+        return await self.backend.draw(request)
 
 
 @pytest.mark.parametrize("concurrency", ["1", "4"])
@@ -146,22 +159,14 @@ def test_failed_samples_are_not_paid_as_samples_and_stop_their_request(recorded:
     assert rows["unrecorded"]["samples"] == 2 and rows["unrecorded"]["spent"] == 0
 
 
-class _Counting:
+class _Counting(_Wrapped):
     """A backend that counts the samples it draws and, if asked, dies on one problem's second
     draw (after that problem's first samples were drawn and paid for), as a crashed process would."""
 
     def __init__(self, backend, crash_on: str | None = None) -> None:
-        self.backend, self.crash_on, self.name = backend, crash_on, "counting"
+        super().__init__(backend)
+        self.crash_on = crash_on
         self.drawn: list[tuple[str, int]] = []
-
-    def configs(self):
-        return self.backend.configs()
-
-    def problems(self):
-        return self.backend.problems()
-
-    def estimate(self, request):
-        return self.backend.estimate(request)
 
     async def draw(self, request):
         problem = request.problem.id
@@ -169,9 +174,6 @@ class _Counting:
             raise BudgetlabError(f"the process died (in the middle of {problem})")
         self.drawn.extend((problem, s.index) for s in request.samples)
         return await self.backend.draw(request)
-
-    async def aclose(self) -> None:
-        await self.backend.aclose()
 
 
 def test_a_request_cut_by_a_crash_resumes_without_drawing_its_samples_again(recorded: Path, tmp_path: Path, monkeypatch) -> None:
