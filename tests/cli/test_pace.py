@@ -81,6 +81,26 @@ def test_pace_in_tokens_and_from_standard_input(recorded: Path, tmp_path: Path, 
     assert "2 of 5 requests answered" in text
 
 
+def test_pace_over_a_time_window_revises_the_requests_from_the_arrival_rate(recorded: Path, tmp_path: Path, monkeypatch) -> None:
+    """Guessed 10 requests in 100 s; one arrives every 4 s. The forecast rises to about 25, so
+    the budget lasts the window instead of going to the first few; requests after it are refused."""
+    clock = iter(range(0, 10_000, 4))
+    monkeypatch.setattr("budgetlab.cli._pace._now", lambda: float(next(clock)))
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f'{{"id": "p{i:02d}"}}\n' for i in range(30))))
+    out = tmp_path / "answers.jsonl"
+    code, text = _pace(recorded, out, "--budget", "samples=100", "--problems", "-", "--requests", "10", "--window", "100s")
+    rows = _rows(out)
+    assert code == 0 and "the 100s window ended after 26 requests; p26 and later are not answered" in text
+    assert [r["problem"] for r in rows] == [f"p{i:02d}" for i in range(26)]
+    assert sum(r["spent"] for r in rows) <= 100 and "budget is spent" not in text
+    assert "26 requests answered, of about 26 expected in the 100s window" in text
+    assert {r["window_start"] for r in rows} == {0.0}
+    # Resumed later, the window is the one in the ledger: it is over, nothing more is answered.
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "p26"}\n'))
+    code, text = _pace(recorded, out, "--budget", "samples=100", "--problems", "-", "--requests", "10", "--window", "100s")
+    assert code == 0 and "window ended after 26 requests" in text and len(_rows(out)) == 26
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -89,6 +109,8 @@ def test_pace_in_tokens_and_from_standard_input(recorded: Path, tmp_path: Path, 
         (["--budget", "samples=10"], "cannot give each of 30 requests its minimum of 1"),
         (["--budget", "samples=10", "--problems", "-"], "give --requests N"),
         (["--budget", "samples=100", "--concurrency", "0"], "--concurrency must be at least 1, got 0"),
+        (["--budget", "samples=100", "--window", "24h"], "--window needs --requests N"),
+        (["--budget", "samples=100", "--requests", "30", "--window", "soon"], "a window must be a positive duration"),
     ],
 )
 def test_pace_bad_input_is_one_line(recorded: Path, tmp_path: Path, capsys, extra, message) -> None:

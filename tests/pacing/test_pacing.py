@@ -294,3 +294,31 @@ def test_the_expected_number_of_requests_can_be_revised() -> None:
         pacer.expect(100)
     with pytest.raises(InputError, match="whole number >= 1"):
         pacer.expect(0)
+
+
+def test_arrival_forecast_moves_from_the_guess_to_the_observed_rate() -> None:
+    from budgetlab.pacing import ArrivalForecast
+
+    day = ArrivalForecast(window=86_400.0, guess=1_000)
+    assert day.total(0, 0.0) == 1_000  # nothing seen yet: the guess
+    assert day.total(3, 60.0) == pytest.approx(1_000, rel=0.05)  # a burst in the first minute barely moves it
+    # Half the day gone at twice the guessed rate: most of the way to 2,000.
+    assert 1_800 < day.total(1_000, 43_200.0) < 2_000
+    assert day.total(1_234, 90_000.0) == 1_234  # the window is over: what came is all
+    with pytest.raises(InputError, match="whole number >= 1"):
+        ArrivalForecast(window=60.0, guess=0)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90.0), ("30m", 1_800.0), ("24h", 86_400.0), ("7d", 604_800.0), ("45", 45.0)])
+def test_durations(text: str, seconds: float) -> None:
+    from budgetlab.pacing import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "-5m", "0s", "soon", "infd"])
+def test_bad_durations_say_what_a_duration_looks_like(text: str) -> None:
+    from budgetlab.pacing import parse_duration
+
+    with pytest.raises(InputError, match="positive duration such as 90s, 30m, 24h or 7d"):
+        parse_duration(text)

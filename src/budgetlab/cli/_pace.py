@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,10 @@ def add_pace_parser(sub: Any) -> None:
     source.add_argument("--task", help="a generated task, e.g. arithmetic:n=100,digits=1")
     p.add_argument("--budget", required=True, help="one limit: samples=N, tokens=N or dollars=X, for all the requests")
     p.add_argument("--requests", type=int, help="how many requests the budget is for (default: the number of problems; "
-                   "required with --problems -)")  # fmt: skip
+                   "required with --problems -; with --window, a first guess at those the window brings)")  # fmt: skip
+    p.add_argument("--window", help="the budget is for the requests that come within this time, e.g. 30m, 24h or 7d, "
+                   "from the first request (kept in the ledger across resumes); the number expected is revised from "
+                   "the arrival rate as they come")  # fmt: skip
     p.add_argument("--output", required=True, help="answers JSONL, one line per problem (the ledger a rerun resumes from; "
                    "every sample drawn is kept beside it in <stem>.samples.jsonl)")  # fmt: skip
     p.add_argument("--verifier", default="auto", help="extracts (and, with a reference, checks) each sample's answer (default auto)")
@@ -96,6 +100,10 @@ def _answered(path: Path) -> list[dict]:
     return out
 
 
+def _now() -> float:
+    return time.time()
+
+
 @dataclass
 class _Stream:
     backend: Any
@@ -108,6 +116,7 @@ class _Stream:
     problems: Iterator[Any]
     done: list[dict]  # the answers already in the ledger
     out_path: Path
+    window: float | None = None  # seconds: the budget is for the requests within this time
 
 
 def cmd_pace(args: argparse.Namespace, console: Console) -> int:
@@ -138,6 +147,13 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
         problems, requests = iter(listed), args.requests or len(listed)
     if requests < 1:
         raise InputError(f"--requests must be at least 1, got {requests}")
+    window = None
+    if args.window is not None:
+        from budgetlab.pacing import parse_duration
+
+        if args.requests is None:
+            raise InputError("--window needs --requests N: a first guess at the requests the window brings, revised as they come")
+        window = parse_duration(args.window)
     if args.concurrency < 1:
         raise InputError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.config:
@@ -148,7 +164,7 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
             raise InputError(f"{args.backend} lists no configuration; give one with --config model=NAME,...")
         config = offered[0]
     stream = _Stream(backend, config, verifier, BayesStopping(max_samples=args.max_samples), unit, budget, requests,
-                     problems, done, out_path)  # fmt: skip
+                     problems, done, out_path, window)  # fmt: skip
     try:
         return asyncio.run(_serve(args, console, stream))
     except KeyboardInterrupt:
@@ -158,7 +174,11 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
 
 async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
     from budgetlab.pacing import BudgetPacer, PacedSolver, SampleJournal, calibrate_price, prior_problems, sample_bound
+    from budgetlab.pacing import ArrivalForecast
 
+    forecast = ArrivalForecast(s.window, s.requests) if s.window is not None else None
+    window_start = next((float(r["window_start"]) for r in reversed(s.done) if "window_start" in r), None)
+    arrived = len(s.done)
     answered = {row["problem"] for row in s.done}
     journal = SampleJournal(journal_path(s.out_path), skip=answered)
     correct = [bool(row["correct"]) for row in s.done if row.get("correct") is not None]
@@ -198,6 +218,8 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                     slots.release()
                 row = {"problem": result.problem, "answer": result.answer, "correct": result.correct,
                        "samples": len(result.samples), "spent": result.spent, "price": result.price, "cut": result.capped}  # fmt: skip
+                if window_start is not None:
+                    row["window_start"] = window_start
                 out.write(json.dumps(row) + "\n")  # one line per answer, whole: the ledger
                 out.flush()
                 new += 1
@@ -211,6 +233,15 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
             for problem in _chain(first, s.problems):
                 if problem.id in answered:
                     continue
+                if forecast is not None:
+                    now = _now()
+                    window_start = now if window_start is None else window_start
+                    if now - window_start > forecast.window:
+                        console.print(f"the {args.window} window ended after {arrived} requests; {problem.id} and later "
+                                      "are not answered", highlight=False)  # fmt: skip
+                        break
+                    arrived += 1
+                    _revise(pacer, forecast.total(arrived, now - window_start))
                 await slots.acquire()
                 if failures:
                     slots.release()
@@ -233,9 +264,21 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
         journal.close()
         await s.backend.aclose()
     accuracy = f" · {100 * sum(correct) / len(correct):.1f}% of {len(correct)} checked answers right" if correct else ""
-    console.print(f"{pacer.served} of {s.requests} requests answered ({new} now) · spent {pacer.spent:g} of {s.budget:g} {s.unit}"
+    answered_of = (f"{pacer.served} requests answered, of about {pacer.requests} expected in the {args.window} window"
+                   if forecast else f"{pacer.served} of {s.requests} requests answered")  # fmt: skip
+    console.print(f"{answered_of} ({new} now) · spent {pacer.spent:g} of {s.budget:g} {s.unit}"
                   f"{accuracy} · answers in {s.out_path}", highlight=False)  # fmt: skip
     return 0
+
+
+def _revise(pacer: Any, expected: int) -> None:
+    """Spread what is left over ``expected`` requests in all, as far as the budget can give each
+    of them its minimum (past that, the later ones are refused when they come)."""
+    n = max(expected, pacer.served + 1)
+    if pacer.min_spend > 0:
+        n = min(n, pacer.served + int(pacer.remaining // pacer.min_spend + 1e-9))
+    if n >= 1:
+        pacer.expect(n)
 
 
 def journal_path(output: Path) -> Path:

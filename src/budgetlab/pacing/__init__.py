@@ -6,11 +6,13 @@ accuracy against that price (:class:`budgetlab.policies.BayesStopping`) decides 
 each request draws. :class:`PacedSolver` answers live requests through any backend;
 :func:`simulate_paced_stream` replays a stream over recorded samples; :func:`calibrate_price`
 gives the pacer a starting price from a calibration split; a :class:`SampleJournal` keeps every
-sample drawn, so that a request cut short by a crash resumes without paying for them again.
+sample drawn, so that a request cut short by a crash resumes without paying for them again; an
+:class:`ArrivalForecast` turns a budget for a period of time into the requests it is for.
 """
 
 from __future__ import annotations
 
+from budgetlab.pacing._arrivals import ArrivalForecast, parse_duration
 from budgetlab.pacing._base import Pacer
 from budgetlab.pacing._calibrate import calibrate_price, prior_problems
 from budgetlab.pacing._dual import BudgetPacer, Ticket
@@ -20,6 +22,7 @@ from budgetlab.pacing._simulate import PacedStream, simulate_paced_stream
 from budgetlab.pacing._solver import PacedAnswer, PacedSolver, sample_bound
 
 __all__ = [
+    "ArrivalForecast",
     "BudgetPacer",
     "PacedAnswer",
     "PacedSolver",
@@ -28,6 +31,7 @@ __all__ = [
     "SampleJournal",
     "Ticket",
     "calibrate_price",
+    "parse_duration",
     "priced",
     "prior_problems",
     "sample_bound",
