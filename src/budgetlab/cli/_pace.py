@@ -173,8 +173,15 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
-    from budgetlab.pacing import BudgetPacer, PacedSolver, SampleJournal, calibrate_price, prior_problems, sample_bound
-    from budgetlab.pacing import ArrivalForecast
+    from budgetlab.pacing import (
+        ArrivalForecast,
+        BudgetPacer,
+        PacedSolver,
+        SampleJournal,
+        calibrate_price,
+        prior_problems,
+        sample_bound,
+    )
 
     forecast = ArrivalForecast(s.window, s.requests) if s.window is not None else None
     window_start = next((float(r["window_start"]) for r in reversed(s.done) if "window_start" in r), None)
