@@ -88,6 +88,9 @@ def test_a_set_without_a_metric_falls_back_to_plain_averaging(tmp_path: Path, ca
         (2, (), "system 'weak' has 2 human-rated items"),
         (40, ("--confidence", "1.5"), "--confidence must lie in (0, 1), got 1.5"),
         (40, ("--cost-ratio", "-1"), "--cost-ratio must be a positive number, got -1.0"),
+        (40, ("--scale", "5,1"), "--scale must be LOW,HIGH with LOW < HIGH, got '5,1'"),
+        (40, ("--scale", "1-5"), "--scale must be LOW,HIGH with LOW < HIGH, got '1-5'"),
+        (40, ("--scale", "0,1"), "costly labels lie outside label_range (0.0, 1.0)"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, capsys, rated: int, extra: tuple, message: str) -> None:
@@ -95,3 +98,26 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys, rated: int, extra: tuple,
     code, _ = run(str(path), *extra)
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_pass_fail_scores_that_all_pass_need_their_scale(tmp_path: Path, capsys) -> None:
+    """Every rated item passed for every system: refused with the fix named; with --scale 0,1 the
+    intervals keep room for a failure among the unrated items."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(100):
+        scores = {}
+        for system in SYSTEMS:
+            passed = float(rng.random() < 0.97)
+            scores[system] = {"judge": passed + rng.normal(0, 0.2)}
+            if i < 12:
+                scores[system]["human_overall"] = 1.0
+        lines.append(json.dumps({"i": i, "scores": scores}))
+    path = tmp_path / "passes.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    code, _ = run(str(path))
+    err = capsys.readouterr().err
+    assert code == 2 and "do not vary within any system" in err and "--scale 0,1" in err
+    assert run(str(path), "--scale", "0,1", "--json")[0] == 0
+    for row in json.loads(capsys.readouterr().out)["systems"]:
+        assert row["low"] < 0.99 and row["high"] >= 1.0

@@ -15,6 +15,19 @@ from budgetlab.errors import InputError
 
 __all__ = ["add_estimate_parser", "cmd_estimate"]
 
+
+def _parse_scale(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        low = high = math.nan
+    if not low < high:
+        raise InputError(f"--scale must be LOW,HIGH with LOW < HIGH, got {text!r}; e.g. --scale 1,5")
+    return low, high
+
 _RATE_FIRST = "rate some items first (budgetlab subset SET --output to_rate.jsonl) and add their scores under a human key"
 
 
@@ -29,6 +42,11 @@ def add_estimate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
     )
     p.add_argument("--human", help="the human score to estimate (default: the overall dimension)")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
+    p.add_argument(
+        "--scale",
+        help="LOW,HIGH: the scale the human scores are on (e.g. 1,5 or 0,1), so that scores piled at an end "
+        "still get honest intervals (default: the range of the scores given)",
+    )
     p.add_argument(
         "--cost-ratio",
         type=float,
@@ -53,6 +71,7 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
         raise InputError(f"--confidence must lie in (0, 1), got {args.confidence}; e.g. --confidence 0.95")
     if args.cost_ratio is not None and not args.cost_ratio > 0:
         raise InputError(f"--cost-ratio must be a positive number, got {args.cost_ratio}; e.g. --cost-ratio 100")
+    scale = _parse_scale(args.scale)
     data = load_items(args.path)
     if not (data.human_keys or args.human):
         raise InputError(f"{args.path} has no human score on any item; {_RATE_FIRST}")
@@ -75,9 +94,9 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
             )
     else:
         present = np.array([[s in it.tgt or s in it.scores for s in data.systems] for it in data.items])
-    plain = pooled_plain_means(human, present, confidence=args.confidence)
+    plain = pooled_plain_means(human, present, confidence=args.confidence, label_range=scale)
     if data.has_metric:
-        estimates = pooled_control_variate_means(human, controls, confidence=args.confidence)
+        estimates = pooled_control_variate_means(human, controls, confidence=args.confidence, label_range=scale)
         r = pooled_held_out_correlation(human, controls)
         report["method"] = "control variates (pooled over systems)"
         report["held_out_correlation"] = r

@@ -31,8 +31,9 @@ them still be pooled.
 
 Labels piled at the ends of their range (pass/fail labels, mostly passes) understate their own
 variance in a small sample, which can miss the rare value entirely; each system's variance is
-floored for it (``_unseen_floor``), and labels that do not vary at all are refused rather than
-given a zero-width interval.
+floored for it (:func:`._control_variates.unseen_floor`, over the labels' scale: ``label_range``
+when given, else the range of every system's labels), and labels that do not vary within any
+system are refused rather than given a zero-width interval, unless their scale is given.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from budgetlab.errors import InputError
-from budgetlab.evaluation._control_variates import MeanEstimate, _t, unseen_floor
+from budgetlab.evaluation._control_variates import MeanEstimate, _label_range, _t, unseen_floor
 
 __all__ = [
     "RIDGE_GRID",
@@ -72,6 +73,7 @@ def pooled_control_variate_means(
     pool_variance: bool = True,
     variance_trend: bool = True,
     confidence: float = 0.95,
+    label_range: tuple[float, float] | None = None,
 ) -> list[MeanEstimate]:
     """Each system's mean costly score over its items, with a confidence interval.
 
@@ -83,6 +85,9 @@ def pooled_control_variate_means(
     design; 0 is least squares). ``pool_variance``: shrink the systems' residual variances
     towards their common level (4 systems or more), following a trend in their estimated
     means with ``variance_trend`` (6 systems or more; see the module docstring).
+    ``label_range``: the scale the costly labels are on ((0, 1) for pass rates), for the
+    variance floor of labels piled at its ends; by default the range of all the labels, and
+    labels alike within every system are refused (they cannot size an interval by themselves).
     """
     y, x, labelled, grid = _prepare(costly, cheap, item_means, ridge)
     population = ~np.isnan(x).any(axis=2)
@@ -93,7 +98,7 @@ def pooled_control_variate_means(
         raise InputError(
             f"system {short[0]} has {n_lab[short[0]]} costly labels; each system needs at least 3 for an interval"
         )
-    _check_labels_vary(y, labelled)
+    scale = _scale(y, labelled, label_range)
     fit = _pooled_ridge(y, x, labelled, grid)
     means = np.empty(n_sys)
     for j in range(n_sys):
@@ -101,7 +106,7 @@ def pooled_control_variate_means(
         shift = x[pop, j].mean(axis=0) - x[lab, j].mean(axis=0)
         means[j] = y[lab, j].mean() + shift @ fit.beta
     resid_var = np.array([_residual_variance(fit.held_out[labelled[:, j], j]) for j in range(n_sys)])
-    resid_var, df = _settle_variances(resid_var, y, labelled, means, pool_variance, variance_trend)
+    resid_var, df = _settle_variances(resid_var, y, labelled, means, pool_variance, variance_trend, scale)
     estimates = []
     for j in range(n_sys):
         n, big_n = int(n_lab[j]), int(population[:, j].sum())
@@ -168,11 +173,12 @@ def pooled_plain_means(
     pool_variance: bool = True,
     variance_trend: bool = True,
     confidence: float = 0.95,
+    label_range: tuple[float, float] | None = None,
 ) -> list[MeanEstimate]:
     """Each system's plain mean of its costly labels, with the systems' variances shrunk
     towards their common level as in :func:`pooled_control_variate_means` (no cheap scores):
     what pooling the variances alone buys. ``population``: items x systems, the items each
-    system's mean is over (default: every item)."""
+    system's mean is over (default: every item). ``label_range``: as there."""
     y = np.asarray(costly, float)
     if y.ndim != 2:
         raise InputError(f"costly must be items x systems, got shape {y.shape}")
@@ -183,10 +189,10 @@ def pooled_plain_means(
     n_lab = labelled.sum(axis=0)
     if (n_lab < 2).any():
         raise InputError(f"each system needs at least 2 costly labels for an interval, got {n_lab.min()}")
-    _check_labels_vary(y, labelled)
+    scale = _scale(y, labelled, label_range)
     means = np.array([y[labelled[:, j], j].mean() for j in range(y.shape[1])])
     var = np.array([np.var(y[labelled[:, j], j], ddof=1) for j in range(y.shape[1])])
-    var, df = _settle_variances(var, y, labelled, means, pool_variance, variance_trend)
+    var, df = _settle_variances(var, y, labelled, means, pool_variance, variance_trend, scale)
     out = []
     for j in range(y.shape[1]):
         n, big_n = int(n_lab[j]), int(pop[:, j].sum())
@@ -233,38 +239,43 @@ def _prepare(
     return y, x, labelled, grid
 
 
-def _check_labels_vary(y: np.ndarray, labelled: np.ndarray) -> None:
-    """Labels alike within every system (pass/fail labels near the ceiling, in a small sample)
-    show no spread to size an interval by, and no slope to carry the cheap scores over to the
-    unlabelled items: any interval from them would be a zero-width guess."""
+def _scale(y: np.ndarray, labelled: np.ndarray, given: tuple[float, float] | None) -> tuple[float, float]:
+    """The labels' scale: ``given`` (checked against the labels), else their range, refusing
+    labels alike within every system (pass/fail labels near the ceiling, in a small sample):
+    they show no spread to size an interval by, and no slope to carry the cheap scores over to
+    the unlabelled items, so any interval from them would be a zero-width guess."""
+    if given is not None:
+        return _label_range(y[labelled], given)
     if all(np.ptp(y[labelled[:, j], j]) == 0 for j in range(y.shape[1])):
         n = int(labelled.any(axis=1).sum())
         raise InputError(
             f"the costly labels on the {n} labelled items do not vary within any system (e.g. all "
             f"{float(y[labelled][0]):g}), so they cannot size an interval; label more items, preferably ones whose "
-            "cheap scores differ (budgetlab subset --method variance)"
+            "cheap scores differ (budgetlab subset --method variance), or give the scale the labels are on "
+            "(label_range=(0, 1); budgetlab estimate --scale 0,1)"
         )
+    values = y[labelled]
+    return float(values.min()), float(values.max())
 
 
 def _settle_variances(
-    var: np.ndarray, y: np.ndarray, labelled: np.ndarray, means: np.ndarray, pool: bool, trend: bool
+    var: np.ndarray,
+    y: np.ndarray,
+    labelled: np.ndarray,
+    means: np.ndarray,
+    pool: bool,
+    trend: bool,
+    scale: tuple[float, float],
 ) -> tuple[np.ndarray, np.ndarray]:
     """The systems' variances and degrees of freedom behind their intervals: floored for labels
     piled at the ends of their range, then (with ``pool``) shrunk towards the systems' common
     level, or, with too few systems for that, 0s replaced by the others' pooled variance."""
-    var = np.maximum(var, _unseen_floor(y, labelled))
+    low, high = scale
+    var = np.maximum(var, [unseen_floor(y[labelled[:, j], j], low, high) for j in range(y.shape[1])])
     df = labelled.sum(axis=0) - 1.0
     if pool and y.shape[1] >= MIN_SYSTEMS_TO_POOL:
         return _moderate(var, df, means if trend else None)
     return _borrow_for_unseen(var, df) if pool else (var, df)
-
-
-def _unseen_floor(y: np.ndarray, labelled: np.ndarray) -> np.ndarray:
-    """Per system, :func:`._control_variates.unseen_floor` of its labels, with the range taken
-    over every system's labels."""
-    values = y[labelled]
-    low, high = float(values.min()), float(values.max())
-    return np.array([unseen_floor(y[labelled[:, j], j], low, high) for j in range(y.shape[1])])
 
 
 class _Fit:
