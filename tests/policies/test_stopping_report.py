@@ -64,6 +64,8 @@ def test_a_stopping_run_reports_its_savings_and_selection(tmp_path: Path, replay
     assert adaptive["prefix"] == 2
     assert adaptive["pass_at_k"]["1"] == pytest.approx(0.5) and adaptive["undetermined"]["pass_at_k"]["1"] == 0
     assert adaptive["pass_at_k"]["4"] == 1.0 and adaptive["undetermined"]["pass_at_k"]["4"] == 1
+    assert adaptive["all_problems_bounds"]["pass_at_k"]["4"] == pytest.approx([2 / 3, 1.0])  # p2 unknown: 0 or 1
+    assert adaptive["all_problems_bounds"]["pass_at_k"]["1"] == pytest.approx([0.5, 0.5])
     assert set(adaptive["maj_at_k"]) == {"1", "2", "4", "6"}
     (wentry,) = weighted["configs"].values()
     assert wentry["selection"]["selector"] == "weighted" and wentry["selection"]["accuracy"] == pytest.approx(2 / 3)

@@ -75,6 +75,8 @@ def test_problems_stopped_unsolved_before_k_are_undetermined() -> None:
     est = adaptive_pass_at_k([[False, False], [False, True], [True], [False] * 4], 4, n_boot=10)
     assert est.per_problem == (None, 1.0, 1.0, 0.0)
     assert est.undetermined == 1 and est.n_problems == 3
+    # Over all four problems, whatever left the first one undetermined: between 2/4 and 3/4.
+    assert est.bounds() == (0.5, 0.75) and est.to_dict()["bounds"] == [0.5, 0.75]
 
 
 # ---- maj@k under an ESC-style rule --------------------------------------------------------------

@@ -34,7 +34,8 @@ pass@k (maj@k) over the problems exactly when every problem is determined. A pro
 prefix settles nothing (e.g. stopped unsolved before k by a budget) has no unbiased estimate
 from its own samples; it is counted in ``undetermined`` and left out of the mean, which is then
 unbiased for the mean over the other problems only if being undetermined does not depend on
-the outcomes. Policies that stop only on success (pass@k) or only when a vote is settled
+the outcomes. :meth:`AdaptiveEstimate.bounds` gives what holds without that assumption: the
+mean over all problems with each undetermined one counted as 0 and as 1. Policies that stop only on success (pass@k) or only when a vote is settled
 (maj@k) never leave a problem undetermined for k up to their cap.
 """
 
@@ -66,9 +67,19 @@ class AdaptiveEstimate:
     undetermined: int
     per_problem: tuple[float | None, ...]
 
-    def to_dict(self) -> dict[str, float | int]:
+    def bounds(self) -> tuple[float, float]:
+        """The mean over *all* problems, undetermined ones included, as far as the samples
+        bound it: each undetermined problem counted as 0 (low) and as 1 (high). Unlike
+        ``value`` it assumes nothing about why problems were left undetermined."""
+        known = [v for v in self.per_problem if v is not None]
+        total = len(self.per_problem)
+        if total == 0:
+            return float("nan"), float("nan")
+        return sum(known) / total, (sum(known) + self.undetermined) / total
+
+    def to_dict(self) -> dict[str, float | int | list[float]]:
         return {"value": self.value, "lo": self.lo, "hi": self.hi, "k": self.k,
-                "n_problems": self.n_problems, "undetermined": self.undetermined}
+                "n_problems": self.n_problems, "undetermined": self.undetermined, "bounds": list(self.bounds())}
 
 
 def _check(k: int, prefix: int) -> tuple[int, int]:

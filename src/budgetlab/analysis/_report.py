@@ -40,7 +40,8 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
     configuration also gets ``adaptive``: pass@k and maj@k for k up to that maximum from
     :func:`~budgetlab.analysis.adaptive_pass_at_k` / :func:`~budgetlab.analysis.adaptive_maj_at_k`,
     which stay unbiased when a problem's samples stop early, with the problems they could not
-    settle counted as ``undetermined`` (the plain values above average only the problems that
+    settle counted as ``undetermined`` and ``all_problems_bounds`` the mean over every problem
+    with those counted as 0 and as 1 (the plain values above average only the problems that
     drew k samples, which under adaptive stopping are the harder ones).
     """
     info = store.get_run(run)
@@ -158,7 +159,8 @@ def _adaptive(per_problem: list[list[Sample]], cap: int, prefix: int, n_boot: in
     ordered = [sorted(v, key=lambda s: s.index) for v in per_problem]
     has_answers = any(s.answer is not None for v in ordered for s in v)
     out: dict[str, Any] = {"prefix": prefix, "pass_at_k": {}, "maj_at_k": {}, "ci": {"pass_at_k": {}, "maj_at_k": {}},
-                           "undetermined": {"pass_at_k": {}, "maj_at_k": {}}}  # fmt: skip
+                           "undetermined": {"pass_at_k": {}, "maj_at_k": {}},
+                           "all_problems_bounds": {"pass_at_k": {}, "maj_at_k": {}}}  # fmt: skip
     for k in default_ks(cap):
         estimates = {"pass_at_k": adaptive_pass_at_k([[bool(s.correct) for s in v] for v in ordered], k, prefix=prefix,
                                                      n_boot=n_boot, seed=seed)}  # fmt: skip
@@ -171,6 +173,7 @@ def _adaptive(per_problem: list[list[Sample]], cap: int, prefix: int, n_boot: in
             out[metric][str(k)] = est.value if known else None
             out["ci"][metric][str(k)] = [est.lo, est.hi] if known else None
             out["undetermined"][metric][str(k)] = est.undetermined
+            out["all_problems_bounds"][metric][str(k)] = list(est.bounds())
     return out
 
 
