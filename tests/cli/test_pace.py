@@ -229,6 +229,21 @@ def test_a_request_cut_by_a_crash_resumes_without_drawing_its_samples_again(reco
     assert len(journal) == len(uninterrupted) and len(set(journal)) == len(journal)
 
 
+def test_a_crash_with_requests_in_flight_pays_for_no_sample_twice(recorded: Path, tmp_path: Path, monkeypatch) -> None:
+    import budgetlab.backends
+
+    real = budgetlab.backends.make_backend
+    backends: list[_Counting] = []
+    for crash_on in ("p05", None):
+        monkeypatch.setattr(budgetlab.backends, "make_backend",
+                            lambda spec, options=None, c=crash_on: backends.append(_Counting(real(spec, options), c)) or backends[-1])  # fmt: skip
+        _pace(recorded, tmp_path / "cut.jsonl", "--budget", "samples=120", "--concurrency", "4")
+    drawn = backends[0].drawn + backends[1].drawn
+    assert len(drawn) == len(set(drawn))  # no (problem, index) drawn in both processes, or twice in one
+    assert sorted(r["problem"] for r in _rows(tmp_path / "cut.jsonl")) == [f"p{i:02d}" for i in range(30)]
+    assert sum(r["spent"] for r in _rows(tmp_path / "cut.jsonl")) <= 120
+
+
 def test_the_sample_journal_survives_a_line_cut_off_and_refuses_a_foreign_one(recorded: Path, tmp_path: Path, capsys) -> None:
     from budgetlab.cli._pace import journal_path
 
