@@ -112,7 +112,10 @@ def test_subset_happy_path(items_jsonl: Path, tmp_path: Path, capsys) -> None:
 def test_subset_default_method_follows_the_metric(tmp_path: Path, items_jsonl: Path, capsys) -> None:
     """Without --method: irt for a continuous metric, agreement for pass/fail, diversity without one."""
     assert main(["subset", str(items_jsonl), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["method"] == "irt"
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"] == "irt" and report["method_chosen"]
+    assert main(["subset", str(items_jsonl)]) == 0
+    assert "method irt: the default for a set with a continuous metric" in capsys.readouterr().out
     rng = np.random.default_rng(0)
     for name, metric, expected in (("pass", {"pass": 1.0}, "agreement"), ("none", {}, "diversity")):
         path = tmp_path / f"{name}.jsonl"

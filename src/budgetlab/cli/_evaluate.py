@@ -141,6 +141,7 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     report: dict = {
         "source": args.path,
         "method": name,
+        "method_chosen": args.method == "auto",
         "items": len(data),
         "chosen": [data.items[i].id for i in chosen],
         "cost": float(costs[chosen].sum()),
@@ -170,6 +171,9 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
             f"Kendall {agreement['kendall']:.3f}",
             highlight=False,
         )
+    if args.method == "auto":
+        why = {"irt": "a continuous metric", "agreement": "a metric with few levels", "diversity": "no metric"}[name]
+        console.print(f"method {name}: the default for a set with {why} (--method to choose another)", highlight=False)
     if args.output:
         console.print(f"chosen items written to {args.output}", highlight=False)
     return 0
