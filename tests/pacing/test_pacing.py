@@ -322,3 +322,15 @@ def test_bad_durations_say_what_a_duration_looks_like(text: str) -> None:
 
     with pytest.raises(InputError, match="positive duration such as 90s, 30m, 24h or 7d"):
         parse_duration(text)
+
+
+def test_expecting_within_the_budget_caps_at_what_is_left() -> None:
+    pacer = BudgetPacer(10.0, 5, min_spend=1.0)
+    for spent in (3.0, 3.0):
+        pacer.record(spent)  # 2 served, 4 left
+    with pytest.raises(InputError, match="expect at most 6 requests"):
+        pacer.expect(50)
+    pacer.expect(50, within_budget=True)
+    assert pacer.requests == 6
+    pacer.expect(1, within_budget=True)  # never below one more than served
+    assert pacer.requests == 3

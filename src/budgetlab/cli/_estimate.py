@@ -15,19 +15,6 @@ from budgetlab.errors import InputError
 
 __all__ = ["add_estimate_parser", "cmd_estimate"]
 
-
-def _parse_scale(text: str | None) -> tuple[float, float] | None:
-    if text is None:
-        return None
-    parts = text.split(",")
-    try:
-        low, high = (float(p) for p in parts)
-    except ValueError:
-        low = high = math.nan
-    if not low < high:
-        raise InputError(f"--scale must be LOW,HIGH with LOW < HIGH, got {text!r}; e.g. --scale 1,5")
-    return low, high
-
 _RATE_FIRST = "rate some items first (budgetlab subset SET --output to_rate.jsonl) and add their scores under a human key"
 
 
@@ -122,6 +109,19 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
         return 0
     _print(report, data.name, console)
     return 0
+
+
+def _parse_scale(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        low = high = math.nan
+    if not low < high:
+        raise InputError(f"--scale must be LOW,HIGH with LOW < HIGH, got {text!r}; e.g. --scale 1,5")
+    return low, high
 
 
 def _print(report: dict, name: str, console: Console) -> None:

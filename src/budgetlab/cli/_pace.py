@@ -248,7 +248,7 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                                       "are not answered", highlight=False)  # fmt: skip
                         break
                     arrived += 1
-                    _revise(pacer, forecast.total(arrived, now - window_start))
+                    pacer.expect(forecast.total(arrived, now - window_start), within_budget=True)
                 await slots.acquire()
                 if failures:
                     slots.release()
@@ -276,16 +276,6 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
     console.print(f"{answered_of} ({new} now) · spent {pacer.spent:g} of {s.budget:g} {s.unit}"
                   f"{accuracy} · answers in {s.out_path}", highlight=False)  # fmt: skip
     return 0
-
-
-def _revise(pacer: Any, expected: int) -> None:
-    """Spread what is left over ``expected`` requests in all, as far as the budget can give each
-    of them its minimum (past that, the later ones are refused when they come)."""
-    n = max(expected, pacer.served + 1)
-    if pacer.min_spend > 0:
-        n = min(n, pacer.served + int(pacer.remaining // pacer.min_spend + 1e-9))
-    if n >= 1:
-        pacer.expect(n)
 
 
 def journal_path(output: Path) -> Path:

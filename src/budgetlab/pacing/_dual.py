@@ -120,10 +120,16 @@ class BudgetPacer:
         self.spent += spent
         self.end(Ticket(spent=spent))
 
-    def expect(self, requests: int) -> None:
+    def expect(self, requests: int, *, within_budget: bool = False) -> None:
         """Revise how many requests the budget is for (in all, those served included), e.g. from
-        the arrival rate when the budget is for a period of time rather than a count."""
+        the arrival rate when the budget is for a period of time rather than a count
+        (:class:`~budgetlab.pacing.ArrivalForecast`). ``within_budget``: expect at most as many
+        as what is left can still give their minimum (later ones are refused as they come)
+        instead of raising, and at least one more than served."""
         _whole("requests", requests, 1)
+        if within_budget:
+            affordable = self.served + int(self.remaining // self.min_spend + 1e-9) if self.min_spend > 0 else requests
+            requests = max(min(max(requests, self.served + 1), affordable), self.served, 1)
         later = max(requests - self.served, 0)
         if later * self.min_spend > self.remaining + 1e-9:
             raise InputError(

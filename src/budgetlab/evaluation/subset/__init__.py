@@ -29,7 +29,7 @@ from budgetlab.evaluation.subset._consistency import MetricConsistency
 from budgetlab.evaluation.subset._cost import select_under_budget, utilities_from_order
 from budgetlab.evaluation.subset._data import Item, ItemSet, is_human_key, load_items, rank_agreement
 from budgetlab.evaluation.subset._diversity import OutputDiversity, similarity
-from budgetlab.evaluation.subset._irt import FEW_LEVELS, IRTInformation, IRTParams, fisher_information, fit_2pl
+from budgetlab.evaluation.subset._irt import IRTInformation, IRTParams, fisher_information, fit_2pl, has_few_levels
 from budgetlab.evaluation.subset._random import RandomSubset
 from budgetlab.evaluation.subset._separation import RankSeparation, expected_discordant_pairs
 from budgetlab.evaluation.subset._transfer import HeldOutChoice, choose_on_other_sets
@@ -53,6 +53,7 @@ __all__ = [
     "expected_discordant_pairs",
     "fisher_information",
     "fit_2pl",
+    "has_few_levels",
     "is_human_key",
     "load_items",
     "make_subset_method",
@@ -93,8 +94,7 @@ def method_for(data: ItemSet) -> str:
     for a set with no metric."""
     if not data.has_metric:
         return "diversity"
-    scores = data.metric("auto")
-    return "irt" if len(np.unique(scores[~np.isnan(scores)])) > FEW_LEVELS else "agreement"
+    return "agreement" if has_few_levels(data.metric("auto")) else "irt"
 
 
 def choose(

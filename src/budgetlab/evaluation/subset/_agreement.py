@@ -22,6 +22,7 @@ import numpy as np
 
 from budgetlab.evaluation.subset._data import ItemSet
 from budgetlab.evaluation.subset._random import by_utility
+from budgetlab.evaluation.subset._variance import MetricVariance
 
 __all__ = ["MetricAgreement", "signed_variance"]
 
@@ -62,11 +63,8 @@ class MetricAgreement:
     name: str = "agreement"
 
     def utilities(self, data: ItemSet) -> np.ndarray:
-        scores = data.metric(self.metric)
-        signed = signed_variance(scores)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            variance = np.nan_to_num(np.nanvar(scores, axis=1))
+        signed = signed_variance(data.metric(self.metric))
+        variance = np.nan_to_num(MetricVariance(self.metric).utilities(data))
         # One scale that puts every agreeing item above every other: past the largest variance.
         return np.where(signed > 0, variance.max() + signed, variance)
 

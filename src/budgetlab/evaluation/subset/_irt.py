@@ -19,7 +19,7 @@ from budgetlab.errors import InputError
 from budgetlab.evaluation.subset._data import ItemSet
 from budgetlab.evaluation.subset._random import by_utility
 
-__all__ = ["IRTInformation", "IRTParams", "fisher_information", "fit_2pl"]
+__all__ = ["IRTInformation", "IRTParams", "fisher_information", "fit_2pl", "has_few_levels"]
 
 
 @dataclass(frozen=True)
@@ -124,11 +124,17 @@ class IRTInformation:
 def responses(scores: np.ndarray, binarize: bool | str = "auto") -> np.ndarray:
     """The metric's scores (NaN where absent) as 2PL responses in [0, 1] (see :class:`IRTInformation`)."""
     if binarize == "auto":
-        binarize = len(np.unique(scores[~np.isnan(scores)])) > FEW_LEVELS
+        binarize = not has_few_levels(scores)
     if binarize:
         return np.where(np.isnan(scores), np.nan, _split_at_median(scores))
     lo, hi = np.nanmin(scores), np.nanmax(scores)
     return (scores - lo) / (hi - lo if hi > lo else 1.0)
+
+
+def has_few_levels(scores: np.ndarray) -> bool:
+    """Whether the scores (NaN ignored) take at most ``FEW_LEVELS`` distinct values: pass/fail,
+    a pass rate over a few samples, a grade; not a continuous metric."""
+    return len(np.unique(scores[~np.isnan(scores)])) <= FEW_LEVELS
 
 
 def _split_at_median(scores: np.ndarray) -> np.ndarray:
