@@ -22,9 +22,10 @@ algorithm need to name the true best model with probability >= 90%, over ``--see
 
 Target: <= 5% of the full cost for UCB-E and UCB-E-LRF (the paper reports 5-15%).
 
-(Named selection.py, not select.py: a script's folder comes first on the import path, and a
-bench/select.py would shadow the standard library's ``select`` module, which asyncio imports,
-for every script in bench/.)
+(Named selection.py: a script's folder comes first on the import path, so a real bench/select.py
+would shadow the standard library's ``select`` module, which asyncio imports, for every script
+in bench/. ``python bench/select.py``, the issue's name, runs this file through a shim that
+avoids that.)
 
 Usage::
 
