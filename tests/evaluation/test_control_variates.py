@@ -388,3 +388,36 @@ def test_one_systems_labels_all_alike_need_their_possible_range() -> None:
         control_variate_mean(costly, cheap, label_range=(0, 0.5))
     with pytest.raises(InputError, match="low < high"):
         control_variate_mean(costly, cheap, label_range=(1, 0))
+
+
+def test_a_cheap_score_alike_on_every_labelled_item_is_left_out() -> None:
+    # A pass/fail cheap score on which every labelled item passed: its slope cannot be fitted,
+    # and fitting it to rounding error used to give an interval about 1e13 wide.
+    rng = np.random.default_rng(4)
+    cheap = (rng.random(60) < 0.6).astype(float)
+    costly = np.clip(0.5 * cheap + rng.normal(0.3, 0.2, 60), 0, 1)
+    labelled = np.flatnonzero(cheap == 1)[:10]
+    y = np.full(60, np.nan)
+    y[labelled] = costly[labelled]
+    est = control_variate_mean(y, cheap, label_range=(0, 1))
+    plain = plain_mean(y)
+    assert est.beta == (0.0,) and est.rho is None
+    assert est.mean == pytest.approx(plain.mean)
+    assert est.width == pytest.approx(plain.width, rel=0.02)
+    # With a second cheap score that does vary, that one is still used.
+    other = costly + rng.normal(0, 0.05, 60)
+    both = control_variate_mean(y, np.column_stack([cheap, other]), label_range=(0, 1))
+    assert both.beta[0] == 0.0 and both.beta[1] > 0.5
+
+
+def test_cheap_scores_on_part_of_the_items_count_the_first_phase_in_full() -> None:
+    # Cheap scores on m of N items: the estimate's variance has the first phase's
+    # (1 - m/N) S_y^2 / m in full (Cochran's double-sampling regression estimator).
+    costly, cheap = population(n_items=1000, rho=0.9, seed=5)
+    y = np.full(1000, np.nan)
+    y[:40] = costly[:40]
+    c = np.full(1000, np.nan)
+    c[:200] = cheap[:200]
+    est = control_variate_mean(y, c)
+    resid_var = (1 - np.corrcoef(costly[:40], cheap[:40])[0, 1] ** 2) * costly[:40].var(ddof=1)
+    assert est.stderr**2 >= (1 - 200 / 1000) * costly[:40].var(ddof=1) / 200 + (1 - 40 / 200) * resid_var / 40 * 0.99

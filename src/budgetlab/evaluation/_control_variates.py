@@ -115,31 +115,48 @@ def control_variate_mean(
     labelled = ~np.isnan(y)
     if (labelled & ~has_cheap).any():
         raise InputError("every item with a costly label needs its cheap score too (two-phase sampling)")
-    n, m, p = int(labelled.sum()), int(has_cheap.sum()), c.shape[1]
+    n, m, p_given = int(labelled.sum()), int(has_cheap.sum()), c.shape[1]
     N = len(y) if n_items is None else n_items
+    yl = y[labelled]
+    # A cheap score that is the same on every labelled item (a pass/fail score where all of them
+    # passed) says nothing about the slope: it is left out (slope 0) rather than fitted to
+    # rounding error, which made the interval's beta term explode.
+    varies = _varies_on(c[labelled]) if n else np.ones(p_given, bool)
+    c = c[:, varies]
+    p = c.shape[1]
     if n < p + 3:
         raise InputError(
             f"a control-variate interval needs at least {p + 3} costly labels for {p} cheap score(s), got {n}"
         )
-    yl, cl = y[labelled], c[labelled]
+    cl = c[labelled]
     low, high = _label_range(yl, label_range)
-    design = np.column_stack([np.ones(n), cl - cl.mean(axis=0)])
+    centred = cl - cl.mean(axis=0)
+    design = np.column_stack([np.ones(n), centred])
     coef, *_ = np.linalg.lstsq(design, yl, rcond=None)
     beta = coef[1:]
     resid = yl - design @ coef
     s_e2 = max(float(resid @ resid) / (n - p - 1), unseen_floor(yl, low, high))
-    s_y2 = float(yl.var(ddof=1))
+    s_y2 = max(float(yl.var(ddof=1)), s_e2)
     shift = c[has_cheap].mean(axis=0) - cl.mean(axis=0)
     mean = float(yl.mean() + beta @ shift)
     # The two-phase variance, plus the variance that estimating beta adds at this shift (the
     # regression's variance of a mean prediction), which keeps small-n intervals honest.
-    centred = cl - cl.mean(axis=0)
-    beta_term = float(shift @ np.linalg.pinv(centred.T @ centred) @ shift) * s_e2
-    var = max(0.0, 1 - n / m) * s_e2 / n + beta_term + max(0.0, 1 - m / N) * max(s_y2 - s_e2, 0.0) / m
+    beta_term = float(shift @ np.linalg.pinv(centred.T @ centred) @ shift) * s_e2 if p else 0.0
+    var = max(0.0, 1 - n / m) * s_e2 / n + beta_term + max(0.0, 1 - m / N) * s_y2 / m
     se = math.sqrt(var)
     half = _t(confidence, n - p - 1) * se
-    rho = float(np.corrcoef(yl, cl[:, 0])[0, 1]) if p == 1 and yl.std() > 0 and cl.std() > 0 else None
-    return MeanEstimate(mean, se, mean - half, mean + half, n, m, tuple(map(float, beta)), rho)
+    rho = float(np.corrcoef(yl, cl[:, 0])[0, 1]) if p_given == p == 1 and yl.std() > 0 else None
+    slopes = np.zeros(p_given)
+    slopes[varies] = beta
+    return MeanEstimate(mean, se, mean - half, mean + half, n, m, tuple(map(float, slopes)), rho)
+
+
+def _varies_on(cheap_labelled: np.ndarray) -> np.ndarray:
+    """Per cheap score, whether it takes more than one value on the labelled items (beyond
+    rounding error)."""
+    spread = cheap_labelled.max(axis=0) - cheap_labelled.min(axis=0)
+    scale = np.maximum(np.abs(cheap_labelled).max(axis=0), 1.0)
+    return spread > 1e-9 * scale
 
 
 def _label_range(labels: np.ndarray, given: tuple[float, float] | None) -> tuple[float, float]:
