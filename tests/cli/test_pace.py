@@ -282,3 +282,31 @@ def test_pace_on_the_embedded_model(tmp_path: Path) -> None:
     assert code == 0
     rows = _rows(out)
     assert len(rows) == 6 and sum(r["samples"] for r in rows) <= 18 and all(r["correct"] is not None for r in rows)
+
+
+def test_a_live_stream_gets_each_answer_before_the_next_request_comes(recorded: Path, tmp_path: Path, monkeypatch) -> None:
+    """Standard input stays open between requests, as a live stream's does: each answer is
+    written while the stream is quiet, not held until the next line (or the end) comes."""
+    import os
+    import threading
+    import time
+
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr("sys.stdin", os.fdopen(read_end, "r"))
+    out = tmp_path / "answers.jsonl"
+    seen_before_next: list[int] = []
+
+    def feed() -> None:
+        for problem in ("p00", "p01"):
+            os.write(write_end, f'{{"id": "{problem}"}}\n'.encode())
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(out.read_text().splitlines() if out.exists() else []) < len(seen_before_next) + 1:
+                time.sleep(0.05)
+            seen_before_next.append(len(out.read_text().splitlines()) if out.exists() else 0)
+        os.close(write_end)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    code, _ = _pace(recorded, out, "--budget", "samples=40", "--problems", "-", "--requests", "5", "--price", "0.003")
+    feeder.join(5)
+    assert code == 0 and seen_before_next == [1, 2]

@@ -15,13 +15,14 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from budgetlab.cli._pace_input import arrivals
 from budgetlab.errors import InputError
 
 __all__ = ["add_pace_parser", "cmd_pace"]
@@ -117,6 +118,7 @@ class _Stream:
     done: list[dict]  # the answers already in the ledger
     out_path: Path
     window: float | None = None  # seconds: the budget is for the requests within this time
+    live: bool = False  # the problems come from an open stream (standard input)
 
 
 def cmd_pace(args: argparse.Namespace, console: Console) -> int:
@@ -164,7 +166,7 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
             raise InputError(f"{args.backend} lists no configuration; give one with --config model=NAME,...")
         config = offered[0]
     stream = _Stream(backend, config, verifier, BayesStopping(max_samples=args.max_samples), unit, budget, requests,
-                     problems, done, out_path, window)  # fmt: skip
+                     problems, done, out_path, window, live=args.problems == "-")  # fmt: skip
     try:
         return asyncio.run(_serve(args, console, stream))
     except KeyboardInterrupt:
@@ -191,11 +193,12 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
     correct = [bool(row["correct"]) for row in s.done if row.get("correct") is not None]
     new = 0
     try:
-        first = next(s.problems, None)
+        stream = arrivals(s.problems, live=s.live, clock=_now)
+        first = await anext(stream, None)
         if first is None:
             raise InputError("no problems to answer")
         # One sample's bound on the first problem: the reserve for each later request.
-        per_sample = sample_bound(s.backend, s.verifier, s.config, first, s.unit)
+        per_sample = sample_bound(s.backend, s.verifier, s.config, first[0], s.unit)
         if per_sample <= 0:
             raise InputError(
                 f"a sample of {s.config.name} costs nothing in {s.unit} as far as {args.backend} knows, so a {s.unit} budget "
@@ -237,11 +240,10 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                     console.print(f"{result.problem}: {result.answer!r}{mark} · {len(result.samples)} samples · spent {result.spent:g} "
                                   f"· price {result.price:.3g}{' · cut by the budget' if result.capped else ''}", highlight=False)  # fmt: skip
 
-            for problem in _chain(first, s.problems):
+            async for problem, now in _chain(first, stream):
                 if problem.id in answered:
                     continue
                 if forecast is not None:
-                    now = _now()
                     window_start = now if window_start is None else window_start
                     if now - window_start > forecast.window:
                         console.print(f"the {args.window} window ended after {arrived} requests; {problem.id} and later "
@@ -283,6 +285,7 @@ def journal_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.samples.jsonl")
 
 
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
     yield first
-    yield from rest
+    async for item in rest:
+        yield item
