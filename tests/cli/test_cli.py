@@ -258,6 +258,19 @@ def test_running_the_same_command_twice_resumes_and_draws_nothing(capsys, sample
     assert after["configs"] == before["configs"] and after["spent"] == before["spent"]
 
 
+def test_the_same_command_with_config_resumes_and_another_config_is_refused(capsys, samples: Path, store: Path) -> None:
+    args = ("run", "--backend", f"replay:{samples}", "-k", "4", "--config", "model=m", "--no-progress", "--store", store)
+    rc, out, err = cli(capsys, *args)
+    assert rc == 0, err
+    assert drawn_now(out) == 8
+    rc, out, err = cli(capsys, *args)
+    assert rc == 0, err
+    assert drawn_now(out) == 0 and sample_rows(store) == 8
+    name = json.loads(cli(capsys, "runs", "--store", store, "--json")[1])[0]["name"]
+    rc, _, err = cli(capsys, "run", "--name", name, "--backend", f"replay:{samples}", "--config", "model=other", "--store", store)
+    assert rc == 2 and "exists with configuration(s) m, not other" in err and err.count("\n") == 1
+
+
 def test_raising_the_budget_on_resume_draws_more(capsys, samples: Path, store: Path) -> None:
     base = ("run", "--backend", f"replay:{samples}", "--name", "b", "-k", "4", "--no-progress", "--store", store)
     rc, out, err = cli(capsys, *base, "--budget", "samples=3")
@@ -414,9 +427,9 @@ BAD_INPUT: dict[str, Case] = {
         ["run", "--backend", f"replay:{s}", "--configs", "m,zz", "--name", "new"],
         ["'zz'", "choose from: m"],
     ),
-    "--configs on an existing run": lambda tmp, s: (
-        ["run", "--backend", f"replay:{s}", "--configs", "m", "--name", "tiny"],
-        ["'tiny'", "--name"],
+    "another --config on an existing run": lambda tmp, s: (
+        ["run", "--backend", f"replay:{s}", "--config", "model=other", "--name", "tiny"],
+        ["'tiny'", "not other", "--name"],
     ),
     "new run without backend": lambda tmp, s: (
         ["run", "--name", "new"],

@@ -431,6 +431,10 @@ def test_run_api_creates_resumes_and_checks_options(tmp_path: Path) -> None:
         run("other", f"replay:{path}", store=db, configs=[SamplingConfig(model="nope")])
     with SQLiteStore(db) as store:
         assert [r.name for r in store.list_runs()] == ["r"]  # the bad run was never created
+    # The same configurations asked for again resume the run; other ones are refused.
+    assert run("r", store=db, configs=[SamplingConfig(model="cfg-a")]).drawn == 0
+    with pytest.raises(InputError, match=r"exists with configuration\(s\) cfg-a, not nope"):
+        run("r", store=db, configs=[SamplingConfig(model="nope")])
 
 
 _ZERO_COUNT_SCRIPT = """

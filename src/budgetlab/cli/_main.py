@@ -189,8 +189,6 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
 def _select_configs(store, name: str, args: argparse.Namespace, backend_options):  # type: ignore[no-untyped-def]
     from budgetlab.backends import make_backend
 
-    if store.find_run(name) is not None:
-        raise InputError(f"run {name!r} exists; --configs applies only when a run starts (start another --name)")
     if not args.backend:
         raise InputError("--configs needs --backend to know which configurations exist")
     if args.config:

@@ -57,6 +57,8 @@ def resume_or_create(
                 f"run {spec.name!r} exists with {field}={getattr(stored, field)!r}, not {getattr(spec, field)!r}; "
                 "resume it without that option, or start a new run with another --name"
             )
+    if configs is not None:
+        _check_same_configs(spec.name, store.configs(spec.name), configs)
     backend = make_backend(stored.backend, stored.backend_args)
     changes: dict[str, Any] = {}
     if "budget" in explicit and spec.budget != stored.budget:
@@ -67,6 +69,24 @@ def resume_or_create(
         store.update_spec(dataclasses.replace(stored, **changes))
         existing = store.get_run(spec.name)
     return existing, backend
+
+
+def _check_same_configs(name: str, stored: Sequence[SamplingConfig], asked: Sequence[SamplingConfig]) -> None:
+    """Asking again for the configurations a run has resumes it; asking for others is refused,
+    since the run's samples and budget belong to the ones it started with."""
+    if {c.id for c in asked} == {c.id for c in stored}:
+        return
+    have = "; ".join(_describe(c) for c in stored)
+    want = "; ".join(_describe(c) for c in asked)
+    raise InputError(
+        f"run {name!r} exists with configuration(s) {have}, not {want}; resume it with the same configurations "
+        "(or none given), or start a new run with another --name"
+    )
+
+
+def _describe(config: SamplingConfig) -> str:
+    params = ",".join(f"{k}={v}" for k, v in sorted(config.params.items()))
+    return f"{config.name}" + (f" ({params})" if params else "")
 
 
 def _from_backend(backend: Any, what: str, spec: RunSpec) -> list[Any]:
