@@ -109,6 +109,42 @@ def test_forecast_of_a_finished_run_changes_nothing(tmp_path: Path) -> None:
         assert pilot.drawn == 0 and store.get_run("done").state.value == "done"
         assert fc.rows[0].tokens.value == pytest.approx(store.get_run("done").spent.tokens, rel=0.15)
         assert any("no wall-time" in n for n in fc.notes)
+        # It forecasts from every problem the run drew, not from the pilot's few.
+        assert fc.pilot_problems == N_PROBLEMS and len(pilot.problems) == N_PROBLEMS
+
+
+def test_a_samples_budget_too_small_for_the_pilot_is_refused_before_drawing(tmp_path: Path) -> None:
+    from budgetlab.core import Budget
+    from budgetlab.tasks import load_problems
+
+    problems_path, samples_path = _write(tmp_path)
+    problems = load_problems(str(problems_path))
+    with open_store(str(tmp_path / "s.db")) as store:
+        with pytest.raises(InputError, match=r"pilot needs 72 more samples \(12 problems x k=6 x 1 configuration\(s\)\) "
+                                             r"but --budget samples=10 leaves 10; raise --budget, or lower --pilot or -k"):
+            forecast("small", f"replay:{samples_path}", store=store, pilot=0.1, problems=problems, policy="fixed",
+                     policy_args={"k": K}, verifier="recorded", budget=Budget(samples=10), n_boot=20)
+        assert store.samples("small") == []
+        # A budget that covers the pilot gets a row of its own: what the whole run can buy with it.
+        fc, pilot = forecast("small", f"replay:{samples_path}", store=store, pilot=0.1, problems=problems,
+                             policy="fixed", policy_args={"k": K}, verifier="recorded", budget=Budget(samples=300),
+                             n_boot=20)
+        rows = {r.label: r for r in fc.rows}
+        assert pilot.drawn == 72 and rows["--budget samples=300"].k == 2  # 300 samples over 120 problems
+
+
+def test_a_pilot_cut_short_by_a_tokens_budget_says_so(tmp_path: Path) -> None:
+    from budgetlab.core import Budget
+    from budgetlab.tasks import load_problems
+
+    problems_path, samples_path = _write(tmp_path)
+    with open_store(str(tmp_path / "s.db")) as store:
+        fc, pilot = forecast("cut", f"replay:{samples_path}", store=store, pilot=0.1,
+                             problems=load_problems(str(problems_path)), policy="fixed", policy_args={"k": K},
+                             verifier="recorded", budget=Budget(tokens=1500), concurrency=1, n_boot=20)
+    assert 0 < pilot.drawn < 12 * K
+    note = next(n for n in fc.notes if "pilot stopped before it was complete" in n)
+    assert "tokens" in note and "of 12 pilot problems it reached" in note
 
 
 def test_a_pilot_that_solves_nothing_does_not_claim_certainty(tmp_path: Path) -> None:

@@ -77,6 +77,7 @@ def forecast(
     prepared = prepare(name, backend, store=store, **options)
     spec = prepared.spec
     planned_k = int(spec.policy_args.get("k", 8))
+    _check_pilot_affordable(store, name, pilot, planned_k)
     result = run_pilot(prepared, pilot, on_progress)
     problems = store.problems(name)
     configs = store.configs(name)
@@ -84,11 +85,43 @@ def forecast(
     pilot_samples = [s for s in samples if s.problem in set(result.problems) and s.state.finished]
     per_sample = (sum(s.prompt_tokens + s.completion_tokens for s in pilot_samples) / len(pilot_samples)
                   if pilot_samples else 0.0)
-    wanted = default_scenarios(planned_k) + list(scenarios or [])
+    # What the run's own --budget buys is a row of its own: the planned k alone would ignore it.
+    limits = [Scenario(f"--budget {key}={amount:g}", limit=(key, float(amount)))
+              for key, amount in spec.budget.limits().items() if key in ("samples", "tokens", "dollars")]
+    wanted = default_scenarios(planned_k) + limits + list(scenarios or [])
     # The same k asked twice is one row.
     seen: set[tuple[int | None, Any]] = set()
     unique = [s for s in wanted if not ((s.k, s.limit) in seen or seen.add((s.k, s.limit)))]  # type: ignore[func-returns-value]
+    throughput = result.throughput(per_sample) if result.drawn else None
+    untimed = ("this invocation drew no pilot samples to time (they were drawn before)" if not result.drawn
+               else f"the pilot's {result.drawn} samples came in one batch, too few to time")
     out = predict(name, problems, configs, samples, list(result.problems), planned_k, unique, method=method,
-                  throughput=result.throughput(per_sample) if result.drawn else None, n_boot=n_boot, seed=spec.seed)
+                  throughput=throughput, n_boot=n_boot, seed=spec.seed, untimed=untimed)
+    if "stopped early" in result.stopped_because:
+        with_samples = len({s.problem for s in pilot_samples})
+        out.notes.append(f"the pilot stopped before it was complete ({result.stopped_because.split(': ', 1)[-1]}); "
+                         f"the forecast rests on the {with_samples} of {len(result.problems)} pilot problems it reached")
     return out, result
+
+
+def _check_pilot_affordable(store: Any, name: str, fraction: float, k: int) -> None:
+    """A samples budget too small for the pilot is refused before anything is drawn: a pilot
+    cut short forecasts from the few problems it reached."""
+    from budgetlab.core.run import RunState
+    from budgetlab.errors import InputError
+
+    info = store.get_run(name)
+    limit = info.spec.budget.samples
+    if limit is None or info.state is RunState.DONE:
+        return
+    chosen = set(choose_pilot_problems([p.id for p in store.problems(name)], fraction, info.spec.seed))
+    configs = len(store.configs(name))
+    have = sum(1 for s in store.samples(name) if s.problem in chosen and s.state.finished)
+    needed = len(chosen) * k * configs - have
+    left = limit - info.spent.samples
+    if needed > left:
+        raise InputError(
+            f"the pilot needs {needed} more samples ({len(chosen)} problems x k={k} x {configs} configuration(s)) but "
+            f"--budget samples={limit:g} leaves {left:g}; raise --budget, or lower --pilot or -k"
+        )
 

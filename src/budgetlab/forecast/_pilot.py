@@ -113,9 +113,9 @@ def run_pilot(
     ids = [p.id for p in store.problems(spec.name)]
     chosen = choose_pilot_problems(ids, fraction, spec.seed)
     info = store.get_run(spec.name)
-    if info.state is RunState.DONE:  # the whole run is drawn already: forecast from it, change nothing
+    if info.state is RunState.DONE:  # the whole run is drawn already: forecast from all of it, change nothing
         asyncio.run(prepared.backend.aclose())
-        return PilotResult(tuple(chosen), 0, 0.0, None, 0, 0, info.stopped_because or "complete")
+        return PilotResult(tuple(ids), 0, 0.0, None, 0, 0, info.stopped_because or "complete")
     policy = PilotPolicy(make_policy(spec.policy, spec.policy_args), frozenset(chosen))
     started = time.perf_counter()
     marks: dict[str, float | int] = {}

@@ -186,8 +186,10 @@ def predict(
     throughput: dict[str, float] | None = None,
     n_boot: int = 200,
     seed: int = 0,
+    untimed: str = "this invocation drew no pilot samples to time (they were drawn before)",
 ) -> Forecast:
-    """The forecast of ``run`` from its samples on the ``pilot`` problems (see the module doc)."""
+    """The forecast of ``run`` from its samples on the ``pilot`` problems (see the module doc).
+    ``untimed``: why there is no ``throughput``, for the note that says so."""
     pilot_set = set(pilot)
     sizes = {p.id: _prompt_size(p) for p in problems}
     by_pair: dict[tuple[str, str], list[Sample]] = defaultdict(list)
@@ -237,7 +239,7 @@ def predict(
     if pilot_k and any(r.k > pilot_k for r in rows):
         notes.append(f"pass@k beyond k={pilot_k} (the pilot's samples per problem) is extrapolated with method {method}")
     if throughput is None:
-        notes.append("no wall-time forecast: this invocation drew no pilot samples to time (they were drawn before)")
+        notes.append(f"no wall-time forecast: {untimed}")
     spent = {"samples": sum(len(v) for v in drawn_pairs.values()),
              "tokens": sum(s.prompt_tokens + s.completion_tokens for v in drawn_pairs.values() for s in v),
              "dollars": sum(s.cost for v in drawn_pairs.values() for s in v)}
