@@ -59,14 +59,26 @@ def check_arguments(factory: Callable[..., Any], args: Mapping[str, Any] | None,
 
 
 _CONFIG_KEYS = ("model", "label", "template")
+# Text a shell cannot easily carry in one argument: written as \n, \t or \r in a --config.
+_ESCAPED_TEXT = ("stop", "system", "template")
+_ESCAPES = {"\\n": "\n", "\\t": "\t", "\\r": "\r", "\\\\": "\\"}
+
+
+def _unescape(text: str) -> str:
+    import re
+
+    return re.sub(r"\\[ntr\\]", lambda m: _ESCAPES[m.group()], text)
 
 
 def parse_config(text: str, backend: str) -> "SamplingConfig":
     """``"model=smollm2,temperature=0.7,max_tokens=64,label=smol"`` -> a :class:`SamplingConfig`
-    of ``backend``; keys other than model, label and template are sampling parameters."""
+    of ``backend``; keys other than model, label and template are sampling parameters. In
+    ``stop``, ``system`` and ``template``, ``\\n``, ``\\t`` and ``\\r`` stand for a newline, tab and
+    carriage return (``stop=\\n`` ends a sample at its first line break)."""
     from budgetlab.core.types import SamplingConfig
 
     _, args = parse_spec("config:" + text, "configuration")
+    args = {k: _unescape(v) if k in _ESCAPED_TEXT and isinstance(v, str) else v for k, v in args.items()}
     if "model" not in args:
         raise InputError(f"configuration {text!r} names no model; write e.g. --config model=smollm2,temperature=0.7")
     params = {k: v for k, v in args.items() if k not in _CONFIG_KEYS}
