@@ -82,7 +82,7 @@ def _assert_complete(store: SQLiteStore, records: dict, k: int = K) -> None:
 
 
 # ---- failures --------------------------------------------------------------------------------
-def test_generic_backend_error_fails_only_its_samples(setup) -> None:
+def test_generic_backend_error_fails_only_its_samples_and_the_next_invocation_draws_them_again(setup) -> None:
     path, records, store = setup
     bad = {"p00002", "p00011"}
 
@@ -92,23 +92,34 @@ def test_generic_backend_error_fails_only_its_samples(setup) -> None:
     reports: list[Progress] = []
     outcome = _execute(store, WrappedReplay(path, fail=fail), concurrency=8, max_batch=2, on_progress=reports.append)
 
-    assert outcome.state is RunState.DONE
-    assert outcome.stopped_because == "complete: policy fixed has nothing more to draw"
     samples = store.samples("r")
-    assert len(samples) == PLANNED  # failed samples count as drawn: not retried
+    assert len(samples) == PLANNED  # within one invocation a failed sample is not retried
     failed = [s for s in samples if s.state is SampleState.FAILED]
     assert {s.problem for s in failed} == bad
     assert len(failed) == len(bad) * len(CONFIGS) * K
+    # The run is not called complete: it says how many failed and that running again retries them.
+    assert outcome.state is RunState.STOPPED and outcome.failed == len(failed)
+    assert outcome.stopped_because == (f"{len(failed)} of the {PLANNED} samples settled now failed (first: "
+                                       f"RuntimeError: connection reset on {failed[0].problem}); run it again to draw them again")
     for s in failed:
         assert s.error == f"RuntimeError: connection reset on {s.problem}"
         assert s.answer is None and s.correct is None
     assert all(s.state is SampleState.DONE and s.error is None for s in samples if s.problem not in bad)
     info = store.get_run("r")
-    assert info.state is RunState.DONE
+    assert info.state is RunState.STOPPED
     assert info.spent.samples == PLANNED - len(failed)  # a failed sample is not a sample drawn
     assert outcome.drawn == PLANNED
     assert reports[-1].finished == PLANNED - len(failed) and reports[-1].failed == len(failed)
     assert reports[-1].planned == PLANNED and reports[-1].in_flight == 0
+    _assert_clean(store, _db(store))
+
+    # The server is back: the next invocation draws exactly the failed samples, with their seeds.
+    backend = WrappedReplay(path)
+    again = _execute(store, backend, concurrency=8, max_batch=2)
+    assert again.state is RunState.DONE and again.drawn == len(failed) and backend.draws > 0
+    redrawn = {s.key: s for s in store.samples("r")}
+    assert all(redrawn[s.key].state is SampleState.DONE and redrawn[s.key].seed == s.seed for s in failed)
+    assert store.get_run("r").spent.samples == PLANNED
     _assert_clean(store, _db(store))
 
 
@@ -124,7 +135,7 @@ def test_completion_and_verdict_details_are_recorded_with_each_sample(setup) -> 
                     for c, s in zip(out, request.samples)]  # fmt: skip
 
     outcome = _execute(store, Detailed(path), concurrency=4, max_batch=2)
-    assert outcome.state is RunState.DONE
+    assert outcome.state is RunState.STOPPED and outcome.failed == 6  # p00003's, to be drawn again
     for s in store.samples("r"):
         if s.problem == "p00003":
             assert s.state is SampleState.FAILED and s.details == {"attempts": 3}
@@ -141,7 +152,7 @@ def test_wrong_number_of_completions_fails_the_request(setup) -> None:
             return out[:-1] if request.problem.id == "p00001" else out
 
     outcome = _execute(store, Short(path), concurrency=8, max_batch=3)
-    assert outcome.state is RunState.DONE
+    assert outcome.state is RunState.STOPPED and outcome.failed == len(CONFIGS) * K
     failed = store.samples("r", [SampleState.FAILED])
     assert {s.problem for s in failed} == {"p00001"} and len(failed) == len(CONFIGS) * K
     for s in failed:  # a request holds up to max_batch samples of one pair
@@ -351,7 +362,7 @@ def test_cli_sigint_interrupts_cleanly_and_resumes(tmp_path: Path) -> None:
 def test_replay_exhaustion_gives_failed_samples_with_a_clear_error(setup) -> None:
     path, records, store = setup
     outcome = _execute(store, WrappedReplay(path), policy=FixedK(k=K + 2), concurrency=16)
-    assert outcome.state is RunState.DONE
+    assert outcome.state is RunState.STOPPED and "(first: replay exhausted: " in outcome.stopped_because
     samples = store.samples("r")
     assert len(samples) == N_PROBLEMS * len(CONFIGS) * (K + 2)
     name_of = {v: n for n, v in config_ids(CONFIGS).items()}

@@ -527,6 +527,27 @@ def test_release_returns_a_workers_samples_to_pending_and_frees_its_reservations
     assert store.get_run("r").reserved == Spend()
 
 
+def test_requeue_failed_returns_only_unbilled_failures_to_pending_with_their_seeds(store: BaseStore) -> None:
+    make_run(store)
+    s = store.add_pending("r", [Proposal("p1", C1.id, 4)])
+    store.claim("r", "w1", keys_of(s), [Spend(tokens=10)] * 4, Budget())
+    store.finish("r", "w1", [settle(s[0]), settle(s[1], FAILED, prompt=0, completion=0, cost=0.0, verify=0.0),
+                             settle(s[2], FAILED, prompt=7, completion=0, cost=0.0), settle(s[3], FAILED,
+                             prompt=0, completion=0, cost=0.002)])  # fmt: skip
+    before = store.get_run("r").spent
+    assert store.requeue_failed("r") == 1
+    after = {x.key: x for x in store.samples("r")}
+    assert [after[k].state for k in keys_of(s)] == [DONE, PENDING, FAILED, FAILED]
+    again = after[s[1].key]
+    assert again.seed == s[1].seed and again.error is None and again.text is None and again.latency == 0
+    assert store.get_run("r").spent == before  # nothing it cost is taken back
+    assert_spent_exact(store)
+    # Drawn again, it is claimed and finished like any pending sample.
+    assert store.claim("r", "w2", [s[1].key], [Spend()], Budget()).claimed == (s[1].key,)
+    assert store.finish("r", "w2", [settle(again)]) == [True]
+    assert store.requeue_failed("r") == 0
+
+
 # ---- reading and importing ----------------------------------------------------------------------
 def test_samples_filters_by_state_and_orders_by_problem_config_index(store: BaseStore) -> None:
     # Ids where a collation other than code points would order differently.

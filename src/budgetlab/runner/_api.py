@@ -52,15 +52,23 @@ def resume_or_create(
         return store.create_run(spec, problems, configs), backend
     stored = existing.spec
     for field in ("backend", "backend_args", "policy", "policy_args", "verifier", "seed"):
-        if field in explicit and getattr(spec, field) != getattr(stored, field):
+        asked, have = getattr(spec, field), getattr(stored, field)
+        if field == "backend_args":  # how to reach the backend may change; what it samples may not
+            asked, have = _sampling_options(asked), _sampling_options(have)
+        if field in explicit and asked != have:
             raise InputError(
-                f"run {spec.name!r} exists with {field}={getattr(stored, field)!r}, not {getattr(spec, field)!r}; "
+                f"run {spec.name!r} exists with {field}={have!r}, not {asked!r}; "
                 "resume it without that option, or start a new run with another --name"
             )
     if configs is not None:
         _check_same_configs(spec.name, store.configs(spec.name), configs)
-    backend = make_backend(stored.backend, stored.backend_args)
     changes: dict[str, Any] = {}
+    if "backend_args" in explicit:
+        transport = {k: v for k, v in spec.backend_args.items() if k in RESUMABLE_BACKEND_OPTIONS}
+        merged = {**stored.backend_args, **transport}
+        if merged != stored.backend_args:
+            changes["backend_args"] = merged
+    backend = make_backend(stored.backend, changes.get("backend_args", stored.backend_args))
     if "budget" in explicit and spec.budget != stored.budget:
         changes["budget"] = spec.budget
     if "concurrency" in explicit and spec.concurrency != stored.concurrency:
@@ -69,6 +77,18 @@ def resume_or_create(
         store.update_spec(dataclasses.replace(stored, **changes))
         existing = store.get_run(spec.name)
     return existing, backend
+
+
+# Backend options that say how to reach or wait for a backend (or how hard to drive it), never
+# what a sample is: they may change when a run resumes, e.g. a longer timeout after an outage.
+RESUMABLE_BACKEND_OPTIONS = frozenset({
+    "concurrency", "timeout", "connect_timeout", "max_attempts", "backoff", "max_backoff", "max_retry_wait",
+    "check_models", "api_key", "api_key_env", "headers", "threads", "max_sequences", "cache_dir",
+})  # fmt: skip
+
+
+def _sampling_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k not in RESUMABLE_BACKEND_OPTIONS}
 
 
 def _check_same_configs(name: str, stored: Sequence[SamplingConfig], asked: Sequence[SamplingConfig]) -> None:

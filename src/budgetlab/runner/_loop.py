@@ -45,6 +45,7 @@ class RunOutcome:
     stopped_because: str
     spent: Spend
     drawn: int  # samples settled by this invocation
+    failed: int = 0  # of those, failed ones that cost nothing: the next invocation draws them again
 
 
 def _describe_block(limit: str, budget: Budget, spent: Spend, reserved: Spend) -> str:
@@ -144,6 +145,9 @@ async def execute(
     problems = store.problems(run)
     configs = store.configs(run)
     recover_dead_workers(store, run, stale_after)
+    # A failure that cost nothing (a refused or dropped request) is drawn again by each new
+    # invocation, so "run it again later" recovers from an outage; within one it stays failed.
+    store.requeue_failed(run)
     store.heartbeat(run, worker)
     store.set_run_state(run, RunState.RUNNING)
 
@@ -154,6 +158,7 @@ async def execute(
     in_flight: dict[asyncio.Task[list[Sample]], int] = {}
     n_in_flight = 0
     drawn = 0
+    unbilled_failures: list[Sample] = []
     counts = _count_finished(view)
     last_beat = time.monotonic()
     blocked_by: str | None = None
@@ -220,6 +225,10 @@ async def execute(
                     return RunOutcome(RunState.STOPPED, reason, totals.spent, drawn)
                 if policy_idle and not queue:
                     totals = store.get_run(run)
+                    if unbilled_failures:
+                        reason = _describe_failures(unbilled_failures, drawn)
+                        store.set_run_state(run, RunState.STOPPED, reason)
+                        return RunOutcome(RunState.STOPPED, reason, totals.spent, drawn, len(unbilled_failures))
                     reason = f"complete: policy {policy.name} has nothing more to draw"
                     store.set_run_state(run, RunState.DONE, reason)
                     return RunOutcome(RunState.DONE, reason, totals.spent, drawn)
@@ -240,6 +249,8 @@ async def execute(
             for s in kept:
                 spent = spent + s.spend
                 counts[0 if s.state is SampleState.DONE else 1] += 1
+                if s.state is SampleState.FAILED and not (s.prompt_tokens or s.completion_tokens or s.cost):
+                    unbilled_failures.append(s)
             view.spent = spent
             drawn += len(kept)
             if fatal is not None:  # raised only now, so what the other requests drew is kept
@@ -267,6 +278,12 @@ async def execute(
     finally:
         # Whatever this worker still holds goes back to pending, to be drawn again with its seed.
         store.release(run, worker)
+
+
+def _describe_failures(failed: list[Sample], settled: int) -> str:
+    first = (failed[0].error or "no reason given").splitlines()[0]
+    return (f"{len(failed)} of the {settled} samples settled now failed (first: {first}); "
+            "run it again to draw them again")
 
 
 def _count_finished(view: RunView) -> list[int]:

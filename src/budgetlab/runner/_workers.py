@@ -21,7 +21,19 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed process stays a zombie until its parent reaps it (a second or so after
+    ``kill -9``, when the parent is a shell's ``timeout``); signal 0 still reaches it, but it will
+    never finish its claims. Linux only (``/proc``); elsewhere a process that answers is alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # pid (comm) state ...: the state follows the last ')' (comm may itself hold one)
+            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def worker_is_dead(worker: str, heartbeat: float, stale_after: float, now: float | None = None) -> bool:

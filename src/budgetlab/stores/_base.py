@@ -119,6 +119,13 @@ class BaseStore(abc.ABC):
         """Return every sample ``worker`` holds running to pending, freeing its reservations, and
         forget the worker. Returns the number of samples released."""
 
+    @abc.abstractmethod
+    def requeue_failed(self, run: str) -> int:
+        """Return to pending (same index and seed, result cleared) every failed sample of ``run``
+        that cost nothing: no tokens, no dollars (a request the server refused, a timeout, a
+        dropped connection). A later invocation draws them again, paying for each once; a
+        failure that was billed stays failed. Returns the number requeued."""
+
     # ---- samples ------------------------------------------------------------------------------
     @abc.abstractmethod
     def add_pending(self, run: str, proposals: Iterable[Proposal]) -> list[Sample]:

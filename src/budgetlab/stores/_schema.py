@@ -18,6 +18,10 @@ SAMPLE_RESULT_COLUMNS = (
     "error",
     "details",
 )
+# The result columns of a sample not drawn yet (SQL literals), to clear one that goes back to pending.
+FRESH_RESULT = {c: "NULL" for c in SAMPLE_RESULT_COLUMNS} | {
+    c: "0" for c in ("prompt_tokens", "completion_tokens", "cost", "latency", "verify_seconds")
+}
 # Columns added after schema version 1, added to older stores when they are opened:
 # (version that added it, table, column, SQLite DDL type).
 ADDED_COLUMNS = ((2, "samples", "details", "TEXT"),)

@@ -25,7 +25,7 @@ from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError, pip_dependency_error
 from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal
 from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample
-from budgetlab.stores._schema import ADDED_COLUMNS, SAMPLE_RESULT_COLUMNS, SPEND_COLUMNS
+from budgetlab.stores._schema import ADDED_COLUMNS, FRESH_RESULT, SAMPLE_RESULT_COLUMNS, SPEND_COLUMNS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Row
@@ -322,6 +322,17 @@ class SQLAlchemyStore(BaseStore):
     def workers(self, run: str) -> dict[str, float]:
         w = self._t.workers.c
         return {row[0]: row[1] for row in self._read(self._sa.select(w.worker, w.heartbeat).where(w.run == run))}
+
+    def requeue_failed(self, run: str) -> int:
+        s = self._t.samples.c
+        fresh = {c: (0 if FRESH_RESULT[c] == "0" else None) for c in SAMPLE_RESULT_COLUMNS}
+        with self._write() as conn:
+            return conn.execute(
+                self._t.samples.update()
+                .where(s.run == run, s.state == SampleState.FAILED.value, s.prompt_tokens == 0,
+                       s.completion_tokens == 0, s.cost == 0)
+                .values(state=SampleState.PENDING.value, worker=None, **fresh)
+            ).rowcount
 
     def release(self, run: str, worker: str) -> int:
         sa, t = self._sa, self._t

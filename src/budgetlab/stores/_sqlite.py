@@ -19,7 +19,7 @@ from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError
 from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal
 from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample
-from budgetlab.stores._schema import ADDED_COLUMNS, SAMPLE_RESULT_COLUMNS, TABLES
+from budgetlab.stores._schema import ADDED_COLUMNS, FRESH_RESULT, SAMPLE_RESULT_COLUMNS, TABLES
 
 __all__ = ["SQLiteStore"]
 
@@ -191,6 +191,15 @@ class SQLiteStore(BaseStore):
             # Recount rather than subtract: the totals then heal even if they had drifted.
             self._recompute_reserved(cur, run)
         return released
+
+    def requeue_failed(self, run: str) -> int:
+        cleared = ", ".join(f"{c} = {FRESH_RESULT[c]}" for c in SAMPLE_RESULT_COLUMNS)
+        with self._write() as cur:
+            return cur.execute(
+                f"UPDATE samples SET state = 'pending', worker = NULL, {cleared} "
+                "WHERE run = ? AND state = 'failed' AND prompt_tokens = 0 AND completion_tokens = 0 AND cost = 0",
+                (run,),
+            ).rowcount
 
     @staticmethod
     def _recompute_reserved(cur: sqlite3.Cursor, run: str) -> None:
