@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import io
 import json
@@ -111,6 +112,13 @@ def test_pace_over_a_time_window_revises_the_requests_from_the_arrival_rate(reco
         (["--budget", "samples=100", "--concurrency", "0"], "--concurrency must be at least 1, got 0"),
         (["--budget", "samples=100", "--window", "24h"], "--window needs --requests N"),
         (["--budget", "samples=100", "--requests", "30", "--window", "soon"], "a window must be a positive duration"),
+        (["--budget", "samples=100", "--requests", "0"], "--requests must be at least 1, got 0"),
+        (["--budget", "samples=inf"], "--budget samples=inf must be a finite number; e.g. --budget samples=1000"),
+        (["--budget", "tokens=1e400"], "--budget tokens=1e400 must be a finite number; e.g. --budget tokens=1000"),
+        (["--budget", "samples=100", "--task", "arithmetic:n=abc"], "arithmetic task n='abc' is not a whole number"),
+        (["--budget", "samples=100", "--output", "/nonexistent/dir/o.jsonl"],
+         "--output /nonexistent/dir/o.jsonl: the folder /nonexistent/dir does not exist; create it or give another --output"),
+        (["--budget", "samples=100", "--config", "model=foo"], "configuration 'foo' is not in replay file"),
     ],
 )
 def test_pace_bad_input_is_one_line(recorded: Path, tmp_path: Path, capsys, extra, message) -> None:
@@ -129,6 +137,9 @@ class _Wrapped:
 
     def configs(self):
         return self.backend.configs()
+
+    def check(self, problems, configs) -> None:
+        self.backend.check(problems, configs)
 
     def problems(self):
         return self.backend.problems()
@@ -173,12 +184,113 @@ def test_a_fatal_backend_error_stops_the_stream_with_one_line_and_keeps_the_answ
 
 
 def test_failed_samples_are_not_paid_as_samples_and_stop_their_request(recorded: Path, tmp_path: Path, monkeypatch) -> None:
+    """A request whose samples all fail stops after two (the backend retried each already), pays
+    nothing, and says why. It has no answer: it used to be written to the ledger as answered
+    with ``None``, so that a rerun skipped it for good (and a wrong --config filled the whole
+    ledger that way). It is left out of the ledger now, the run exits 1, and a rerun retries it."""
     out = tmp_path / "answers.jsonl"
-    monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "p01"}\n{"id": "unrecorded"}\n{"id": "p02"}\n'))
-    code, _ = _pace(recorded, out, "--budget", "samples=30", "--problems", "-", "--requests", "3")
+    stream = '{"id": "p01"}\n{"id": "unrecorded"}\n{"id": "p02"}\n'
+    monkeypatch.setattr("sys.stdin", io.StringIO(stream))
+    code, text = _pace(recorded, out, "--budget", "samples=30", "--problems", "-", "--requests", "3")
     rows = {r["problem"]: r for r in _rows(out)}
-    assert code == 0 and rows["unrecorded"]["answer"] is None
-    assert rows["unrecorded"]["samples"] == 2 and rows["unrecorded"]["spent"] == 0
+    assert code == 1 and sorted(rows) == ["p01", "p02"]
+    assert "unrecorded: not answered, 2 samples failed: replay exhausted:" in text
+    assert "holds only 0 samples of problem 'unrecorded'" in text
+    spent = sum(r["spent"] for r in rows.values())
+    assert "2 of 3 requests answered (2 now) · 1 not answered" in text and f"spent {spent:g} of 30 samples" in text
+    monkeypatch.setattr("sys.stdin", io.StringIO(stream))
+    code, text = _pace(recorded, out, "--budget", "samples=30", "--problems", "-", "--requests", "3")
+    assert code == 1 and "unrecorded: not answered, 2 samples failed" in text and "(0 now)" in text
+    assert len(_rows(out)) == 2
+
+
+def test_a_configuration_the_backend_does_not_serve_answers_nothing(recorded: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "answers.jsonl"
+    code, _ = _pace(recorded, out, "--budget", "samples=100", "--config", "model=foo")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("budgetlab: error: configuration 'foo' is not in replay file") and "it has: m" in err
+    assert not out.exists() or out.read_text() == ""
+    assert _pace(recorded, out, "--budget", "samples=100")[0] == 0 and len(_rows(out)) == 30
+
+
+class _Slow(_Wrapped):
+    """A backend that takes a while to draw, as a server does: requests stay in flight."""
+
+    async def draw(self, request):
+        await asyncio.sleep(0.05)
+        return await self.backend.draw(request)
+
+
+@pytest.mark.parametrize("bad", ["not json", "[1, 2]", '{"prompt": "x"}', '{"id": ""}'])
+def test_a_malformed_line_after_a_good_one_keeps_the_answer_in_flight(recorded: Path, tmp_path: Path, capsys, monkeypatch, bad) -> None:
+    """p01 is still drawing when the bad line comes: it is finished and written, then the error."""
+    import budgetlab.backends
+
+    real = budgetlab.backends.make_backend
+    monkeypatch.setattr(budgetlab.backends, "make_backend", lambda spec, options=None: _Slow(real(spec, options)))
+    out = tmp_path / "answers.jsonl"
+    monkeypatch.setattr("sys.stdin", io.StringIO(f'{{"id": "p01"}}\n{bad}\n{{"id": "p02"}}\n'))
+    code, text = _pace(recorded, out, "--budget", "samples=12", "--problems", "-", "--requests", "3")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("budgetlab: error: stdin:2: ") and len(err.splitlines()) == 1
+    assert [r["problem"] for r in _rows(out)] == ["p01"] and "p01: 'a'" in text
+
+
+def test_an_output_that_is_a_directory_is_one_line(recorded: Path, tmp_path: Path, capsys) -> None:
+    code, _ = _pace(recorded, tmp_path, "--budget", "samples=100")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"budgetlab: error: --output {tmp_path} is a directory; give the answers file, e.g. --output {tmp_path / 'answers.jsonl'}"
+
+
+def test_no_answer_to_a_known_reference_counts_as_wrong(tmp_path: Path) -> None:
+    recorded = tmp_path / "recorded.jsonl"
+    rows = [{"problem": "p0", "config": "m", "answer": "a", "correct": True}] * 10
+    rows += [{"problem": "p1", "config": "m", "answer": None, "correct": False}] * 10
+    recorded.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "answers.jsonl"
+    code, text = _pace(recorded, out, "--budget", "samples=20")
+    assert code == 0 and [r["correct"] for r in _rows(out)] == [True, False]
+    assert "p1: None wrong" in text and "50.0% of 2 checked answers right" in text
+
+
+@pytest.mark.parametrize(
+    ("budget", "fix"),
+    [("tokens=1000", "give --budget samples=N instead, or use a backend that reports token counts"),
+     ("dollars=5", "give the model's prices (--backend-arg prices=prices.toml), or --budget samples=N instead")],
+)  # fmt: skip
+def test_a_budget_the_backend_cannot_count_names_a_fix_that_works(tmp_path: Path, capsys, budget: str, fix: str) -> None:
+    recorded = tmp_path / "recorded.jsonl"  # no token counts, no prices
+    recorded.write_text("".join(json.dumps({"problem": f"p{i}", "config": "m", "answer": "a", "correct": True}) + "\n" for i in range(5)))
+    code, _ = _pace(recorded, tmp_path / "answers.jsonl", "--budget", budget)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith(fix) and len(err.splitlines()) == 1
+
+
+def test_a_duplicate_request_is_skipped_with_a_note(recorded: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "answers.jsonl"
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"id": "p01"}\n{"id": "p01"}\n{"id": "p02"}\n{"id": "p01"}\n'))
+    code, text = _pace(recorded, out, "--budget", "samples=30", "--problems", "-", "--requests", "3")
+    assert code == 0 and [r["problem"] for r in _rows(out)] == ["p01", "p02"]
+    assert text.count("note: request 'p01' came again; the duplicate was skipped") == 1
+
+
+def test_a_ledger_beyond_the_budget_or_the_requests_answers_nothing_more(recorded: Path, tmp_path: Path) -> None:
+    out = tmp_path / "answers.jsonl"
+    assert _pace(recorded, out, "--budget", "samples=120")[0] == 0
+    ledger = out.read_text()
+    spent = sum(r["spent"] for r in _rows(out))
+    code, text = _pace(recorded, out, "--budget", "samples=60")
+    assert code == 0 and text.strip() == (f"{out} already spent {spent:g} samples on 30 requests, more than --budget "
+                                          "samples=60; nothing more is answered (give a larger --budget to go on)")  # fmt: skip
+    code, text = _pace(recorded, out, "--budget", "samples=120", "--requests", "10")
+    assert code == 0 and text.strip() == (f"{out} already holds 30 answers, more than --requests 10; nothing more is answered "
+                                          "(give a larger --requests to go on)")  # fmt: skip
+    assert out.read_text() == ledger
+
+
+def test_one_sample_is_one_sample(recorded: Path, tmp_path: Path) -> None:
+    code, text = _pace(recorded, tmp_path / "answers.jsonl", "--budget", "samples=30")  # one each: 30 requests
+    assert code == 0 and "p00: 'a' right · 1 sample · spent 1" in text and " 1 samples" not in text
 
 
 class _Counting(_Wrapped):

@@ -190,6 +190,23 @@ def test_the_solver_refuses_a_bad_unit_and_an_unpriced_rule(tmp_path: Path, rule
         PacedSolver(backend, config, make_verifier("recorded"), AdaptiveConsistency(), BudgetPacer(10, 2))
 
 
+def test_no_answer_to_a_known_reference_is_wrong_and_all_failed_samples_say_why(tmp_path: Path, rule) -> None:
+    """p0's samples all finished without an answer, and the verifier judged them wrong: that is
+    a wrong answer, not an unchecked one. "unrecorded" has no samples at all: its failed samples
+    carry the backend's reason, so the caller can show it instead of an answer."""
+    backend = ReplayBackend(_replay_file(tmp_path, [([None] * 40, [False] * 40)]), seed=0)
+    config = SamplingConfig(model="m", backend="replay")
+    solver = PacedSolver(backend, config, make_verifier("recorded"), rule, BudgetPacer(80, 2), unit="samples")
+
+    async def serve():
+        return [await solver.solve(Problem(pid)) for pid in ("p0", "unrecorded")]
+
+    silent, unknown = asyncio.run(serve())
+    assert silent.answer is None and silent.correct is False and silent.error is None
+    assert unknown.answer is None and unknown.correct is None and unknown.spent == 0
+    assert unknown.error is not None and "holds only 0 samples of problem 'unrecorded'" in unknown.error
+
+
 class _PayingJudge:
     """A verifier that spends tokens of its own on every grading (as a judge model does) and
     says so in advance."""

@@ -202,3 +202,49 @@ def test_every_task_is_registered() -> None:
     assert {"arithmetic", "gsm8k", "math500", "humaneval", "mbpp", "file"} <= set(TASKS)
     with pytest.raises(InputError, match=r"unknown task 'nothing'; use one of: .*gsm8k.*humaneval.*JSONL or CSV"):
         load_task("nothing")
+
+
+# ---- spec arguments ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("arithmetic:n=abc", "arithmetic task n='abc' is not a whole number; e.g. arithmetic:n=50"),
+        ("arithmetic:n=", "arithmetic task n='' is not a whole number"),
+        ("arithmetic:n=1.5", "arithmetic task n=1.5 is not a whole number"),
+        ("arithmetic:digits=abc", "arithmetic task digits='abc' is not a whole number; e.g. arithmetic:digits=2"),
+        ("arithmetic:digits=2.5", "arithmetic task digits=2.5 is not a whole number"),
+        ("arithmetic:shots=abc", "arithmetic task shots='abc' is not a whole number; e.g. arithmetic:shots=3"),
+        ("arithmetic:shots=-1", "arithmetic task needs shots >= 0"),
+        ("arithmetic:seed=abc", "arithmetic task seed='abc' is not a whole number; e.g. arithmetic:seed=1"),
+        ("gsm8k:2024", "task gsm8k: 2024 does not exist"),  # the spec parser gives the path as an int
+        ("math500:path=x.jsonl,level=hard", "task math500 needs level to be a whole number from 1 to 5, got level='hard'"),
+    ],
+)
+def test_task_arguments_of_the_wrong_kind_are_one_line(spec: str, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        load_task(spec)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_task_arguments_that_are_whole_numbers_written_as_floats_are_taken() -> None:
+    assert load_task("arithmetic:n=2.0,digits=1e0") == load_task("arithmetic:n=2,digits=1")
+
+
+def test_a_filter_that_keeps_nothing_is_named(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "test.jsonl", [{"problem": "1+1?", "answer": "2", "level": "Level 2", "subject": "Algebra"}])
+    with pytest.raises(InputError, match=r"task math500 has no problems with level=3; check the filter"):
+        load_task(f"math500:path={path},level=3")
+
+
+def test_a_table_column_named_by_a_number_is_a_column(tmp_path: Path) -> None:
+    csv_file = tmp_path / "qa.csv"
+    csv_file.write_text("1,2\nWhat?,yes\n")
+    [p] = load_task(f"file:path={csv_file},prompt=1,reference=2")
+    assert (p.prompt, p.reference) == ("What?", "yes")
+
+
+def test_a_problem_line_with_an_empty_id_is_refused() -> None:
+    from budgetlab.tasks._jsonl import problem_from_json
+
+    with pytest.raises(InputError, match=r"stdin:3: field 'id' is missing or empty"):
+        problem_from_json({"id": ""}, "stdin:3")

@@ -6,6 +6,8 @@ problems it holds and replays their spend into the pacer, so an interrupted stre
 where it stopped with the same price and without paying again for what was answered. Beside it,
 ``<output stem>.samples.jsonl`` journals every sample as it is judged: a problem cut short by
 the interruption takes the samples it had drawn from there instead of paying for them again.
+A request whose every sample failed has no answer: it is reported with the backend's reason
+and left out of the ledger, so that the same command retries it (and exits 1 meanwhile).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +30,8 @@ from budgetlab.errors import InputError
 
 __all__ = ["add_pace_parser", "cmd_pace"]
 
+_UNITS = ("samples", "tokens", "dollars")
+
 
 def add_pace_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -34,7 +39,8 @@ def add_pace_parser(sub: Any) -> None:
         help="answer a stream of problems under one budget, spending more samples on the hard ones",
         description="Answers each problem in turn by majority vote over samples drawn while a Bayes stopping rule, "
         "at a price on spend that a pacer learns online, says they pay; the budget lasts for --requests problems "
-        "and is never exceeded. The answers file is the ledger: the same command again resumes.",
+        "and is never exceeded. The answers file is the ledger: the same command again resumes. A request whose samples "
+        "all fail is reported, left out of the ledger (the same command retries it) and makes the exit status 1.",
     )
     p.add_argument("--backend", required=True, help="where samples come from, e.g. embedded, openai:URL or replay:samples.jsonl")
     p.add_argument("--config", metavar="SPEC", help="the sampling configuration, e.g. model=smollm2,temperature=0.8,max_tokens=8 "
@@ -65,11 +71,43 @@ def add_pace_parser(sub: Any) -> None:
 def _unit(text: str) -> tuple[str, float]:
     from budgetlab.core import Budget
 
+    for part in text.split(","):  # the pacer divides the budget among the requests: it needs a number to divide
+        name, _, raw = (word.strip() for word in part.partition("="))
+        try:
+            infinite = name in _UNITS and not math.isfinite(float(raw))
+        except ValueError:
+            infinite = False  # not a number at all: Budget.parse says so
+        if infinite:
+            raise InputError(f"--budget {name}={raw} must be a finite number; e.g. --budget {name}=1000")
     limits = Budget.parse(text).limits()
-    units = [u for u in ("samples", "tokens", "dollars") if u in limits]
+    units = [u for u in _UNITS if u in limits]
     if len(limits) != 1 or not units:
         raise InputError(f"--budget for pace must be exactly one of samples=N, tokens=N or dollars=X, got {text!r}")
     return units[0], float(limits[units[0]])
+
+
+def _output(text: str) -> Path:
+    """The answers file, refused before anything is drawn if it cannot be written."""
+    path = Path(text)
+    if path.is_dir():
+        raise InputError(f"--output {path} is a directory; give the answers file, e.g. --output {path / 'answers.jsonl'}")
+    if not path.parent.is_dir():
+        raise InputError(f"--output {path}: the folder {path.parent} does not exist; create it or give another --output")
+    if journal_path(path).is_dir():
+        raise InputError(f"--output {path}: its sample journal {journal_path(path)} is a directory; move it away or give another --output")
+    return path
+
+
+def _ledger_is_full(done: list[dict], unit: str, budget: float, requests: int, window: float | None, out_path: Path) -> str | None:
+    """Why a ledger that holds more than this invocation asks for gets nothing more (None: it does not)."""
+    spent = sum(float(row["spent"]) for row in done)
+    if spent > budget + 1e-9:
+        return (f"{out_path} already spent {spent:g} {unit} on {len(done)} requests, more than --budget {unit}={budget:g}; "
+                "nothing more is answered (give a larger --budget to go on)")  # fmt: skip
+    if window is None and len(done) > requests:
+        return (f"{out_path} already holds {len(done)} answers, more than --requests {requests}; nothing more is answered "
+                "(give a larger --requests to go on)")  # fmt: skip
+    return None
 
 
 def _stdin_problems() -> Iterator[Any]:
@@ -130,7 +168,7 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
     from budgetlab.verifiers import make_verifier
 
     unit, budget = _unit(args.budget)
-    out_path = Path(args.output)
+    out_path = _output(args.output)
     done = _answered(out_path)
     verifier = make_verifier(args.verifier)
     backend = make_backend(args.backend, _backend_options(args))
@@ -138,7 +176,7 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
         if args.requests is None:
             raise InputError("--problems - reads an open-ended stream: give --requests N, the requests the budget is for")
         problems: Iterator[Any] = _stdin_problems()
-        requests = args.requests
+        requests, listed = args.requests, []  # not known yet: a request the backend cannot serve fails alone
     else:
         if args.problems or args.task:
             listed = load_problems(args.problems) if args.problems else load_task(args.task)
@@ -146,7 +184,7 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
             listed = backend.problems()
         else:
             raise InputError(f"{args.backend} lists no problems; give --problems FILE, --problems - or --task")
-        problems, requests = iter(listed), args.requests or len(listed)
+        problems, requests = iter(listed), args.requests if args.requests is not None else len(listed)
     if requests < 1:
         raise InputError(f"--requests must be at least 1, got {requests}")
     window = None
@@ -165,6 +203,13 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
         if not offered:
             raise InputError(f"{args.backend} lists no configuration; give one with --config model=NAME,...")
         config = offered[0]
+    full = _ledger_is_full(done, unit, budget, requests, window, out_path)
+    if full is not None:
+        console.print(full, highlight=False, markup=False, soft_wrap=True)
+        return 0
+    # Before anything is drawn: a configuration (or listed problem) the backend cannot serve is
+    # one error now, not every request answered with nothing.
+    backend.check(listed, [config])
     stream = _Stream(backend, config, verifier, BayesStopping(max_samples=args.max_samples), unit, budget, requests,
                      problems, done, out_path, window, live=args.problems == "-")  # fmt: skip
     try:
@@ -200,10 +245,10 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
         # One sample's bound on the first problem: the reserve for each later request.
         per_sample = sample_bound(s.backend, s.verifier, s.config, first[0], s.unit)
         if per_sample <= 0:
-            raise InputError(
-                f"a sample of {s.config.name} costs nothing in {s.unit} as far as {args.backend} knows, so a {s.unit} budget "
-                "cannot pace it; give --budget samples=N or tokens=N, or the model's prices (--backend-arg prices=prices.toml)"
-            )
+            fix = ("give --budget samples=N instead, or use a backend that reports token counts" if s.unit == "tokens" else
+                   "give the model's prices (--backend-arg prices=prices.toml), or --budget samples=N instead")  # fmt: skip
+            raise InputError(f"a sample of {s.config.name} costs nothing in {s.unit} as far as {args.backend} knows, "
+                             f"so a {s.unit} budget cannot pace it; {fix}")  # fmt: skip
         price = args.price
         if price is None:
             pools = prior_problems(s.rule, 300, seed=args.seed)
@@ -214,8 +259,11 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
         solver = PacedSolver(s.backend, s.config, s.verifier, s.rule, pacer, unit=s.unit, seed=args.seed, journal=journal)
         in_flight: set[asyncio.Task] = set()
         failures: list[BaseException] = []
+        unanswered: list[str] = []  # every sample failed: left out of the ledger, so a rerun retries them
+        taken: set[str] = set()  # the ids this invocation's stream brought, to note a duplicate
+        noted: set[str] = set()  # ... once
         slots = asyncio.Semaphore(args.concurrency)
-        with s.out_path.open("a") as out:
+        with _open_ledger(s.out_path) as out:
 
             async def answer(problem: Any) -> None:
                 nonlocal new
@@ -226,6 +274,11 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                     raise
                 finally:
                     slots.release()
+                if result.error is not None:  # nothing to answer with: kept out of the ledger, so a rerun retries it
+                    unanswered.append(result.problem)
+                    console.print(f"{result.problem}: not answered, {_samples(len(result.samples))} failed: "
+                                  f"{_first_line(result.error)}", highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+                    return
                 row = {"problem": result.problem, "answer": result.answer, "correct": result.correct,
                        "samples": len(result.samples), "spent": result.spent, "price": result.price, "cut": result.capped}  # fmt: skip
                 if window_start is not None:
@@ -237,34 +290,45 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                     correct.append(result.correct)
                 if not args.quiet:
                     mark = "" if result.correct is None else (" right" if result.correct else " wrong")
-                    console.print(f"{result.problem}: {result.answer!r}{mark} · {len(result.samples)} samples · spent {result.spent:g} "
-                                  f"· price {result.price:.3g}{' · cut by the budget' if result.capped else ''}", highlight=False)  # fmt: skip
+                    console.print(f"{result.problem}: {result.answer!r}{mark} · {_samples(len(result.samples))} · spent {result.spent:g} "
+                                  f"· price {result.price:.3g}{' · cut by the budget' if result.capped else ''}", highlight=False, markup=False)  # fmt: skip
 
-            async for problem, now in _chain(first, stream):
-                if problem.id in answered:
-                    continue
-                if forecast is not None:
-                    window_start = now if window_start is None else window_start
-                    if now - window_start > forecast.window:
-                        console.print(f"the {args.window} window ended after {arrived} requests; {problem.id} and later "
-                                      "are not answered", highlight=False)  # fmt: skip
+            try:
+                async for problem, now in _chain(first, stream):
+                    if problem.id in taken:
+                        if problem.id not in noted:
+                            noted.add(problem.id)
+                            console.print(f"note: request {problem.id!r} came again; the duplicate was skipped (each id is "
+                                          "answered once)", highlight=False, markup=False)  # fmt: skip
+                        continue
+                    taken.add(problem.id)
+                    if problem.id in answered:  # in the ledger already: a resumed stream
+                        continue
+                    if forecast is not None:
+                        window_start = now if window_start is None else window_start
+                        if now - window_start > forecast.window:
+                            console.print(f"the {args.window} window ended after {arrived} requests; {problem.id} and later "
+                                          "are not answered", highlight=False, markup=False)  # fmt: skip
+                            break
+                        arrived += 1
+                        pacer.expect(forecast.total(arrived, now - window_start), within_budget=True)
+                    await slots.acquire()
+                    if failures:
+                        slots.release()
                         break
-                    arrived += 1
-                    pacer.expect(forecast.total(arrived, now - window_start), within_budget=True)
-                await slots.acquire()
-                if failures:
-                    slots.release()
-                    break
-                while pacer.allowance() < per_sample and in_flight:  # reservations in flight may come back
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                if pacer.allowance() < per_sample:
-                    slots.release()
-                    console.print(f"the budget is spent after {pacer.served} requests; {problem.id} and later are not answered")
-                    break
-                answered.add(problem.id)
-                task = asyncio.create_task(answer(problem))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
+                    while pacer.allowance() < per_sample and in_flight:  # reservations in flight may come back
+                        await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    if pacer.allowance() < per_sample:
+                        slots.release()
+                        console.print(f"the budget is spent after {pacer.served} requests; {problem.id} and later are not answered",
+                                      highlight=False, markup=False)  # fmt: skip
+                        break
+                    task = asyncio.create_task(answer(problem))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+            except Exception:  # e.g. a malformed line: what is in flight was paid for, so it is written first
+                await asyncio.gather(*in_flight, return_exceptions=True)
+                raise
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)  # the answers in flight are kept
             if failures:
@@ -273,11 +337,29 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
         journal.close()
         await s.backend.aclose()
     accuracy = f" · {100 * sum(correct) / len(correct):.1f}% of {len(correct)} checked answers right" if correct else ""
-    answered_of = (f"{pacer.served} requests answered, of about {pacer.requests} expected in the {args.window} window"
-                   if forecast else f"{pacer.served} of {s.requests} requests answered")  # fmt: skip
-    console.print(f"{answered_of} ({new} now) · spent {pacer.spent:g} of {s.budget:g} {s.unit}"
-                  f"{accuracy} · answers in {s.out_path}", highlight=False)  # fmt: skip
-    return 0
+    answered_now = len(s.done) + new
+    answered_of = (f"{answered_now} requests answered, of about {pacer.requests} expected in the {args.window} window"
+                   if forecast else f"{answered_now} of {s.requests} requests answered")  # fmt: skip
+    failed = (f" · {len(unanswered)} not answered (no sample finished; the same command retries "
+              f"{'it' if len(unanswered) == 1 else 'them'})" if unanswered else "")  # fmt: skip
+    console.print(f"{answered_of} ({new} now){failed} · spent {pacer.spent:g} of {s.budget:g} {s.unit}"
+                  f"{accuracy} · answers in {s.out_path}", highlight=False, markup=False)  # fmt: skip
+    return 1 if unanswered else 0
+
+
+def _samples(n: int) -> str:
+    return f"{n} sample{'' if n == 1 else 's'}"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
+def _open_ledger(path: Path) -> Any:
+    try:
+        return path.open("a")
+    except OSError as err:
+        raise InputError(f"cannot write the answers to {path} ({err.strerror or err}); give another --output") from None
 
 
 def journal_path(output: Path) -> Path:

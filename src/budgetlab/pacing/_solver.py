@@ -52,6 +52,14 @@ class PacedAnswer:
     price: float  # the price the request was drawn at
     capped: bool  # whether the allowance stopped it before its rule did
 
+    @property
+    def error(self) -> str | None:
+        """Why the request has no answer when every sample it drew failed (the last failure's
+        error); None when a sample finished, or when none was drawn (the budget cut it)."""
+        if not self.samples or any(s.state == SampleState.DONE for s in self.samples):
+            return None
+        return self.samples[-1].error or "every sample failed"
+
 
 def _spend(sample: Sample, unit: str) -> float:
     if unit == "samples":  # as in a run's budget: a failed sample is not a sample (its tokens count)
@@ -162,8 +170,11 @@ class PacedSolver:
 
 
 def _correct_of(samples: Sequence[Sample], answer: str | None) -> bool | None:
-    """The verdict on ``answer``: the most common verdict among the samples that gave it."""
+    """The verdict on ``answer``: the most common verdict among the samples that gave it. No
+    answer is wrong when the verifier judged the samples (it knows the reference), as in
+    majority voting, where a draw nobody votes in is incorrect; unknown when it judged none."""
     if answer is None:
-        return None
+        judged = any(s.state == SampleState.DONE and s.correct is not None for s in samples)
+        return False if judged else None
     verdicts = Counter(s.correct for s in samples if s.answer == answer and s.correct is not None)
     return verdicts.most_common(1)[0][0] if verdicts else None

@@ -38,7 +38,7 @@ def _check_n(task: str, n: int | None) -> None:
         raise InputError(f"task {task} needs n to be a whole number >= 1, got n={n!r}; e.g. --task {task}:n=50")
 
 
-def _take(task: str, problems: Iterable[Problem], n: int | None) -> list[Problem]:
+def _take(task: str, problems: Iterable[Problem], n: int | None, kept: str = "") -> list[Problem]:
     out: list[Problem] = []
     seen: set[str] = set()
     for problem in problems:
@@ -49,6 +49,8 @@ def _take(task: str, problems: Iterable[Problem], n: int | None) -> list[Problem
         if n is not None and len(out) >= n:
             break
     if not out:
+        if kept:
+            raise InputError(f"task {task} has no problems with {kept}; check the filter (or the file)")
         raise InputError(f"task {task} has no problems; check the file")
     return out
 
@@ -100,6 +102,8 @@ def math500_problems(
     """MATH-500 (competition mathematics): prompt = the problem, reference = the answer (LaTeX);
     metadata ``level`` (1-5) and ``subject``; ``level`` / ``subject`` keep only those."""
     _check_n("math500", n)
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 5):
+        raise InputError(f"task math500 needs level to be a whole number from 1 to 5, got level={level!r}; e.g. --task math500:level=3")
     names = ["test.jsonl", "math500_test.jsonl", "math500.jsonl", "test.jsonl.gz"]
     records = _records("math500", path, names, _MATH,
                        lambda: hub_records("math500", "HuggingFaceH4/MATH-500", None, "test", "/data/math500/test.jsonl"))
@@ -124,7 +128,8 @@ def math500_problems(
                 metadata=meta,
             )
 
-    return _take("math500", problems(), n)
+    kept = ", ".join(f"{name}={value!r}" for name, value in (("level", level), ("subject", subject)) if value is not None)
+    return _take("math500", problems(), n, kept)
 
 
 # ---- HumanEval and MBPP ---------------------------------------------------------------------------------

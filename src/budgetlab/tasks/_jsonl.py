@@ -17,8 +17,8 @@ _FORMAT = '{"id": str, "prompt": str, "reference": str} (also "messages", "metad
 def problem_from_json(obj: Any, where: str) -> Problem:
     """One parsed line as a problem (``answer`` stands for ``reference``); ``where`` names the
     line in the error."""
-    if not isinstance(obj, dict) or obj.get("id") is None:
-        raise InputError(f"{where}: field 'id' is missing; each line must be {_FORMAT}")
+    if not isinstance(obj, dict) or obj.get("id") in (None, ""):
+        raise InputError(f"{where}: field 'id' is missing or empty; each line must be {_FORMAT}")
     if "reference" not in obj and "answer" in obj:
         obj = {**obj, "reference": obj["answer"]}
     return Problem.from_dict(obj)

@@ -20,7 +20,7 @@ Record = tuple[str, dict[str, Any]]  # (where: "file:line", the record)
 
 def find_file(task: str, path: str | Path, names: Sequence[str]) -> Path:
     """``path`` itself when it is a file; in a directory, the first of ``names`` it holds."""
-    p = Path(path).expanduser()
+    p = Path(str(path)).expanduser()  # the spec parser gives path=2024 as an int
     if p.is_file():
         return p
     if p.is_dir():

@@ -26,6 +26,9 @@ def table_problems(
     problem's metadata (for ``--verifier auto``)."""
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise InputError(f"task file needs n to be a whole number >= 1, got n={n!r}; e.g. --task file:path=x.csv,n=50")
+    # Column names as written: the spec parser gives prompt=2 as an int.
+    prompt, reference, id = (None if name is None else str(name) for name in (prompt, reference, id))
+    verifier = None if verifier is None else str(verifier)
     file = Path(str(path)).expanduser()
     if not file.is_file():
         raise InputError(f"task file: {file} does not exist; give a CSV, JSONL or JSON file, e.g. --task file:path=data.csv,prompt=question")
