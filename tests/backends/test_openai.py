@@ -219,7 +219,9 @@ def test_persistent_faults_fail_their_samples_after_bounded_retries_and_the_run_
     with FaultyServer(models=models) as srv:
         outcome = do_run(tmp_path, srv.url, [cfg(m, max_tokens=8) for m in models], k=2,
                          options={"max_attempts": 3})  # fmt: skip
-        assert outcome.state is RunState.DONE, outcome.stopped_because
+        # A run with failed samples ends stopped, saying how to draw them again, not complete.
+        assert outcome.state is RunState.STOPPED, outcome.stopped_because
+        assert "samples settled now failed" in outcome.stopped_because and "run it again" in outcome.stopped_because
         _, samples = stored(tmp_path)
         by_model = {c.id: c.model for c in (cfg(m, max_tokens=8) for m in models)}
         for s in samples:
@@ -245,7 +247,7 @@ def test_a_request_past_the_timeout_is_retried_and_a_persistent_one_fails(tmp_pa
     with FaultyServer(models=models) as srv:
         outcome = do_run(tmp_path, srv.url, [cfg(m, max_tokens=8) for m in models], problems=arithmetic_problems(n=1),
                          k=2, options={"timeout": 1.0, "max_attempts": 2})  # fmt: skip
-        assert outcome.state is RunState.DONE
+        assert outcome.state is RunState.STOPPED and outcome.failed == 2, outcome.stopped_because
         _, samples = stored(tmp_path)
         flaky, slow = cfg(models[0], max_tokens=8).id, cfg(models[1], max_tokens=8).id
         assert all(s.state is SampleState.DONE for s in samples if s.config == flaky)
@@ -599,3 +601,18 @@ def test_faulty_server_runs_from_the_command_line() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_an_empty_choices_list_is_called_empty_not_missing() -> None:
+    from budgetlab.backends._openai._wire import RequestFailed, parse_answer
+
+    answer = {"id": "x", "object": "chat.completion", "model": "m", "choices": [],
+              "usage": {"prompt_tokens": 5, "completion_tokens": 0}}  # fmt: skip
+    with pytest.raises(RequestFailed) as empty:
+        parse_answer(json.dumps(answer).encode(), "application/json", "chat", "http://127.0.0.1:1/v1")
+    assert "empty 'choices' list" in empty.value.message and "lacks" not in empty.value.message
+    assert empty.value.prompt_tokens == 5  # what the server billed is still counted
+    del answer["choices"]
+    with pytest.raises(RequestFailed) as missing:
+        parse_answer(json.dumps(answer).encode(), "application/json", "chat", "http://127.0.0.1:1/v1")
+    assert "lacks 'choices' (its fields: id, object, model, usage)" in missing.value.message

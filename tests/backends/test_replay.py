@@ -252,7 +252,7 @@ def test_missing_file_gives_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist; give the path of a samples or counts JSONL file") as info:
         ReplayBackend(path)
     assert str(path) in str(info.value)
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match="is a directory"):
         ReplayBackend(tmp_path)  # a directory is not a replay file
 
 

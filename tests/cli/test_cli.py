@@ -451,6 +451,26 @@ BAD_INPUT: dict[str, Case] = {
         ["import", str(s), "--name", "tiny"],
         ["'tiny'", "another --name"],
     ),
+    "budget samples=1.5": lambda tmp, s: (
+        ["run", "--backend", f"replay:{s}", "--budget", "samples=1.5", "--name", "new"],
+        ["samples=1.5", "whole number", "samples=2"],
+    ),
+    "budget limit given twice": lambda tmp, s: (
+        ["run", "--backend", f"replay:{s}", "--budget", "samples=10,samples=20", "--name", "new"],
+        ["samples twice", "each limit once"],
+    ),
+    "budget samples=1e400": lambda tmp, s: (
+        ["run", "--backend", f"replay:{s}", "--budget", "samples=1e400", "--name", "new"],
+        ["samples=1e400", "not a finite number"],
+    ),
+    "--backend-arg not KEY=VALUE": lambda tmp, s: (
+        ["run", "--backend", f"replay:{s}", "--backend-arg", "nonsense", "--name", "new"],
+        ["--backend-arg 'nonsense'", "KEY=VALUE", "--backend-arg timeout=300"],
+    ),
+    "import of a directory": lambda tmp, s: (
+        ["import", str(tmp), "--name", "imp"],
+        [str(tmp), "is a directory", "JSONL file"],
+    ),
 }
 
 BAD_INPUT["policy unknown argument"] = lambda tmp, s: (
@@ -609,3 +629,121 @@ def test_a_store_in_a_missing_folder_is_a_one_line_error(capsys, samples: Path, 
     rc, _, err = cli(capsys, "run", "--backend", f"replay:{samples}", "--name", "new", "--store", missing)
     assert_one_line_error(rc, err, str(missing.parent), "does not exist", "mkdir -p")
     assert not missing.parent.exists()
+
+
+# ---- findings of the acceptance test: odd input refused, numbers never made up ---------------
+
+
+def test_resuming_an_imported_run_is_refused_before_the_run_header(capsys, samples: Path, store: Path) -> None:
+    rc, _, err = cli(capsys, "import", samples, "--name", "imp", "--store", store)
+    assert rc == 0, err
+    before = dump(store)
+    rc, out, err = cli(capsys, "run", "--name", "imp", "--store", store)
+    assert_one_line_error(rc, err, "'imp' was imported", "no policy to draw more", "budgetlab report imp")
+    assert out == ""  # no run header, no progress bar
+    assert dump(store) == before
+    assert report_json(capsys, store, "imp")["state"] == "done"
+
+
+def test_a_budget_is_shown_as_it_could_be_typed(capsys, samples: Path, store: Path) -> None:
+    rc, out, err = cli(capsys, "run", "--backend", f"replay:{samples}", "--name", "b", "-k", "4",
+                       "--budget", "tokens=2e6,dollars=5", "--no-progress", "--store", store)  # fmt: skip
+    assert rc == 0, err
+    assert "budget: tokens=2e6, dollars=5" in out and "e+06" not in out
+    assert report_json(capsys, store, "b")["budget"] == {"tokens": 2_000_000, "dollars": 5.0}
+
+
+def test_one_sample_is_not_called_samples(capsys, samples: Path, store: Path) -> None:
+    rc, out, err = cli(capsys, "run", "--backend", f"replay:{samples}", "--name", "one", "-k", "4",
+                       "--budget", "samples=1", "--no-progress", "--store", store)  # fmt: skip
+    assert rc == 0, err
+    assert "1 sample drawn now" in out and "1 samples" not in out
+
+
+def test_best_of_n_without_scores_reports_no_accuracy_instead_of_zero(capsys, finished_store: Path) -> None:
+    rc, out, err = cli(capsys, "report", "tiny", "--selector", "best_of_n", "--store", finished_store)
+    assert rc == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("selected answer"))
+    assert "n/a for 2 problems" in line and "no sample has a score" in line and "0.0%" not in line
+    rc, out, err = cli(capsys, "report", "tiny", "--selector", "best_of_n", "--json", "--store", finished_store)
+    assert rc == 0, err
+    selection = json.loads(out)["configs"]["m"]["selection"]
+    assert selection["judged"] == 0 and selection["accuracy"] is None and selection["ci"] is None
+    assert "no sample has a score" in selection["unjudged_because"]
+    # the same run under majority still has its accuracy (p1: a is right, p2: y is wrong)
+    assert report_json(capsys, finished_store, "tiny")["configs"]["m"]["selection"]["accuracy"] == 0.5
+
+
+def test_an_imported_sample_without_a_verdict_is_not_reported_as_wrong(capsys, store: Path, tmp_path: Path) -> None:
+    unchecked = _write(tmp_path / "unchecked.jsonl", '{"problem": "a", "config": "c", "answer": "4"}\n')
+    rc, out, err = cli(capsys, "import", unchecked, "--store", store)
+    assert rc == 0, err
+    assert "imported run unchecked" in out
+    rc, out, err = cli(capsys, "report", "unchecked", "--store", store)
+    assert rc == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("selected answer"))
+    assert "n/a for 1 problem:" in line and "no sample has a verdict" in line and "0.0%" not in line
+    selection = report_json(capsys, store, "unchecked")["configs"]["c"]["selection"]
+    assert selection["accuracy"] is None and "no sample has a verdict" in selection["unjudged_because"]
+
+
+@pytest.mark.parametrize("simulated", [False, True], ids=["embedded", "simulated"])
+def test_demo_k_0_is_refused_like_run_k_0(capsys, simulated: bool, tmp_path: Path) -> None:
+    folder = tmp_path / "dk0"
+    rc, out, err = cli(capsys, "demo", "-k", "0", "--dir", folder, *(["--simulated"] if simulated else []))
+    assert_one_line_error(rc, err, "k >= 1", "k=0")
+    assert not folder.exists() and "drawing" not in out
+
+
+def test_demo_with_another_k_in_the_same_folder_names_dir_not_name(capsys, tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    rc, _, err = cli(capsys, "demo", "--simulated", "-k", "2", "--dir", folder)
+    assert rc == 0, err
+    before = dump(folder / "budgetlab.db")
+    rc, _, err = cli(capsys, "demo", "--simulated", "-k", "4", "--dir", folder)
+    line = assert_one_line_error(rc, err, "k=2", "not k=4", "-k 2", "--dir")
+    assert "--name" not in line
+    assert dump(folder / "budgetlab.db") == before
+
+
+def test_runs_on_an_empty_store_says_so(capsys, store: Path) -> None:
+    from budgetlab.stores import open_store
+
+    open_store(str(store)).close()
+    rc, out, err = cli(capsys, "runs", "--store", store)
+    assert rc == 0, err
+    assert f"store {store} has no runs; start one with: budgetlab run --backend" in out
+    rc, out, err = cli(capsys, "runs", "--json", "--store", store)
+    assert rc == 0 and json.loads(out) == []
+
+
+def test_runs_in_an_80_column_terminal_keeps_the_whole_name_and_numbers(capsys, samples: Path, store: Path) -> None:
+    name = "embedded-arithmetic-fixed-k-8-5be1c2"
+    rc, _, err = cli(capsys, "run", "--backend", f"replay:{samples}", "--name", name, "-k", "4", "--no-progress", "--store", store)
+    assert rc == 0, err
+    capsys.readouterr()
+    assert main(["runs", "--store", str(store)], console=Console(width=80, no_color=True)) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if name in line)  # on one line, not cut
+    assert "…" not in out and re.search(r"\b8\b", row) and "120" in row
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "policy left out to fit the terminal" in out
+
+
+def test_the_progress_bar_in_80_columns_keeps_the_sample_count(capsys, samples: Path, store: Path) -> None:
+    capsys.readouterr()
+    argv = ["run", "--backend", f"replay:{samples}", "--name", "embedded-arithmetic-fixed-k-8-5be1c2", "-k", "4", "--store", str(store)]
+    assert main(argv, console=Console(width=80, no_color=True)) == 0
+    bar = next(line for line in capsys.readouterr().out.splitlines() if "tokens ·" in line)
+    assert "8/8 samples · 120 tokens" in bar and "…" not in bar
+
+
+@pytest.mark.parametrize("command", [["runs", "--json"], ["report", "tiny", "--json"], ["runs"]], ids=["runs", "report", "table"])
+def test_a_reader_that_stops_early_gets_no_traceback(command: list[str], finished_store: Path, tmp_path: Path) -> None:
+    """``budgetlab runs --json | head -1``: the reader's end of the pipe closes before we write."""
+    proc = subprocess.Popen([sys.executable, "-m", "budgetlab", *command, "--store", str(finished_store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)  # fmt: skip
+    proc.stdout.close()  # type: ignore[union-attr]
+    err = proc.stderr.read().decode()  # type: ignore[union-attr]
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err and err == ""

@@ -130,14 +130,32 @@ def _selector(selector: Any) -> Any:
 
 
 def _selection(selector: Any, per_problem: dict[str, list[Sample]], n_boot: int, seed: int) -> dict[str, Any]:
-    """The selector's answer per problem, scored by its verdict (unjudged or none: not correct)."""
+    """The selector's answer per problem, scored by its verdict (unjudged or none: not correct).
+    When no selected answer has a verdict there is no accuracy to give: ``accuracy`` is ``None``
+    and ``unjudged_because`` says why (0% would read as "all wrong")."""
     picks = [selector.select(samples) for samples in per_problem.values()]
+    judged = sum(p.correct is not None for p in picks)
     out: dict[str, Any] = {"selector": selector.name, "problems": len(picks),
-                           "judged": sum(p.correct is not None for p in picks), "accuracy": None, "ci": None}  # fmt: skip
-    if picks:
+                           "judged": judged, "accuracy": None, "ci": None}  # fmt: skip
+    if picks and not judged:
+        out["unjudged_because"] = _unjudged_because(selector, [s for v in per_problem.values() for s in v], picks)
+    elif picks:
         m = _metric([1.0 if p.correct is True else 0.0 for p in picks], n_boot, seed)
         out["accuracy"], out["ci"] = m["value"], [m["lo"], m["hi"]]
     return out
+
+
+def _unjudged_because(selector: Any, samples: list[Sample], picks: list[Any]) -> str:
+    if all(s.correct is None for s in samples):
+        return "no sample has a verdict (correct), so nothing was checked"
+    source = getattr(selector, "source", None)
+    if source is not None and all(p.answer is None and p.correct is None for p in picks):
+        if source != "logprob" and any(s.logprob is not None for s in samples):
+            fix = f"rank by log-probability with --selector {selector.name}:source=logprob"
+        else:
+            fix = "choose another selector, e.g. --selector majority"
+        return f"no sample has a {'score or logprob' if source == 'auto' else source} for {selector.name} to rank by; {fix}"
+    return f"no answer {selector.name} selected has a verdict"
 
 
 def _stopping(policy: str, args: dict[str, Any]) -> tuple[int, int] | None:

@@ -115,6 +115,8 @@ def read_recorded(path: str | Path) -> tuple[dict[tuple[str, str], list[Recorded
     """Read a replay file: recordings per (problem, config) in file order, and the pairs that
     came from counts records."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"replay file {path} is a directory; give the path of a samples or counts JSONL file in it")
     if not path.is_file():
         raise InputError(f"replay file {path} does not exist; give the path of a samples or counts JSONL file")
     records: dict[tuple[str, str], list[RecordedSample]] = {}

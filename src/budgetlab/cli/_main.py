@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -101,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _backend_options(args: argparse.Namespace) -> dict | None:
+    for arg in args.backend_arg or ():
+        key, sep, _ = arg.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--backend-arg {arg!r} is not KEY=VALUE; write e.g. --backend-arg timeout=300")
     options = dict(parse_spec("backend:" + ",".join(args.backend_arg), "backend option")[1]) if args.backend_arg else {}
     if args.replay_seed is not None:
         options["seed"] = args.replay_seed
@@ -126,7 +131,7 @@ def _run_name(args: argparse.Namespace, policy: str) -> str:
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     from budgetlab.analysis import build_report
     from budgetlab.cli._progress import ProgressBar
-    from budgetlab.cli._render import print_report
+    from budgetlab.cli._render import plural, print_report
     from budgetlab.runner import prepare
     from budgetlab.stores import open_store
     from budgetlab.tasks import load_problems, load_task
@@ -146,6 +151,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     store = open_store(args.store)
     try:
         try:
+            _refuse_imported(store, name)
             configs = _select_configs(store, name, args, backend_options) if args.configs or args.config else None
             if store.find_run(name) is None and policy is None:
                 policy, policy_args = "fixed", {"k": 8}
@@ -180,10 +186,20 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(report, indent=2))
     else:
         print_report(console, report)
-        console.print(f"{outcome.drawn:,} samples drawn now · details: budgetlab report {name} --store {args.store}")
+        console.print(f"{plural(outcome.drawn, 'sample')} drawn now · details: budgetlab report {name} --store {args.store}")
         if args.plot:
             console.print(f"plot written to {args.plot}")
     return 0
+
+
+def _refuse_imported(store, name: str) -> None:  # type: ignore[no-untyped-def]
+    """An imported run records samples drawn elsewhere and has no policy to draw more: say so
+    before the run header and progress bar, not as an unknown policy once drawing starts."""
+    existing = store.find_run(name)
+    if existing is not None and existing.spec.policy == "imported":
+        raise InputError(
+            f"run {name!r} was imported: it has no policy to draw more; report it with budgetlab report {name}"
+        )
 
 
 def _select_configs(store, name: str, args: argparse.Namespace, backend_options):  # type: ignore[no-untyped-def]
@@ -268,6 +284,9 @@ def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
 
     with _open_existing(args.store) as store:
         runs = store.list_runs()
+    if not runs and not args.json:  # JSON readers get an empty list
+        console.print(f"store {args.store} has no runs; start one with: budgetlab run --backend ...", highlight=False)
+        return 0
     if args.json:
         print(json.dumps([
             {"name": r.name, "state": r.state.value, "spec": r.spec.to_dict(), "spent": r.spent.to_dict(),
@@ -297,6 +316,10 @@ SIMULATED_DEMO_K = 16
 
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    from budgetlab.policies import make_policy
+
+    if args.k is not None:
+        make_policy("fixed", {"k": args.k})  # -k 0 is refused as `run -k 0` refuses it, not read as the default
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
     store = str(folder / "budgetlab.db")
@@ -304,7 +327,8 @@ def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
     if not args.simulated:
         missing = _embedded_missing()
         if missing is None:
-            k = args.k or DEMO_K
+            k = DEMO_K if args.k is None else args.k
+            _check_demo_k(folder, store, "demo", k)
             console.print(
                 f"[bold]budgetlab demo[/]: the embedded model (SmolLM2-135M-Instruct, llama.cpp, CPU) on {DEMO_TASK}:"
                 f" {k} samples per problem, checked against the exact answer"
@@ -332,8 +356,9 @@ def _embedded_missing() -> str | None:
 def _simulated_demo(args: argparse.Namespace, console: Console, folder: Path, store: str, plot: str) -> int:
     from budgetlab.demo import write_demo_samples
 
+    k = SIMULATED_DEMO_K if args.k is None else args.k
+    _check_demo_k(folder, store, "demo-simulated", k)
     data = write_demo_samples(folder / "simulated-samples.jsonl")
-    k = args.k or SIMULATED_DEMO_K
     budget = args.budget or "dollars=1"
     console.print(
         f"[bold]budgetlab demo[/]: {data} holds SIMULATED samples (3 configurations x 120 problems x 32);"
@@ -346,19 +371,59 @@ def _simulated_demo(args: argparse.Namespace, console: Console, folder: Path, st
     )  # fmt: skip
 
 
+def _check_demo_k(folder: Path, store: str, name: str, k: int) -> None:
+    """A demo folder holds one run of each demo. Asking it for another k would be refused by
+    `run` in terms of --name, which demo does not have: refuse it here in terms of -k and --dir."""
+    from budgetlab.stores import open_store
+
+    if not Path(store).exists():
+        return
+    with open_store(store) as opened:
+        info = opened.find_run(name)
+    drawn_k = info.spec.policy_args.get("k") if info is not None else None
+    if drawn_k is not None and drawn_k != k:
+        raise InputError(
+            f"the demo in {folder} draws k={drawn_k} samples per problem, not k={k}; "
+            f"resume it with -k {drawn_k}, or give another --dir for a new demo"
+        )
+
+
 COMMANDS = {"run": _cmd_run, "report": _cmd_report, "runs": _cmd_runs, "import": _cmd_import, "demo": _cmd_demo,
             "select": _evaluate.cmd_select, "subset": _evaluate.cmd_subset, "estimate": _estimate.cmd_estimate,
             "forecast": _forecast.cmd_forecast, "pace": _pace.cmd_pace}
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich would exit with code 1 here; main() treats a closed pipe alike for every command."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = console or Console()
+    console = console or _Console()
     try:
-        return COMMANDS[args.command](args, console)
+        code = COMMANDS[args.command](args, console)
+        sys.stdout.flush()  # here, so a reader that left early is noticed inside this try, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
     except BudgetlabError as exc:
         print(f"budgetlab: error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def _silence_stdout() -> None:
+    """The reader of our output went away (``budgetlab runs --json | head -1``): that is its
+    choice, not an error. Point stdout at /dev/null so the flush at exit does not raise again
+    (the Python docs' "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests): nothing to flush
+        pass
 
 
 def entry() -> None:

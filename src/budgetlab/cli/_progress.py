@@ -6,11 +6,17 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Column
 from rich.text import Text
 
 from budgetlab.runner import Progress as RunProgress
 
 __all__ = ["ProgressBar"]
+
+# The counts, the time and one line of detail take about this many columns; the bar gets what
+# is left (10 to 40), and the run name (printed on the line above) only a terminal this wide.
+_COUNTS_WIDTH = 95
+_NAME_FROM_WIDTH = 160
 
 
 class _TimeLeft(ProgressColumn):
@@ -32,13 +38,15 @@ class _TimeLeft(ProgressColumn):
 
 class ProgressBar:
     def __init__(self, console: Console, description: str) -> None:
+        name = [TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=40))]
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("samples · {task.fields[detail]}"),
-            TimeElapsedColumn(),
-            _TimeLeft(),
+            *(name if console.width >= _NAME_FROM_WIDTH else []),
+            BarColumn(bar_width=min(40, max(10, console.width - _COUNTS_WIDTH)), table_column=Column(no_wrap=True)),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            # the one column that wraps onto a second line when space runs out
+            TextColumn("samples · {task.fields[detail]}", table_column=Column(no_wrap=False)),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            _TimeLeft(table_column=Column(no_wrap=True)),
             console=console,
             transient=False,
         )
@@ -52,7 +60,6 @@ class ProgressBar:
         self._progress.stop()
 
     def __call__(self, p: RunProgress) -> None:
-        detail = f"{p.spent.tokens:,} tokens · ${p.spent.dollars:.4f} · {p.in_flight} in flight"
-        if p.failed:
-            detail += f" · {p.failed} failed"
+        detail = f"{p.spent.tokens:,} tokens" + (f" · {p.failed:,} failed" if p.failed else "")
+        detail += f" · ${p.spent.dollars:.4f} · {p.in_flight} in flight"
         self._progress.update(self._task, completed=p.finished + p.failed, total=p.planned, detail=detail)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
+from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunInfo
 
-__all__ = ["print_budget_curves", "print_report", "print_runs"]
+__all__ = ["plural", "print_budget_curves", "print_report", "print_runs"]
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 sample``, ``2 samples``, ``1,600 samples``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _pct(value: float | None) -> str:
@@ -25,7 +32,7 @@ def _shown_ks(ks: list[int]) -> list[int]:
 def print_report(console: Console, report: dict[str, Any]) -> None:
     ks = _shown_ks(sorted({int(k) for c in report["configs"].values() for k in c["pass_at_k"]}))
     maj_ks = [k for k in ks if k != 1]
-    table = Table(title=f"run {report['run']} · {report['samples']:,} samples · {report['state']}")
+    table = Table(title=f"run {report['run']} · {plural(report['samples'], 'sample')} · {report['state']}")
     table.add_column("configuration", no_wrap=True)
     table.add_column("samples", justify="right")
     for k in ks:
@@ -49,21 +56,28 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     _print_selection(console, report)
     spent = report["spent"]
     console.print(
-        f"spent: {spent['samples']:,} samples, {spent['tokens']:,} tokens, ${spent['dollars']:.4f}, "
+        f"spent: {plural(spent['samples'], 'sample')}, {plural(spent['tokens'], 'token')}, ${spent['dollars']:.4f}, "
         f"{spent['verify_seconds']:.2f} s verifying · budget: "
-        + (", ".join(f"{k}={v:g}" for k, v in report["budget"].items()) or "unlimited")
+        + (", ".join(f"{k}={format_amount(v)}" for k, v in report["budget"].items()) or "unlimited")
     )
     if report["stopped_because"]:
         console.print(f"stopped because: {report['stopped_because']}")
     if report["failed"]:
-        console.print(f"[yellow]{report['failed']} samples failed; see their errors with --json or in the store[/]")
+        console.print(f"[yellow]{plural(report['failed'], 'sample')} failed; see their errors with --json or in the store[/]")
 
 
 def _print_selection(console: Console, report: dict[str, Any]) -> None:
     """The selector's accuracy per configuration, and what a self-stopping policy saved."""
     for name, entry in report["configs"].items():
         sel = entry.get("selection")
-        if not sel or sel.get("accuracy") is None:
+        if not sel or not sel.get("problems"):
+            continue
+        if sel.get("accuracy") is None:
+            console.print(
+                f"selected answer ({sel['selector']}), {name}: n/a for {plural(sel['problems'], 'problem')}: "
+                f"{sel.get('unjudged_because') or 'no selected answer has a verdict'}",
+                highlight=False,
+            )
             continue
         ci = sel.get("ci") or [None, None]
         console.print(
@@ -81,27 +95,52 @@ def _print_selection(console: Console, report: dict[str, Any]) -> None:
         )
 
 
+# Left out in this order when the terminal is too narrow for every column (--json has them all);
+# the name, needed to resume or report a run, is never cut.
+_RUNS_OPTIONAL = ("policy", "dollars", "tokens")
+_RUNS_NUMBERS = ("samples", "tokens", "dollars")
+
+
 def print_runs(console: Console, runs: list[RunInfo]) -> None:
-    table = Table(title="runs")
-    table.add_column("name", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("policy", no_wrap=True)
-    for col in ("samples", "tokens", "dollars"):
-        table.add_column(col, justify="right", no_wrap=True)
+    rows = []
     for info in runs:
         args = ",".join(f"{k}={v}" for k, v in info.spec.policy_args.items())
-        table.add_row(
-            info.name,
-            info.state.value,
-            info.spec.policy + (f":{args}" if args else ""),
-            f"{info.spent.samples:,}",
-            f"{info.spent.tokens:,}",
-            f"{info.spent.dollars:.4f}",
-        )
+        rows.append({
+            "name": info.name,
+            "state": info.state.value,
+            "policy": info.spec.policy + (f":{args}" if args else ""),
+            "samples": f"{info.spent.samples:,}",
+            "tokens": f"{info.spent.tokens:,}",
+            "dollars": f"{info.spent.dollars:.4f}",
+        })  # fmt: skip
+    shown = list(rows[0]) if rows else ["name"]
+    for optional in _RUNS_OPTIONAL:
+        if _table_width(shown, rows) <= console.width:
+            break
+        shown.remove(optional)
+    longest_name = max((cell_len(r["name"]) for r in rows), default=4)
+    table = Table(title="runs")
+    for column in shown:
+        if column == "name":  # folded onto a second line only when even the name alone does not fit
+            table.add_column(column, min_width=min(longest_name, console.width - 4), overflow="fold")
+        else:
+            table.add_column(column, no_wrap=True, justify="right" if column in _RUNS_NUMBERS else "left")
+    for row in rows:
+        table.add_row(*(row[c] for c in shown))
     console.print(table)
+    left_out = [c for c in _RUNS_OPTIONAL if c not in shown]
+    if left_out:
+        console.print(f"({', '.join(left_out)} left out to fit the terminal: see budgetlab runs --json)", style="dim", highlight=False)
     for info in runs:
         if info.state.value != "done" and info.stopped_because:
             console.print(f"{info.name}: {info.stopped_because}", highlight=False)
+
+
+def _table_width(columns: list[str], rows: list[dict[str, str]]) -> int:
+    """The width of a rich table showing ``columns`` unsqueezed: each cell padded by one space
+    each side, and one rule between and around the columns."""
+    widths = [max([cell_len(column)] + [cell_len(r[column]) for r in rows]) for column in columns]
+    return sum(widths) + 3 * len(widths) + 1
 
 
 def print_budget_curves(console: Console, curves: dict[str, Any]) -> None:

@@ -14,9 +14,23 @@ from typing import Any
 
 from budgetlab.errors import InputError
 
-__all__ = ["Spend", "Budget", "LIMIT_NAMES"]
+__all__ = ["Spend", "Budget", "LIMIT_NAMES", "format_amount"]
 
 LIMIT_NAMES = ("samples", "tokens", "dollars", "verify_seconds")
+# Counted in whole units: a fractional limit would only round down unseen.
+_WHOLE_LIMITS = ("samples", "tokens")
+
+
+def format_amount(value: float) -> str:
+    """A limit as the user could type it back: ``2e6`` rather than ``2e+06``, ``22049`` in full."""
+    if (isinstance(value, float) and not value.is_integer()) or abs(value) >= 1e15:
+        return f"{value:.10g}"
+    whole = str(abs(int(value)))
+    significant = whole.rstrip("0")
+    if len(whole) < 6 or len(significant) > 3:
+        return str(int(value))
+    mantissa = significant[0] + ("." + significant[1:] if len(significant) > 1 else "")
+    return ("-" if value < 0 else "") + f"{mantissa}e{len(whole) - 1}"
 
 
 @dataclass(frozen=True)
@@ -127,13 +141,29 @@ class Budget:
                     f"budget part {part.strip()!r} is not NAME=VALUE with NAME one of {', '.join(LIMIT_NAMES)}; "
                     "write e.g. --budget samples=1000,dollars=2.5"
                 )
+            if name in values:  # a silent last-wins would hide which limit the user meant
+                raise InputError(
+                    f"budget {text!r} gives {name} twice; give each limit once, e.g. --budget {name}={raw.strip()}"
+                )
             try:
                 number = float(raw)
+                if math.isnan(number):
+                    raise ValueError
             except ValueError:
                 raise InputError(f"budget {name}={raw.strip()!r} is not a number; write e.g. {name}=100") from None
-            values[name] = int(number) if name in ("samples", "tokens") and number.is_integer() else number
+            # Checked here, on what the user typed, not in __post_init__: budgets stored by older
+            # versions must still load.
+            if math.isinf(number):
+                raise InputError(
+                    f"budget {name}={raw.strip()} is not a finite number; give e.g. {name}=100, or leave {name} out for no limit"
+                )
+            if name in _WHOLE_LIMITS and not number.is_integer():
+                raise InputError(
+                    f"budget {name}={raw.strip()} must be a whole number of {name}; give e.g. {name}={max(1, round(number))}"
+                )
+            values[name] = int(number) if name in _WHOLE_LIMITS else number
         return cls(**values)
 
     def describe(self) -> str:
         limits = self.limits()
-        return ", ".join(f"{k}={v:g}" for k, v in limits.items()) if limits else "unlimited"
+        return ", ".join(f"{k}={format_amount(v)}" for k, v in limits.items()) if limits else "unlimited"

@@ -32,5 +32,5 @@ def iter_jsonl(path: str | Path, expected: str) -> Iterator[tuple[int, Any]]:
     except (UnicodeDecodeError, OSError, EOFError) as exc:
         raise InputError(
             f"{path}:{lineno + 1}: cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc}); "
-            f"give a JSONL file with one {expected} per line"
+            f"give a JSONL file in which each line is {expected}"
         ) from None

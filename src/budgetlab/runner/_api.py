@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from budgetlab.backends import Backend, canonical_backend, make_backend
-from budgetlab.core import Budget, Problem, SamplingConfig
+from budgetlab.core import Budget, Problem, SamplingConfig, Spend
+from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunInfo, RunSpec
 from budgetlab.errors import InputError
 from budgetlab.policies import make_policy
@@ -70,6 +71,7 @@ def resume_or_create(
             changes["backend_args"] = merged
     backend = make_backend(stored.backend, changes.get("backend_args", stored.backend_args))
     if "budget" in explicit and spec.budget != stored.budget:
+        _check_budget_above_spent(spec.name, spec.budget, stored.budget, existing.spent)
         changes["budget"] = spec.budget
     if "concurrency" in explicit and spec.concurrency != stored.concurrency:
         changes["concurrency"] = spec.concurrency
@@ -89,6 +91,19 @@ RESUMABLE_BACKEND_OPTIONS = frozenset({
 
 def _sampling_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in RESUMABLE_BACKEND_OPTIONS}
+
+
+def _check_budget_above_spent(name: str, asked: Budget, stored: Budget, spent: Spend) -> None:
+    """A limit below what the run already spent can buy nothing and would only rewrite a
+    finished run as stopped over budget: refuse it, naming both numbers."""
+    over = asked.first_exceeded(spent)
+    if over is None:
+        return
+    used, cap = getattr(spent, over), asked.limits()[over]
+    raise InputError(
+        f"run {name!r} already spent {over}={format_amount(used)}, more than the --budget {over}={format_amount(cap)} asked; "
+        f"give a limit above {format_amount(used)}, or leave --budget out to keep its budget ({stored.describe()})"
+    )
 
 
 def _check_same_configs(name: str, stored: Sequence[SamplingConfig], asked: Sequence[SamplingConfig]) -> None:
@@ -175,6 +190,9 @@ def prepare(
     explicit = frozenset(k for k, v in given.items() if v is not None)
     if store.find_run(name) is None and backend is None:
         raise InputError(f"run {name!r} does not exist yet, so it needs a backend, e.g. --backend replay:samples.jsonl")
+    existing = store.find_run(name)
+    if existing is not None and existing.spec.policy == "imported":
+        raise InputError(f"run {name!r} was imported: it has no policy to draw more; report it with budgetlab report {name}")
     spec = RunSpec(name=name, **{k: v for k, v in given.items() if v is not None})
     info, live_backend = resume_or_create(store, spec, problems=problems, configs=configs, explicit=explicit)
     return PreparedRun(store, info.spec, live_backend, created=info.state.value == "created")

@@ -43,5 +43,5 @@ def import_recorded(store: BaseStore, path: str | Path, name: str) -> RunInfo:
                 )
             )
     store.import_samples(name, samples)
-    store.set_run_state(name, RunState.DONE, f"imported {len(samples):,} samples from {path}")
+    store.set_run_state(name, RunState.DONE, f"imported {len(samples):,} sample{'' if len(samples) == 1 else 's'} from {path}")
     return store.get_run(name)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from budgetlab.backends import Backend, DrawRequest
 from budgetlab.core import Budget, Completion, Sample, SampleState, Spend
+from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunState
 from budgetlab.core.view import RunView
 from budgetlab.errors import BudgetlabError
@@ -48,12 +49,23 @@ class RunOutcome:
     failed: int = 0  # of those, failed ones that cost nothing: the next invocation draws them again
 
 
-def _describe_block(limit: str, budget: Budget, spent: Spend, reserved: Spend) -> str:
-    cap = budget.limits()[limit]
-    used = getattr(spent, limit)
+def _describe_block(limit: str, budget: Budget, spent: Spend, reserved: Spend, need: Spend | None, others: list[str]) -> str:
+    """Why the budget stopped the run: spent, held by other workers' claims, or too small for
+    one more sample (``need``: what the next sample reserves)."""
+    cap, used = budget.limits()[limit], getattr(spent, limit)
     if budget.exhausted(spent) == limit:
-        return f"budget: {limit} limit {cap:g} reached (spent {used:g})"
-    return f"budget: {limit} limit {cap:g} leaves too little for the next sample (spent {used:g})"
+        return f"budget: {limit} limit {format_amount(cap)} reached (spent {format_amount(used)})"
+    one = None if need is None else getattr(need, limit)
+    held = getattr(reserved, limit)
+    if held > 0 and others and (need is None or budget.first_exceeded(spent + need) is None):
+        who = ", ".join(":".join(w.split(":")[:2]) for w in others)  # HOST:PID
+        return (f"budget: {limit} limit {format_amount(cap)} is held by other workers: {format_amount(held)} {limit} are "
+                f"reserved by worker {who} still running (spent {format_amount(used)}); wait for it or rerun later")
+    if one is None:
+        return f"budget: {limit} limit {format_amount(cap)} leaves too little for the next sample (spent {format_amount(used)})"
+    enough = format_amount(used + one)
+    return (f"budget: {limit} limit {format_amount(cap)} leaves too little for the next sample, which reserves up to "
+            f"{format_amount(one)} {limit} (spent {format_amount(used)}); raise it to at least {enough}, e.g. --budget {limit}={enough}")
 
 
 async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, completion: Completion) -> Sample:
@@ -162,6 +174,7 @@ async def execute(
     counts = _count_finished(view)
     last_beat = time.monotonic()
     blocked_by: str | None = None
+    blocked_need: Spend | None = None  # what the sample that did not fit would have reserved
     policy_idle = False
     planned = policy.planned(view)
 
@@ -210,6 +223,8 @@ async def execute(
                     unclaimed = [s for s in request.samples if s.key not in claimed]
                     queue.extendleft(reversed(unclaimed))
                     blocked_by = result.blocked_by
+                    first = next(i for i, s in enumerate(request.samples) if s.key not in claimed)
+                    blocked_need = dataclasses.replace(reservations[first], samples=1)  # as claim() reserves it
                 if mine:
                     running = [dataclasses.replace(s, state=SampleState.RUNNING) for s in mine]
                     view.update(running)
@@ -220,7 +235,8 @@ async def execute(
             if not in_flight:
                 if blocked_by is not None:
                     totals = store.get_run(run)
-                    reason = _describe_block(blocked_by, budget, totals.spent, totals.reserved)
+                    others = [w for w in store.workers(run) if w != worker]
+                    reason = _describe_block(blocked_by, budget, totals.spent, totals.reserved, blocked_need, others)
                     store.set_run_state(run, RunState.STOPPED, reason)
                     return RunOutcome(RunState.STOPPED, reason, totals.spent, drawn)
                 if policy_idle and not queue:

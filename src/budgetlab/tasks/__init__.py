@@ -3,6 +3,7 @@ problem files (JSONL, CSV). ``load_task`` picks one from a spec."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def load_task(spec: str) -> list[Problem]:
     if name in TASKS:
         first, sep, more = rest.partition(",")
         if first.strip() and "=" not in first:  # "gsm8k:/data/test.jsonl[,n=50]": a positional path
+            if "path" not in inspect.signature(TASKS[name]).parameters:  # "arithmetic:n": a key without its value
+                raise InputError(f"task {name}: argument {first.strip()!r} needs a value; write it as KEY=VALUE, e.g. {name}:n=50")
             rest = f"path={first.strip()}" + (sep + more if more else "")
         name, args = parse_spec(f"{name}:{rest}", "task")
     else:

@@ -388,7 +388,11 @@ def parse_answer(content: bytes, content_type: str, endpoint: str, url: str) -> 
             reason = f"the server answered with an error: {err}"
         else:
             keys = ", ".join(list(map(str, data))[:8]) or "none"
-            reason = f"the server's answer lacks 'choices' (its fields: {keys}); {hint}"
+            if isinstance(choices, list):
+                reason = ("the server's answer has an empty 'choices' list: it sent no completion; "
+                          "run it again to draw these samples again, or see the server's log for why")
+            else:
+                reason = f"the server's answer lacks 'choices' (its fields: {keys}); {hint}"
         raise RequestFailed(reason, prompt_tokens=prompt_tokens or 0, completion_tokens=completion_tokens or 0)
     indexed = sorted(
         enumerate(choices),
