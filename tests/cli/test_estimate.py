@@ -90,7 +90,7 @@ def test_a_set_without_a_metric_falls_back_to_plain_averaging(tmp_path: Path, ca
         (40, ("--cost-ratio", "-1"), "--cost-ratio must be a positive number, got -1.0"),
         (40, ("--scale", "5,1"), "--scale must be LOW,HIGH with LOW < HIGH, got '5,1'"),
         (40, ("--scale", "1-5"), "--scale must be LOW,HIGH with LOW < HIGH, got '1-5'"),
-        (40, ("--scale", "0,1"), "costly labels lie outside label_range (0.0, 1.0)"),
+        (40, ("--scale", "0,1"), "--scale 0,1: the human scores run from -3.25825 to 3.11622, outside it; give the scale they are on, e.g. --scale -4,4"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, capsys, rated: int, extra: tuple, message: str) -> None:

@@ -421,3 +421,54 @@ def test_cheap_scores_on_part_of_the_items_count_the_first_phase_in_full() -> No
     est = control_variate_mean(y, c)
     resid_var = (1 - np.corrcoef(costly[:40], cheap[:40])[0, 1] ** 2) * costly[:40].var(ddof=1)
     assert est.stderr**2 >= (1 - 200 / 1000) * costly[:40].var(ddof=1) / 200 + (1 - 40 / 200) * resid_var / 40 * 0.99
+
+
+# ---- edge cases: refused with a one-line error, never a wrong number or a raw numpy error -------
+Y = np.array([1.0, 2.0, np.nan, 4.0, np.nan, 3.0])
+C = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: control_variate_mean(Y, C, label_range=(-np.inf, np.inf)), "label_range must be finite"),
+        (lambda: control_variate_mean(Y, C, n_items=0), "n_items must be a whole number of items, at least the 6"),
+        (lambda: control_variate_mean(Y, C, n_items=2), "n_items must be a whole number of items, at least the 6"),
+        (lambda: plain_mean(Y, n_items=2), "at least the 4 costly labels"),
+        (lambda: control_variate_mean(np.where(np.arange(6) == 0, np.inf, Y), C), "costly scores must be finite"),
+        (lambda: control_variate_mean(Y, np.where(np.arange(6) == 0, np.inf, C)), "cheap scores must be finite"),
+        (lambda: plain_mean(np.array([1.0, np.inf, 2.0])), "costly scores must be finite.*item 1 has inf"),
+        (lambda: control_variate_mean(np.c_[Y, Y], C), r"costly scores must be one per item \(1-D"),
+        (lambda: optimal_split(1000, 100, 1, 0.9, n_items=0), "n_items must be a whole number of items >= 2"),
+        (lambda: optimal_split(np.inf, 100, 1, 0.9), "all finite"),
+        (lambda: pooled_plain_means(np.array([[1.0, np.inf], [2.0, 3.0], [3.0, 1.0]])), "item 0 of system 1 has inf"),
+    ],
+)
+def test_edge_cases_are_refused(call, message: str) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("rho", [1.0, -1.0, 0.9999])
+def test_a_perfect_correlation_keeps_two_labels_and_buys_cheap_scores(rho: float) -> None:
+    """rho = +-1 asks for next to no costly labels: 2 are kept (to fit the slope by), not an error
+    saying 1000 does not buy 2 labels at 100 (it buys 10)."""
+    split = optimal_split(1000, 100, 1, rho)
+    assert split.costly == 2 and split.cheap == 800 and split.variance_ratio < 0.05
+    capped = optimal_split(1000, 100, 1, rho, n_items=40)
+    assert capped.cheap == 40 and capped.costly <= 10 and capped.costly * 100 + 40 <= 1000
+    with pytest.raises(InputError, match="fewer than 2 costly labels"):
+        optimal_split(150, 100, 1, rho)
+
+
+def test_an_item_no_system_has_cheap_scores_on_warns_nothing() -> None:
+    import warnings
+
+    costly, cheap = systems_population(n_items=60, n_systems=3)
+    costly[30:] = np.nan
+    cheap[-1] = np.nan  # the last item: no system's output
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        estimates = pooled_control_variate_means(costly, cheap)
+    assert all(np.isfinite(e.mean) for e in estimates)

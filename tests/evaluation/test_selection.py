@@ -269,3 +269,101 @@ def test_bad_files_give_one_line_errors(tmp_path: Path, name: str, text: str, me
 def test_missing_file() -> None:
     with pytest.raises(InputError, match="does not exist"):
         load_score_matrix("/no/such/scores.csv")
+
+
+# ---- bad arguments and budgets: one-line errors, never a traceback or a silent wrong answer ----
+@pytest.mark.parametrize(
+    "name,args,message",
+    [
+        ("ucbe", {"a": "abc"}, "a must be finite and a > 0"),
+        ("ucbe-lrf", {"a": "abc"}, "a must be finite and a > 0"),
+        ("ucbe", {"a": float("inf")}, "a must be finite"),
+        ("ucbe", {"batch": "abc"}, "batch must be a whole number >= 1"),
+        ("ucbe", {"batch": 1.5}, "batch must be a whole number >= 1"),
+        ("ucbe", {"batch": 0}, "batch must be a whole number >= 1"),
+        ("uniform", {"batch": "abc"}, "batch must be a whole number >= 1"),
+        ("uniform", {"batch": 0}, "batch must be a whole number >= 1"),
+        ("halving", {"batch": 0}, "batch must be a whole number >= 1"),
+        ("halving", {"batch": -3}, "batch must be a whole number >= 1"),
+        ("halving", {"budget": "abc"}, "budget must be a whole number >= 1"),
+        ("ucbe-lrf", {"batch": 0}, "batch must be a whole number >= 1"),
+        ("ucbe-lrf", {"reg": "abc"}, "reg must be finite and reg > 0"),
+    ],
+)
+def test_algorithm_arguments_are_checked_alike(name: str, args: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        make_algorithm(name, args)
+    assert "\n" not in str(info.value) and "e.g." in str(info.value)
+
+
+@pytest.mark.parametrize("budget", [float("nan"), float("inf"), 1.5, 2.5, 0.0, -1])
+def test_a_budget_that_is_neither_a_count_nor_a_fraction_is_refused(budget: float) -> None:
+    with pytest.raises(InputError, match=r"whole number of evaluations or a fraction in \(0, 1\]"):
+        simulate(make_algorithm("uniform", {}), synthetic(n_examples=50), budget)
+
+
+def test_a_budget_below_one_evaluation_per_method_is_refused() -> None:
+    matrix = synthetic(n_examples=50)  # 6 methods
+    with pytest.raises(InputError, match="cannot evaluate each of the 6 methods once.*at least 6"):
+        simulate(make_algorithm("ucbe", {}), matrix, 3)
+    result = simulate(make_algorithm("ucbe", {}), matrix, 6)
+    assert all(r.evaluations == 1 for r in result.ranking)
+    assert simulate(make_algorithm("uniform", {}), matrix, 1.0).evaluations == matrix.available  # 1.0: all of it
+
+
+def test_one_evaluation_is_singular() -> None:
+    with pytest.raises(InputError, match="a budget of 1 evaluation cannot"):
+        simulate(make_algorithm("uniform", {}), synthetic(n_examples=50), 1)
+
+
+def test_a_negative_seed_is_refused() -> None:
+    with pytest.raises(InputError, match="seed must be a whole number >= 0"):
+        simulate(make_algorithm("uniform", {}), synthetic(n_examples=50), 0.5, seed=-1)
+
+
+def test_a_ranking_with_no_estimate_is_json_null() -> None:
+    from budgetlab.evaluation import RankedMethod, SelectionResult
+
+    result = SelectionResult("x", "a", (RankedMethod("a", 1.0, 1), RankedMethod("b", float("nan"), 0)), 1, 4, "")
+    assert json.loads(json.dumps(result.to_dict()))["ranking"][1]["estimate"] is None
+
+
+def test_duplicate_names_are_refused_by_the_matrix() -> None:
+    with pytest.raises(InputError, match="method 'a' appears twice"):
+        ScoreMatrix(np.zeros((2, 2)), ["a", "a"], ["x", "y"])
+    with pytest.raises(InputError, match="example 'x' appears twice"):
+        ScoreMatrix(np.zeros((2, 2)), ["a", "b"], ["x", "x"])
+
+
+def test_long_csv_averages_the_rows_of_a_cell(tmp_path: Path) -> None:
+    """Several rows of one (method, example) are its samples, averaged as in a replay file."""
+    (tmp_path / "long.csv").write_text("method,example,score\nm1,a,1\nm1,a,0\nm1,a,\nm2,a,1\nm2,b,0\nm1,b,1\n")
+    matrix = load_score_matrix(tmp_path / "long.csv")
+    np.testing.assert_array_equal(matrix.values, [[0.5, 1.0], [1.0, 0.0]])
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("duprow.csv", "method,a,b\nm1,1,0\nm1,0,1\nm2,0,0\n", r"duprow.csv:3: method 'm1' has a row already"),
+        ("dupcol.csv", "method,a,a\nm1,1,0\nm2,0,1\n", "dupcol.csv:1: example column 'a' appears twice"),
+        ("dupjson.json", json.dumps({"methods": ["a", "a"], "scores": [[1, 0], [0, 1]]}), "method 'a' appears twice"),
+        ("string.json", json.dumps({"methods": "ab", "scores": [[1, 0], [0, 1]]}), "'methods' must be a list of names"),
+        ("short.json", json.dumps({"methods": ["a"], "scores": [[1, 0], [0, 1]]}), "'methods' names 1, but 'scores'"),
+        ("perf.json", json.dumps({"performances": 5}), "'performances' must be a list"),
+        ("one.csv", "method,a\nm1,1\n", "one.csv: a score matrix needs at least 2 methods"),
+        ("other.csv", "model,question,score\nm1,a,1\n", "model,question,score is not recognised; a long CSV"),
+        ("big.csv", "method,a\nm1,1e400\nm2,0\n", "score '1e400' is infinite"),
+    ],
+)
+def test_more_bad_files_name_the_file_and_the_fix(tmp_path: Path, name: str, text: str, message: str) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        load_score_matrix(tmp_path / name)
+    assert str(tmp_path / name) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_directory_is_not_called_missing(tmp_path: Path) -> None:
+    (tmp_path / "scores.csv").mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        load_score_matrix(tmp_path / "scores.csv")

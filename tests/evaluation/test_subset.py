@@ -361,3 +361,89 @@ def test_choose_on_other_sets_averages_ties_and_checks_its_input() -> None:
         choose_on_other_sets({"x": {"a": 1.0, "b": float("nan")}})
     with pytest.raises(InputError, match="at least one method"):
         choose_on_other_sets({})
+
+
+# ---- bad values: refused at load time, naming file, line, system and key -------------------------
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('{"i": 1, "scores": {"a": {"human": Infinity, "bleu": 1}, "b": {"human": 1, "bleu": 0}}}\n',
+         r":1: score 'human' of system 'a' is not finite: inf"),
+        ('{"i": 1, "scores": {"a": {"bleu": NaN}, "b": {"bleu": 1}}}\n', r":1: score 'bleu' of system 'a' is not fin"),
+        ('{"i": 1, "scores": {"a": {"bleu": 1}}, "cost": NaN}\n', r":1: field 'cost' must be a positive finite number"),
+        ('{"i": 1, "scores": {"a": {"bleu": 1}}, "cost": Infinity}\n', r":1: field 'cost' must be a positive finite"),
+    ],
+)  # fmt: skip
+def test_non_finite_values_are_refused_where_they_are(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        load_items(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_reads_a_gz_suffix_in_any_case(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl.GZ"
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(_line(i) for i in range(3)) + "\n")
+    assert len(load_items(path)) == 3
+
+
+def test_a_directory_is_not_called_missing_set(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a directory"):
+        load_items(tmp_path)
+
+
+def test_a_key_declared_human_is_never_a_metric(tmp_path: Path) -> None:
+    """``rating`` is not named like a human score; declared human (as --human does), it leaves the metrics."""
+    path = tmp_path / "set.jsonl"
+    path.write_text(
+        "".join(json.dumps({"i": i, "scores": {"a": {"rating": 1.0, "bleu": 0.5}, "b": {"bleu": 0.1}}}) + "\n"
+                for i in range(3))
+    )  # fmt: skip
+    assert load_items(path).metric_keys == ("rating", "bleu")
+    data = load_items(path, human="rating")
+    assert data.human_keys == ("rating",) and data.metric_keys == ("bleu",)
+    bleu = data.matrix("bleu")
+    np.testing.assert_allclose(data.metric("auto"), (bleu - np.nanmean(bleu)) / np.nanstd(bleu))
+    from budgetlab.evaluation import metric_controls
+
+    assert metric_controls(data).shape == (3, 2, 1)
+
+
+def test_no_human_score_names_what_counts_as_one() -> None:
+    items = [Item(id=str(i), scores={"a": {"rating": 1.0}, "b": {"rating": 2.0}}) for i in range(3)]
+    with pytest.raises(InputError, match="starts with 'human'.*it has: rating.*--human KEY"):
+        ItemSet(items, name="x").human()
+
+
+@pytest.mark.parametrize("size", [float("nan"), float("inf"), 1.5, -1, 0])
+def test_a_size_that_is_neither_a_count_nor_a_fraction_is_refused(size: float) -> None:
+    with pytest.raises(InputError, match=r"whole count of items or a fraction in \(0, 1\]"):
+        choose(synthetic(), make_subset_method("random"), size=size)
+
+
+def test_a_negative_seed_is_refused() -> None:
+    with pytest.raises(InputError, match="seed must be a whole number >= 0"):
+        choose(synthetic(), make_subset_method("random"), size=0.25, seed=-1)
+
+
+def test_a_cost_budget_below_the_cheapest_item_or_infinite_is_refused() -> None:
+    data = synthetic()  # costs 1..9
+    with pytest.raises(InputError, match=r"no item fits a cost budget of 0.5; the cheapest, '\d+', costs 1 \(its 'c"):
+        choose(data, make_subset_method("random"), cost_budget=0.5)
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(InputError, match="the cost budget must be a positive finite number"):
+            choose(data, make_subset_method("random"), cost_budget=bad)
+    with pytest.raises(InputError, match="item 1's is nan"):
+        select_under_budget(np.ones(3), np.array([1.0, np.nan, 1.0]), 3.0)
+
+
+def test_rank_agreement_warns_nothing_for_a_system_never_rated() -> None:
+    import warnings
+
+    target = np.array([[np.nan, 1.0, 3.0], [np.nan, 2.0, 4.0], [np.nan, 3.0, 5.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rho, _ = rank_agreement(target, np.array([0, 1]))
+    assert rho == pytest.approx(1.0)

@@ -5,12 +5,12 @@ subset`` chose the items and raters scored them."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 from rich.console import Console
 from rich.table import Table
 
+from budgetlab.cli._evaluate import json_text
 from budgetlab.errors import InputError
 
 __all__ = ["add_estimate_parser", "cmd_estimate"]
@@ -27,7 +27,11 @@ def add_estimate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
         help="evaluation set, JSONL (gz ok) in the subset2evaluate format: metric scores on every item, "
         "human scores on the rated ones",
     )
-    p.add_argument("--human", help="the human score to estimate (default: the overall dimension)")
+    p.add_argument(
+        "--human",
+        help="the human score to estimate, e.g. --human rating (default: the overall dimension); never used as a "
+        "cheap score",
+    )
     p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     p.add_argument(
         "--scale",
@@ -53,16 +57,25 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
         pooled_plain_means,
     )
     from budgetlab.evaluation.subset import load_items
+    from budgetlab.evaluation.subset._data import HUMAN_KEYS_ARE
 
     if not 0 < args.confidence < 1:
         raise InputError(f"--confidence must lie in (0, 1), got {args.confidence}; e.g. --confidence 0.95")
     if args.cost_ratio is not None and not args.cost_ratio > 0:
         raise InputError(f"--cost-ratio must be a positive number, got {args.cost_ratio}; e.g. --cost-ratio 100")
+    if args.cost_ratio is not None and not math.isfinite(args.cost_ratio):
+        raise InputError(f"--cost-ratio must be finite, got {args.cost_ratio}; e.g. --cost-ratio 100")
     scale = _parse_scale(args.scale)
-    data = load_items(args.path)
+    # The score named by --human is the costly one: declared so, it is never a cheap control.
+    data = load_items(args.path, human=args.human or ())
     if not (data.human_keys or args.human):
-        raise InputError(f"{args.path} has no human score on any item; {_RATE_FIRST}")
+        raise InputError(
+            f"{args.path} has no human score on any item; {_RATE_FIRST} ({HUMAN_KEYS_ARE}), or name the key yours "
+            f"are under with --human KEY (the set has: {', '.join(data.keys) or 'no scores'})"
+        )
     human = data.human(args.human)
+    if scale is not None:
+        _check_scale(human, scale, args.scale)
     labels = (~np.isnan(human)).sum(axis=0)
     few = [(s, int(n)) for s, n in zip(data.systems, labels) if n < 3]
     if few:
@@ -73,11 +86,14 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
     if data.has_metric:
         controls = cheap_controls(data)
         present = ~np.isnan(controls).any(axis=2)
-        unscored = [s for j, s in enumerate(data.systems) if (~np.isnan(human[:, j]) & ~present[:, j]).any()]
-        if unscored:
+        unscored = np.argwhere(~np.isnan(human) & ~present)
+        if unscored.size:
+            i, j = (int(k) for k in unscored[0])
+            lacking = [repr(k) for k in data.metric_keys if np.isnan(data.matrix(k)[i, j])] or ["output ('tgt')"]
             raise InputError(
-                f"system {unscored[0]!r} has human scores on items without its cheap scores in {args.path}; "
-                "every rated item needs the system's metric scores too"
+                f"system {data.systems[j]!r} has a human score on item {data.items[i].id!r} of {args.path} but no "
+                f"{', '.join(lacking)} there; every rated item needs the system's cheap scores too (a score on rated "
+                "items only is a human one: name it with --human KEY)"
             )
     else:
         present = np.array([[s in it.tgt or s in it.scores for s in data.systems] for it in data.items])
@@ -96,6 +112,12 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
              "plain_mean": base.mean, "plain_low": base.lo, "plain_high": base.hi}
         )  # fmt: skip
     report["systems"].sort(key=lambda row: -row["mean"])
+    if (labels == present.sum(axis=0)).all():
+        report["notice"] = (
+            f"every item is rated: these are the exact means of these {len(data)} items, nothing was estimated; "
+            "to estimate the means over a whole set, give it with metric scores on every item and these ratings "
+            "merged in"
+        )
     widths = [(row["high"] - row["low"], row["plain_high"] - row["plain_low"]) for row in report["systems"]]
     ratio = float(np.mean([w / p for w, p in widths if p > 0])) if any(p > 0 for _, p in widths) else 1.0
     # Width shrinks as 1/sqrt(labels): the same width by plain averaging needs 1/ratio^2 as many.
@@ -105,10 +127,23 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
         split = optimal_split(rated * args.cost_ratio, args.cost_ratio, 1.0, max(-1.0, min(1.0, r)), n_items=len(data))
         report["split"] = {"costly": split.costly, "cheap": split.cheap, "variance_ratio": split.variance_ratio}
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json_text(report))
         return 0
     _print(report, data.name, console)
     return 0
+
+
+def _check_scale(human, scale: tuple[float, float], text: str) -> None:  # type: ignore[no-untyped-def]
+    """Human scores outside --scale, refused in the flag's words (the estimators name their
+    parameter, ``label_range``)."""
+    import numpy as np
+
+    low, high = float(np.nanmin(human)), float(np.nanmax(human))
+    if low < scale[0] or high > scale[1]:
+        raise InputError(
+            f"--scale {text}: the human scores run from {low:g} to "
+            f"{high:g}, outside it; give the scale they are on, e.g. --scale {math.floor(low):g},{math.ceil(high):g}"
+        )
 
 
 def _parse_scale(text: str | None) -> tuple[float, float] | None:
@@ -121,6 +156,10 @@ def _parse_scale(text: str | None) -> tuple[float, float] | None:
         low = high = math.nan
     if not low < high:
         raise InputError(f"--scale must be LOW,HIGH with LOW < HIGH, got {text!r}; e.g. --scale 1,5")
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise InputError(
+            f"--scale must be finite, got {text!r}; give the scale the human scores are on, e.g. --scale 1,5"
+        )
     return low, high
 
 
@@ -138,18 +177,30 @@ def _print(report: dict, name: str, console: Console) -> None:
             f"{row['plain_mean']:.3f} [{row['plain_low']:.3f}, {row['plain_high']:.3f}]",
         )  # fmt: skip
     console.print(table)
-    if "held_out_correlation" in report:
+    if "notice" in report:
+        console.print(f"note: {report['notice']}", highlight=False)
+    elif "held_out_correlation" in report:
+        # Held out of the regression's fit (cross-validated), not items without a rating.
         console.print(
-            f"cheap scores vs human score on unseen items: r = {report['held_out_correlation']:.2f}; "
+            "cheap scores vs human score on rated items held out of the fit: "
+            f"r = {report['held_out_correlation']:.2f}; "
             f"plain averaging would need about {report['plain_labels_for_same_width']} rated items per system "
             "for intervals this narrow",
             highlight=False,
         )
     if "split" in report:
         split = report["split"]
-        gain = "" if math.isclose(split["variance_ratio"], 1.0) else f" ({100 * (1 - split['variance_ratio']):.0f}% less variance than human labels alone)"
-        console.print(
-            f"the same spend again is best split as {split['costly']} human-rated items and cheap scores on "
-            f"{split['cheap']}{gain}",
-            highlight=False,
-        )
+        if split["cheap"] == 0:
+            console.print(
+                f"the same spend again is best put all on human ratings ({split['costly']} items): at this correlation "
+                "and --cost-ratio the cheap scores do not pay for themselves",
+                highlight=False,
+            )
+        else:
+            less = 100 * (1 - split["variance_ratio"])
+            gain = "" if math.isclose(less, 0.0) else f" ({less:.0f}% less variance than human labels alone)"
+            console.print(
+                f"the same spend again is best split as {split['costly']} human-rated items and cheap scores on "
+                f"{split['cheap']}{gain}",
+                highlight=False,
+            )

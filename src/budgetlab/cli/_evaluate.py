@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -13,17 +15,50 @@ from rich.table import Table
 from budgetlab.core.spec import parse_spec
 from budgetlab.errors import InputError
 
-__all__ = ["add_select_parser", "add_subset_parser", "cmd_select", "cmd_subset"]
+__all__ = ["add_select_parser", "add_subset_parser", "cmd_select", "cmd_subset", "json_text"]
 
 
-def _fraction_or_count(text: str) -> float | int:
+def json_text(report: Any) -> str:
+    """``report`` as JSON, a non-finite number as null: JSON has no NaN or Infinity, and most
+    readers (jq, JSON.parse) refuse Python's spelling of them."""
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(report), indent=2)
+
+
+def _count_or_fraction(text: str, flag: str, whole: str, example: str) -> float | int:
+    """``--budget``/``--size``: a whole count (an ``int``) or a fraction in (0, 1] (a ``float``;
+    1 is all of ``whole``). Anything else is refused: 1.5 meant as 1.5% would otherwise buy one."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number; give a count (e.g. 900) or a fraction (e.g. 0.05)"
-        ) from None
-    return int(value) if value > 1 and value.is_integer() else value
+        raise InputError(f"{flag} {text!r} is not a number; give a count or a fraction, e.g. {example}") from None
+    if not 0 < value < math.inf or (value > 1 and not value.is_integer()):
+        raise InputError(f"{flag} {text} is neither a whole count nor a fraction in (0, 1] of {whole}; e.g. {example}")
+    return int(value) if value > 1 else value
+
+
+def _positive_number(text: str, flag: str, example: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise InputError(f"{flag} must be a positive finite number, got {text}; e.g. {example}")
+    return value
+
+
+def _check_seed(seed: int) -> None:
+    if seed < 0:
+        raise InputError(f"--seed must be a whole number >= 0, got {seed}; e.g. --seed 0")
 
 
 def add_select_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,9 +73,9 @@ def add_select_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     p.add_argument(
         "--budget",
-        type=_fraction_or_count,
-        default=0.05,
-        help="evaluations: a count, or a fraction of the full matrix (default 0.05)",
+        default="0.05",
+        help="evaluations: a whole count (e.g. 900; at least one per method), or a fraction of the full matrix "
+        "in (0, 1] (e.g. 0.05; 1 is the whole matrix) (default 0.05)",
     )
     p.add_argument("--delta", type=float, help="also stop once the best is identified with confidence 1-DELTA")
     p.add_argument("--seed", type=int, default=0, help="seed of the example order (default 0)")
@@ -64,16 +99,23 @@ def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
-        "--size", type=_fraction_or_count, help="items to choose: a count, or a fraction of the set (default 0.25)"
+        "--size",
+        help="items to choose: a whole count (e.g. 50), or a fraction of the set in (0, 1] (e.g. 0.25; 1 is every "
+        "item) (default 0.25)",
     )
     size.add_argument(
         "--cost-budget",
-        type=float,
         help="choose the most useful items whose costs ('cost' field, else words to read) fit this budget",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for random and stochastic methods (default 0)")
-    p.add_argument("--human", help="human score to check the subset's ranking against (default: the overall dimension)")
-    p.add_argument("--output", help="write the chosen items, in selection order, to this JSONL file")
+    p.add_argument(
+        "--human",
+        help="human score to check the subset's ranking against (default: the overall dimension); never used "
+        "as a metric",
+    )
+    p.add_argument(
+        "--output", help="write the chosen items, in selection order and without their human scores, to this JSONL file"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -85,10 +127,12 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
         raise InputError(
             "give a score file or --run NAME (with --store), not both or neither; e.g. budgetlab select scores.csv"
         )
-    matrix = load_run_matrix(args.store, args.run) if args.run else load_score_matrix(args.path)
+    budget = _count_or_fraction(args.budget, "--budget", "the full matrix", "--budget 0.05 or --budget 900")
+    _check_seed(args.seed)
     name, options = parse_spec(args.algorithm, "algorithm")
     algorithm = make_algorithm(name, options)
-    result = simulate(algorithm, matrix, args.budget, seed=args.seed, delta=args.delta, bernoulli=args.bernoulli)
+    matrix = load_run_matrix(args.store, args.run) if args.run else load_score_matrix(args.path)
+    result = simulate(algorithm, matrix, budget, seed=args.seed, delta=args.delta, bernoulli=args.bernoulli)
     full = matrix.means()
     index = {m: i for i, m in enumerate(matrix.methods)}
     full_best = matrix.methods[int(full.argmax())]
@@ -101,8 +145,11 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
     }
     for row in report["ranking"]:
         row["full_mean"] = float(full[index[row["method"]]])
+    capped = isinstance(budget, int) and budget > result.total
+    if capped:
+        report["budget_asked"] = budget
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json_text(report))
         return 0
     table = Table(
         title=f"{result.algorithm} on {report['source']} · {len(matrix.methods)} methods x {len(matrix.examples)} examples"
@@ -113,15 +160,19 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
     table.add_column("evaluations", justify="right")
     table.add_column("full-matrix mean", justify="right")
     for rank, row in enumerate(report["ranking"][: max(1, args.top)], 1):
-        table.add_row(
-            str(rank), row["method"], f"{row['estimate']:.4f}", f"{row['evaluations']:,}", f"{row['full_mean']:.4f}"
-        )
+        estimate = "-" if row["estimate"] is None else f"{row['estimate']:.4f}"
+        table.add_row(str(rank), row["method"], estimate, f"{row['evaluations']:,}", f"{row['full_mean']:.4f}")
     console.print(table)
     console.print(f"best method: [bold]{result.best}[/]", highlight=False)
     console.print(
         f"evaluations used: {result.evaluations:,} of {result.total:,} ({100 * result.fraction:.1f}%) · {result.stopped_because}",
         highlight=False,
     )
+    if capped:
+        console.print(
+            f"--budget {budget:,} is more than the {result.total:,} evaluations of the full matrix: capped there",
+            highlight=False,
+        )
     verdict = "agrees" if result.best == full_best else "DISAGREES"
     console.print(f"the full evaluation names {full_best} best: this choice {verdict}", highlight=False)
     return 0
@@ -132,11 +183,19 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
 
     from budgetlab.evaluation.subset import choose, load_items, make_subset_method, method_for, rank_agreement
 
-    data = load_items(args.path)
+    size = cost_budget = None
+    if args.cost_budget is not None:
+        cost_budget = _positive_number(args.cost_budget, "--cost-budget", "--cost-budget 1000")
+    else:
+        size = _count_or_fraction(
+            "0.25" if args.size is None else args.size, "--size", "the set", "--size 0.25 or --size 50"
+        )
+    _check_seed(args.seed)
+    output = None if args.output is None else _output_path(args.output)
+    data = load_items(args.path, human=args.human or ())
     name, options = (method_for(data), {}) if args.method == "auto" else parse_spec(args.method, "subset method")
     method = make_subset_method(name, options)
-    size = args.size if args.size is not None or args.cost_budget is not None else 0.25
-    chosen = choose(data, method, size=size, cost_budget=args.cost_budget, seed=args.seed)
+    chosen = choose(data, method, size=size, cost_budget=cost_budget, seed=args.seed)
     costs = data.costs()
     report: dict = {
         "source": args.path,
@@ -149,10 +208,10 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     if data.human_keys or args.human:
         rho, tau = rank_agreement(data.human(args.human), chosen)
         report["ranking_agreement"] = {"spearman": rho, "kendall": tau}
-    if args.output:
-        _write_items(Path(args.output), data, chosen)
+    if output is not None:
+        _write_items(output, data, chosen)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json_text(report))
         return 0
     table = Table(title=f"{name} on {data.name} · {len(chosen)} of {len(data)} items")
     table.add_column("#", justify="right")
@@ -179,19 +238,41 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _output_path(text: str) -> Path:
+    """``--output``, checked before the work it would hold is done."""
+    path = Path(text)
+    if path.is_dir():
+        raise InputError(f"--output {text} is a directory; give a file path, e.g. --output {path / 'to_rate.jsonl'}")
+    if not path.parent.is_dir():
+        raise InputError(
+            f"--output {text}: the folder {path.parent} does not exist; create it or give another --output"
+        )
+    return path
+
+
 def _write_items(path: Path, data, chosen) -> None:  # type: ignore[no-untyped-def]
+    """The chosen items for the raters, without the human scores the set already has: the
+    raters' file should not show them the answers, nor carry old ratings into new ones."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for i in chosen:
-            it = data.items[i]
-            row = {
-                "i": it.id,
-                "src": it.src,
-                "ref": it.ref,
-                "tgt": dict(it.tgt),
-                "scores": {s: dict(v) for s, v in it.scores.items()},
-            }
-            if it.cost is not None:
-                row["cost"] = it.cost
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for i in chosen:
+                it = data.items[i]
+                row = {
+                    "i": it.id,
+                    "src": it.src,
+                    "ref": it.ref,
+                    "tgt": dict(it.tgt),
+                    "scores": {
+                        s: {k: v for k, v in values.items() if not data.is_human(k)} for s, values in it.scores.items()
+                    },
+                }
+                if it.cost is not None:
+                    row["cost"] = it.cost
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(
+            f"cannot write the chosen items to {path} ({exc.strerror or exc}); give another --output"
+        ) from None

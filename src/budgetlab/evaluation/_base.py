@@ -55,7 +55,14 @@ class ScoreMatrix:
                 f"{len(self.methods)} methods and {len(self.examples)} examples"
             )
         if len(self.methods) < 2:
-            raise InputError(f"a score matrix needs at least 2 methods to choose from, got {len(self.methods)}")
+            raise InputError(
+                f"a score matrix needs at least 2 methods to choose from, got {len(self.methods)}; "
+                "give one row of scores per method"
+            )
+        for what, names in (("method", self.methods), ("example", self.examples)):
+            if len(set(names)) < len(names):
+                name = next(n for i, n in enumerate(names) if n in names[:i])
+                raise InputError(f"{what} {name!r} appears twice in the score matrix; each must be named once")
         if np.isinf(values).any():
             raise InputError("a score matrix must hold finite scores (NaN for a missing cell), but it holds inf")
         empty = [m for m, row in zip(self.methods, values) if np.isnan(row).all()]
@@ -228,8 +235,16 @@ class SelectionResult:
             "total": self.total,
             "fraction": self.fraction,
             "stopped_because": self.stopped_because,
-            "ranking": [{"method": r.name, "estimate": r.estimate, "evaluations": r.evaluations} for r in self.ranking],
+            # JSON has no NaN: a method with no estimate yet gets null.
+            "ranking": [
+                {"method": r.name, "estimate": _finite_or_none(r.estimate), "evaluations": r.evaluations}
+                for r in self.ranking
+            ],
         }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def identified(obs: Observations, best: int, delta: float, *, min_common: int = 10) -> bool:

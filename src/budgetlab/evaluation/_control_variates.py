@@ -56,13 +56,40 @@ def _t(confidence: float, df: int) -> float:
     return float(scipy.stats.t.ppf(0.5 + confidence / 2, df))
 
 
+def _scores(values: np.ndarray, what: str, dims: tuple[int, ...], shape: str) -> np.ndarray:
+    """``values`` as floats, refusing a wrong number of dimensions and infinities (NaN is the
+    only mark of a missing score: an infinite one would make the mean infinite or NaN)."""
+    try:
+        array = np.asarray(values, float)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} scores must be numbers ({shape}), NaN where missing") from None
+    if array.ndim not in dims:
+        raise InputError(f"{what} scores must be {shape}, got shape {array.shape}")
+    if np.isinf(array).any():
+        where = tuple(int(i) for i in np.argwhere(np.isinf(array))[0])
+        raise InputError(f"{what} scores must be finite (NaN where missing), but item {where[0]} has {array[where]}")
+    return array
+
+
+def _items(n_items: int | None, rows: int, counted: int, what: str) -> int:
+    """The number of items a mean is over: ``n_items``, checked, else the rows given."""
+    if n_items is None:
+        return rows
+    if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < max(counted, 1):
+        raise InputError(
+            f"n_items must be a whole number of items, at least the {counted} {what}, got n_items={n_items!r}; "
+            "it counts every item the mean is over, these ones included"
+        )
+    return int(n_items)
+
+
 def plain_mean(costly: np.ndarray, *, n_items: int | None = None, confidence: float = 0.95) -> MeanEstimate:
     """The mean of the labelled costly scores (NaN = unlabelled) with a t interval, corrected
     for sampling ``n`` of ``n_items`` items without replacement (default: the array's length)."""
-    y = np.asarray(costly, float)
+    y = _scores(costly, "costly", (1,), "one per item (1-D)")
     labelled = y[~np.isnan(y)]
     n = labelled.size
-    N = len(y) if n_items is None else n_items
+    N = _items(n_items, len(y), n, "costly labels")
     if n < 2:
         raise InputError(f"an interval needs at least 2 costly labels, got {n}")
     se = math.sqrt(max(0.0, 1 - n / N) * labelled.var(ddof=1) / n)
@@ -105,8 +132,8 @@ def control_variate_mean(
     range of their own: without ``label_range`` they are refused, since any interval from them
     would have zero width.
     """
-    y = np.asarray(costly, float)
-    c = np.asarray(cheap, float)
+    y = _scores(costly, "costly", (1,), "one per item (1-D; for several systems use pooled_control_variate_means)")
+    c = _scores(cheap, "cheap", (1, 2), "items or items x cheap scores")
     if c.ndim == 1:
         c = c[:, None]
     if c.shape[0] != y.shape[0]:
@@ -116,7 +143,7 @@ def control_variate_mean(
     if (labelled & ~has_cheap).any():
         raise InputError("every item with a costly label needs its cheap score too (two-phase sampling)")
     n, m, p_given = int(labelled.sum()), int(has_cheap.sum()), c.shape[1]
-    N = len(y) if n_items is None else n_items
+    N = _items(n_items, len(y), m, "items with a cheap score")
     yl = y[labelled]
     # A cheap score that is the same on every labelled item (a pass/fail score where all of them
     # passed) says nothing about the slope: it is left out (slope 0) rather than fitted to
@@ -174,6 +201,8 @@ def _label_range(labels: np.ndarray, given: tuple[float, float] | None) -> tuple
         raise InputError(f"label_range must be (low, high), got {given!r}") from None
     if not low < high:
         raise InputError(f"label_range must be (low, high) with low < high, got {given!r}")
+    if not (math.isfinite(low) and math.isfinite(high)):  # an infinite range makes the variance floor NaN
+        raise InputError(f"label_range must be finite, got {given!r}; give the scale the labels are on, e.g. (1, 5)")
     if labels.min() < low or labels.max() > high:
         raise InputError(
             f"costly labels lie outside label_range {given!r} (from {labels.min():g} to {labels.max():g}); "
@@ -202,12 +231,15 @@ def optimal_split(
     precisely, given their correlation ``rho``: the ratio of cheap to costly items is
     ``sqrt(rho^2 / (1 - rho^2) * cost_costly / cost_cheap)`` (the two-fidelity optimum,
     e.g. Peherstorfer, Willcox and Gunzburger 2016), capped by the ``n_items`` available."""
-    if not (budget > 0 and cost_costly > 0 and cost_cheap >= 0):
+    if not (0 < budget < math.inf and 0 < cost_costly < math.inf and 0 <= cost_cheap < math.inf):
         raise InputError(
-            f"budget and costly cost must be positive and cheap cost non-negative, got {budget=}, {cost_costly=}, {cost_cheap=}"
+            f"budget and costly cost must be positive and cheap cost non-negative, all finite, got {budget=}, "
+            f"{cost_costly=}, {cost_cheap=}"
         )
     if not -1 <= rho <= 1:
         raise InputError(f"rho is a correlation and must lie in [-1, 1], got {rho!r}")
+    if n_items is not None and (isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < 2):
+        raise InputError(f"n_items must be a whole number of items >= 2, got n_items={n_items!r}")
     r2 = min(rho * rho, 1 - 1e-12)
     plain_n = budget / cost_costly
     if cost_cheap == 0:
@@ -216,6 +248,11 @@ def optimal_split(
         ratio = max(1.0, math.sqrt(r2 / (1 - r2) * cost_costly / cost_cheap))
     n = budget / (cost_costly + ratio * cost_cheap) if math.isfinite(ratio) else plain_n
     m = ratio * n if math.isfinite(ratio) else (n_items or math.inf)
+    if n < 2 <= budget / (cost_costly + cost_cheap):
+        # A correlation near +-1 asks for next to no labels, but the slope needs 2 to be fitted
+        # by: keep 2, and the rest of the budget buys cheap scores.
+        n = 2.0
+        m = (budget - n * cost_costly) / cost_cheap
     if n_items is not None and m > n_items:
         m = float(n_items)
         n = min((budget - m * cost_cheap) / cost_costly, m)

@@ -7,7 +7,8 @@
   performances file (``{"performances": [{"model", "question_id", "pass@1"}]}``, pass@1 read as a
   fraction);
 * ``.csv``: wide (``method,<example>,<example>,...``, one row per method) or long (columns
-  ``method``, ``example`` and ``score``);
+  ``method``, ``example`` and ``score``; several rows of one cell are its samples, averaged as
+  a replay file's are);
 * ``.jsonl`` (optionally ``.gz``): a budgetlab replay file (samples or counts records, see the
   README): a cell's score is the mean of its samples' scores (else correctness), so a counts
   record ``{"n": 10, "correct": 3}`` gives 0.3.
@@ -57,8 +58,19 @@ def _read_text(path: Path) -> str:
 def load_score_matrix(path: str | Path) -> ScoreMatrix:
     """Read ``path`` (format by extension, see the module docstring)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"score file {path} is a directory; give a file in it, e.g. {path / 'scores.csv'}")
     if not path.is_file():
         raise InputError(f"score file {path} does not exist; give {_FORMATS}")
+    try:
+        return _load(path)
+    except InputError as exc:
+        # The matrix's own checks (shape, methods) do not know the file: name it for them.
+        message = str(exc)
+        raise InputError(message if str(path) in message else f"{path}: {message}") from None
+
+
+def _load(path: Path) -> ScoreMatrix:
     kinds = _suffixes(path)
     if ".npz" in kinds:
         return _from_npz(path)
@@ -89,7 +101,10 @@ def matrix_from_cells(cells: Mapping[tuple[str, str], float], where: str) -> Sco
     values = np.full((len(methods), len(examples)), np.nan)
     for (m, e), v in cells.items():
         values[mi[m], ei[e]] = v
-    return ScoreMatrix(values, tuple(methods), tuple(examples))
+    try:
+        return ScoreMatrix(values, tuple(methods), tuple(examples))
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
 def _number(value: Any, where: str) -> float:
@@ -102,16 +117,52 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
+def _cell_means(samples: Mapping[tuple[str, str], list[float]]) -> dict[tuple[str, str], float]:
+    """Each cell's mean over its samples that hold a score (NaN when none does), as a replay
+    file's samples of one cell are averaged."""
+    out = {}
+    for key, values in samples.items():
+        scored = [v for v in values if not math.isnan(v)]
+        out[key] = sum(scored) / len(scored) if scored else math.nan
+    return out
+
+
+def _names(value: Any, what: str, count: int, path: Path) -> list[str]:
+    """The ``methods`` or ``examples`` list of a JSON matrix, checked against the ``scores``."""
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        raise InputError(f'{path}: {what!r} must be a list of names, e.g. ["a", "b"], got {value!r}')
+    if len(value) != count:
+        rows = "rows" if what == "methods" else "scores per row"
+        raise InputError(
+            f"{path}: {what!r} names {len(value)}, but 'scores' has {count} {rows}; give one name for each"
+        )
+    _refuse_repeats([str(v) for v in value], what.removesuffix("s"), str(path))
+    return [str(v) for v in value]
+
+
+def _refuse_repeats(names: list[str], what: str, where: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(f"{where}: {what} {name!r} appears twice; each must be named once (merge or rename them)")
+        seen.add(name)
+
+
 def _from_json(path: Path, data: Any) -> ScoreMatrix:
     if isinstance(data, dict) and "performances" in data:
-        cells: dict[tuple[str, str], float] = {}
+        if not isinstance(data["performances"], list):
+            raise InputError(
+                f"{path}: 'performances' must be a list of {{'model', 'question_id', 'pass@1'}} objects, "
+                f"got {type(data['performances']).__name__}"
+            )
+        samples: dict[tuple[str, str], list[float]] = {}
         for k, row in enumerate(data["performances"]):
             try:
                 key = (str(row["model"]), str(row["question_id"]))
-                cells[key] = _number(row["pass@1"], f"{path}: performances[{k}]") / 100.0
+                samples.setdefault(key, []).append(_number(row["pass@1"], f"{path}: performances[{k}]") / 100.0)
             except (KeyError, TypeError):
                 raise InputError(f"{path}: performances[{k}] lacks 'model', 'question_id' or 'pass@1'") from None
-        return matrix_from_cells(cells, str(path))
+        return matrix_from_cells(_cell_means(samples), str(path))
     if isinstance(data, dict) and "scores" in data and isinstance(data["scores"], list):
         rows = data["scores"]
         if not rows or not all(isinstance(r, list) for r in rows):
@@ -122,8 +173,10 @@ def _from_json(path: Path, data: Any) -> ScoreMatrix:
         values = np.array(
             [[_number(v, f"{path}: scores[{i}][{j}]") for j, v in enumerate(r)] for i, r in enumerate(rows)]
         )
-        methods = data.get("methods") or [f"method{i}" for i in range(len(rows))]
-        examples = data.get("examples") or [str(j) for j in range(width)]
+        methods = None if data.get("methods") is None else _names(data["methods"], "methods", len(rows), path)
+        examples = None if data.get("examples") is None else _names(data["examples"], "examples", width, path)
+        methods = methods or [f"method{i}" for i in range(len(rows))]
+        examples = examples or [str(j) for j in range(width)]
         return ScoreMatrix(values, tuple(methods), tuple(examples))
     if isinstance(data, dict) and data and all(isinstance(v, (dict, list)) for v in data.values()):
         cells = {}
@@ -142,24 +195,40 @@ def _from_csv(path: Path, text: str) -> ScoreMatrix:
         raise InputError(f"{path}: a CSV score matrix needs a header and at least one row; give {_FORMATS}")
     header = [h.strip() for h in rows[0]]
     lower = [h.lower() for h in header]
-    cells: dict[tuple[str, str], float] = {}
     if {"method", "example"} <= set(lower) and ("score" in lower or "value" in lower):
         mi, ei = lower.index("method"), lower.index("example")
         si = lower.index("score") if "score" in lower else lower.index("value")
+        samples: dict[tuple[str, str], list[float]] = {}
         for lineno, row in enumerate(rows[1:], 2):
             if len(row) != len(header):
                 raise InputError(f"{path}:{lineno}: {len(row)} fields, but the header has {len(header)}")
-            cells[(row[mi].strip(), row[ei].strip())] = _csv_number(row[si], f"{path}:{lineno}")
-        return matrix_from_cells(cells, str(path))
+            samples.setdefault((row[mi].strip(), row[ei].strip()), []).append(_csv_number(row[si], f"{path}:{lineno}"))
+        return matrix_from_cells(_cell_means(samples), str(path))
     examples = header[1:]
     if not examples:
         raise InputError(f"{path}: the header names no examples; write method,<example>,<example>,...")
-    values, methods = [], []
+    _refuse_repeats(examples, "example column", f"{path}:1")
+    values, methods, first_line = [], [], {}
     for lineno, row in enumerate(rows[1:], 2):
         if len(row) != len(header):
             raise InputError(f"{path}:{lineno}: {len(row)} fields, but the header has {len(header)}")
-        methods.append(row[0].strip())
-        values.append([_csv_number(c, f"{path}:{lineno}") for c in row[1:]])
+        method = row[0].strip()
+        if method in first_line:
+            raise InputError(
+                f"{path}:{lineno}: method {method!r} has a row already (line {first_line[method]}); give each method "
+                "one row, or write the file long (method,example,score), where several rows of a cell are averaged"
+            )
+        first_line[method] = lineno
+        methods.append(method)
+        try:
+            values.append([_csv_number(c, f"{path}:{lineno}") for c in row[1:]])
+        except InputError:
+            if {"score", "value"} & set(lower):  # meant as a long file, with other column names
+                raise InputError(
+                    f"{path}:1: header {','.join(header)} is not recognised; a long CSV needs the columns "
+                    "method,example,score (or value), a wide one method,<example>,<example>,..."
+                ) from None
+            raise
     return ScoreMatrix(np.array(values), tuple(methods), tuple(examples))
 
 
@@ -168,11 +237,14 @@ def _csv_number(text: str, where: str) -> float:
     if text == "" or text.lower() in ("nan", "na", "null", "none"):
         return math.nan
     try:
-        return _number(float(text), where)
+        value = float(text)
     except ValueError:
         raise InputError(
             f"{where}: score {text!r} is not a number (leave the field empty for a missing cell)"
         ) from None
+    if math.isinf(value):  # quote what the file says (1e400), not what it overflowed to
+        raise InputError(f"{where}: score {text!r} is infinite; give a finite number, or leave the field empty")
+    return value
 
 
 def _from_npz(path: Path) -> ScoreMatrix:

@@ -39,6 +39,7 @@ system are refused rather than given a zero-width interval, unless their scale i
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -182,6 +183,7 @@ def pooled_plain_means(
     y = np.asarray(costly, float)
     if y.ndim != 2:
         raise InputError(f"costly must be items x systems, got shape {y.shape}")
+    _refuse_infinite(y, "costly")
     pop = np.ones(y.shape, bool) if population is None else np.asarray(population, bool)
     if pop.shape != y.shape:
         raise InputError(f"population must be items x systems like costly, got {pop.shape} and {y.shape}")
@@ -221,6 +223,8 @@ def _prepare(
             f"costly must be items x systems and cheap items x systems x controls of the same items and systems, "
             f"got shapes {y.shape} and {np.shape(cheap)}"
         )
+    _refuse_infinite(y, "costly")
+    _refuse_infinite(x, "cheap")
     grid = (float(ridge),) if isinstance(ridge, (int, float)) else tuple(map(float, ridge))
     if not grid or any(not (r >= 0) for r in grid):
         raise InputError(f"ridge penalties must be non-negative numbers, got ridge={ridge!r}")
@@ -229,7 +233,9 @@ def _prepare(
     if (labelled & ~population).any():
         raise InputError("every item with a costly label needs the system's cheap scores too (two-phase sampling)")
     if item_means:
-        with np.errstate(invalid="ignore"):
+        # An item no system has cheap scores on has no item mean (NaN, and no row in any fit).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             pooled = np.nanmean(np.where(population[:, :, None], x, np.nan), axis=1, keepdims=True)
         # Within the item (how a system's output differs from the others on it) and between
         # items (how hard the item is) as separate controls: the ridge then shrinks the two
@@ -237,6 +243,17 @@ def _prepare(
         # together would tie them (a Mundlak decomposition).
         x = np.concatenate([x - pooled, np.broadcast_to(pooled, x.shape)], axis=2)
     return y, x, labelled, grid
+
+
+def _refuse_infinite(values: np.ndarray, what: str) -> None:
+    """NaN marks a missing score; an infinite one would make every mean NaN."""
+    bad = np.argwhere(np.isinf(values))
+    if bad.size:
+        index = tuple(int(i) for i in bad[0])
+        raise InputError(
+            f"{what} scores must be finite (NaN where missing), but item {index[0]} of system {index[1]} has "
+            f"{values[index]}"
+        )
 
 
 def _scale(y: np.ndarray, labelled: np.ndarray, given: tuple[float, float] | None) -> tuple[float, float]:

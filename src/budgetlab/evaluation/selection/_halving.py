@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from budgetlab.errors import InputError
 from budgetlab.evaluation._base import Observations
+from budgetlab.evaluation.selection._arguments import check_count
 from budgetlab.evaluation.selection._uniform import _argmax
 
 __all__ = ["SuccessiveHalving"]
@@ -31,8 +31,9 @@ class SuccessiveHalving:
     name: str = "halving"
 
     def __post_init__(self) -> None:
-        if self.budget is not None and (isinstance(self.budget, bool) or self.budget < 1):
-            raise InputError(f"successive halving needs budget >= 1 evaluations, got budget={self.budget!r}")
+        if self.budget is not None:
+            check_count(self.budget, "budget", "evaluations to plan the rounds for", "halving:budget=500")
+        check_count(self.batch, "batch", "evaluations per decision", "halving:batch=64")
 
     def _plan(self, obs: Observations) -> tuple[list[int], int | None]:
         """The survivors now, and the evaluations per method the current round asks for

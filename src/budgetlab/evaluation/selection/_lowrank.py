@@ -11,6 +11,7 @@ import numpy as np
 
 from budgetlab.errors import InputError
 from budgetlab.evaluation._base import Observations
+from budgetlab.evaluation.selection._arguments import check_count, check_positive
 from budgetlab.evaluation.selection._ucbe import ucb_pulls
 from budgetlab.evaluation.selection._uniform import _argmax
 
@@ -81,14 +82,12 @@ class UCBELowRank:
     name: str = "ucbe-lrf"
 
     def __post_init__(self) -> None:
-        if not self.a > 0:
-            raise InputError(f"UCB-E-LRF needs an exploration parameter a > 0, got a={self.a!r}; e.g. ucbe-lrf:a=1")
+        check_positive(self.a, "a", "UCB-E-LRF's exploration parameter", "ucbe-lrf:a=1")
         if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 0:
             raise InputError(f"rank must be an integer >= 0 (0: row and column effects only), got rank={self.rank!r}")
-        if not self.reg > 0:
-            raise InputError(f"reg must be > 0 (ridge strength), got reg={self.reg!r}")
-        if self.batch < 1:
-            raise InputError(f"batch must be at least 1 evaluation per refit, got batch={self.batch!r}")
+        check_positive(self.reg, "reg", "ridge strength", "ucbe-lrf:reg=1")
+        check_count(self.iters, "iters", "rounds of the matrix completion", "ucbe-lrf:iters=10")
+        check_count(self.batch, "batch", "evaluations per refit", "ucbe-lrf:batch=8")
 
     def propose(self, obs: Observations, k: int) -> list[tuple[int, int]]:
         return ucb_pulls(obs, self.estimates(obs), self.a, k)

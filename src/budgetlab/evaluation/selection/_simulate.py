@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -32,18 +33,26 @@ def simulate(
 ) -> SelectionResult:
     """Run ``algorithm`` on ``matrix``, revealing a cell's score when the algorithm evaluates it.
 
-    ``budget``: evaluations allowed, as a count (``int``) or a fraction of the full matrix
-    (``float`` in (0, 1]); ``None`` allows the full matrix. ``seed`` fixes the shared example
-    order. ``delta``: also stop once the best method is identified with confidence
-    ``1 - delta`` (see :func:`~budgetlab.evaluation.identified`). ``bernoulli``: an
-    evaluation's value is a Bernoulli draw with the cell's score as probability (scores must lie
-    in [0, 1]) instead of the score itself. ``checkpoints``: numbers of evaluations at which
-    to record the method named best (in :attr:`SelectionResult.checkpoints`).
+    ``budget``: evaluations allowed, at least one per method: a count (a whole number, capped at
+    the full matrix) or a fraction of the full matrix (``float`` in (0, 1]; 1.0 is all of it);
+    ``None`` allows the full matrix. ``seed`` fixes the shared example order. ``delta``: also
+    stop once the best method is identified with confidence ``1 - delta`` (see
+    :func:`~budgetlab.evaluation.identified`). ``bernoulli``: an evaluation's value is a
+    Bernoulli draw with the cell's score as probability (scores must lie in [0, 1]) instead of
+    the score itself. ``checkpoints``: numbers of evaluations at which to record the method
+    named best (in :attr:`SelectionResult.checkpoints`).
     """
     values = matrix.values
     available = ~np.isnan(values)
     total = int(available.sum()) * passes
     limit = _budget(budget, total)
+    if limit < len(matrix.methods):
+        raise InputError(
+            f"a budget of {_evaluations(limit)} cannot evaluate each of the {len(matrix.methods)} methods once; "
+            f"at least one evaluation per method is needed: give a budget of at least {len(matrix.methods)}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a whole number >= 0, got seed={seed!r}")
     if bernoulli and (np.nanmin(values) < 0 or np.nanmax(values) > 1):
         raise InputError("bernoulli draws need scores in [0, 1] (probabilities), but the matrix has others")
     rng = np.random.default_rng(seed)
@@ -52,7 +61,7 @@ def simulate(
     )
     marks = sorted({int(c) for c in checkpoints if 0 < int(c) <= limit})
     seen: dict[int, int] = {}
-    stopped = f"budget of {limit:,} evaluations spent"
+    stopped = f"budget of {_evaluations(limit)} spent"
     while obs.used < limit:
         pulls = algorithm.propose(obs, min(algorithm.batch, limit - obs.used))
         if not pulls:
@@ -83,11 +92,20 @@ def simulate(
     )
 
 
+def _evaluations(n: int) -> str:
+    return f"{n:,} evaluation" + ("" if n == 1 else "s")
+
+
 def _budget(budget: float | None, total: int) -> int:
     if budget is None:
         return total
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0:
-        raise InputError(f"budget must be a positive number of evaluations or a fraction in (0, 1], got {budget!r}")
-    if isinstance(budget, float) and budget <= 1:
+    is_number = isinstance(budget, (int, float, np.integer, np.floating)) and not isinstance(budget, bool)
+    # A float above 1 that is not whole (1.5) is neither a count nor a fraction: 1.5% meant as
+    # 1.5 would otherwise buy one evaluation and a wrong answer.
+    if not is_number or not 0 < budget < math.inf or (budget > 1 and not float(budget).is_integer()):
+        raise InputError(
+            f"budget must be a whole number of evaluations or a fraction in (0, 1], got {budget!r}; e.g. 0.05 or 900"
+        )
+    if isinstance(budget, (float, np.floating)) and budget <= 1:
         return max(1, round(budget * total))
     return min(int(budget), total)

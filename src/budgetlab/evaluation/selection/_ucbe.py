@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from budgetlab.errors import InputError
 from budgetlab.evaluation._base import Observations
+from budgetlab.evaluation.selection._arguments import check_count, check_positive
 from budgetlab.evaluation.selection._uniform import _argmax
 
 __all__ = ["UCBE", "ucb_pulls"]
@@ -27,10 +27,8 @@ class UCBE:
     name: str = "ucbe"
 
     def __post_init__(self) -> None:
-        if not self.a > 0:
-            raise InputError(f"UCB-E needs an exploration parameter a > 0, got a={self.a!r}; e.g. ucbe:a=1")
-        if self.batch < 1:
-            raise InputError(f"batch must be at least 1 evaluation per decision, got batch={self.batch!r}")
+        check_positive(self.a, "a", "UCB-E's exploration parameter", "ucbe:a=1")
+        check_count(self.batch, "batch", "evaluations per decision", "ucbe:batch=4")
 
     def propose(self, obs: Observations, k: int) -> list[tuple[int, int]]:
         return ucb_pulls(obs, self.estimates(obs), self.a, k)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from budgetlab.evaluation._base import Observations
+from budgetlab.evaluation.selection._arguments import check_count
 
 __all__ = ["Uniform"]
 
@@ -18,6 +19,9 @@ class Uniform:
 
     batch: int = 1
     name: str = "uniform"
+
+    def __post_init__(self) -> None:
+        check_count(self.batch, "batch", "evaluations per decision", "uniform:batch=4")
 
     def propose(self, obs: Observations, k: int) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []

@@ -16,6 +16,7 @@ vary item by item), so that no system is judged on an unusual share of items.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -105,23 +106,42 @@ def choose(
     cost_budget: float | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Indexes of the items to rate, most worth rating first: the top ``size`` (a count, or a
-    fraction of the set if a float <= 1), or, with ``cost_budget``, the most useful set whose
-    costs (:meth:`ItemSet.costs`) fit it."""
+    """Indexes of the items to rate, most worth rating first: the top ``size`` (a whole count,
+    or a fraction of the set if a float <= 1), or, with ``cost_budget``, the most useful set
+    whose costs (:meth:`ItemSet.costs`) fit it (at least the cheapest item must)."""
     n = len(data)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a whole number >= 0, got seed={seed!r}")
     rng = np.random.default_rng(seed)
     if (size is None) == (cost_budget is None):
         raise InputError(
             "give exactly one of a subset size (e.g. --size 0.25 or --size 50) or a cost budget (--cost-budget)"
         )
     if cost_budget is not None:
+        if isinstance(cost_budget, bool) or not isinstance(cost_budget, (int, float)) or not 0 < cost_budget < math.inf:
+            raise InputError(f"the cost budget must be a positive finite number, got {cost_budget!r}; e.g. 1000")
+        costs = data.costs()
+        if cost_budget < costs.min():
+            cheapest = int(np.argmin(costs))
+            unit = "its 'cost'" if data.items[cheapest].cost is not None else "words to read"
+            raise InputError(
+                f"no item fits a cost budget of {cost_budget:g}; the cheapest, {data.items[cheapest].id!r}, costs "
+                f"{costs[cheapest]:g} ({unit}): raise the cost budget (--cost-budget)"
+            )
         # A method's own utilities where it has them (per-item consistency for "consistency"),
         # else its order.
         utilities = getattr(method, "utilities", None)
         u = utilities(data) if utilities is not None else utilities_from_order(method.order(data, n, rng))
-        return select_under_budget(u, data.costs(), cost_budget)
+        return select_under_budget(u, costs, cost_budget)
     assert size is not None
-    if isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0:
-        raise InputError(f"subset size must be a positive count or a fraction in (0, 1], got {size!r}")
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, (int, float))
+        or not 0 < size < math.inf
+        or (size > 1 and not float(size).is_integer())
+    ):
+        raise InputError(
+            f"subset size must be a whole count of items or a fraction in (0, 1], got {size!r}; e.g. 0.25 or 50"
+        )
     k = max(1, round(size * n)) if isinstance(size, float) and size <= 1 else min(int(size), n)
     return np.asarray(method.order(data, k, rng)[:k], int)

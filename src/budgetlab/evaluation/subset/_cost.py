@@ -34,10 +34,11 @@ def select_under_budget(
     c = np.asarray(costs, float)
     if u.shape != c.shape or u.ndim != 1:
         raise InputError(f"utilities and costs must be two lists of the same length, got {u.shape} and {c.shape}")
-    if (c <= 0).any() or np.isnan(c).any():
-        raise InputError("every item cost must be a positive number")
-    if not budget > 0:
-        raise InputError(f"the cost budget must be positive, got {budget!r}")
+    bad = np.flatnonzero(~((c > 0) & np.isfinite(c)))
+    if bad.size:
+        raise InputError(f"every item cost must be a positive finite number, but item {bad[0]}'s is {c[bad[0]]:g}")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < np.inf:
+        raise InputError(f"the cost budget must be a positive finite number, got {budget!r}")
     value = scipy.stats.rankdata(np.nan_to_num(u, nan=-np.inf)) / len(u)
     fits = c <= budget
     chosen = np.zeros(len(u), bool)

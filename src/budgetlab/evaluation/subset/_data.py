@@ -4,7 +4,9 @@
      "scores": {system: {metric_or_human_dimension: value}}, "cost": optional number}
 
 Score keys are human dimensions (``human_overall``, ``Overall``, ``quality``, ``fluency``, ...:
-a key that starts with "human" or names a known dimension) or automatic metrics (the rest).
+a key that starts with "human" or names a known dimension, or one declared human by name, as
+``--human rating`` does) or automatic metrics (the rest). Scores must be finite numbers (null
+for none).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def is_human_key(key: str) -> bool:
     return low.startswith("human") or low in HUMAN_DIMENSIONS
 
 
+#: How a human key is recognised, for messages.
+HUMAN_KEYS_ARE = "a key that starts with 'human' or is one of overall, quality, fluency, coherence, relevance, ..."
+
+
 @dataclass(frozen=True)
 class Item:
     id: str
@@ -55,13 +61,15 @@ class Item:
 
 class ItemSet:
     """Items with per-system scores; matrices are items x systems, NaN where a system has no
-    score on an item (sets where systems vary per item, as in E2E, are fine)."""
+    score on an item (sets where systems vary per item, as in E2E, are fine). ``human``: keys
+    that are human scores although not named like one (``rating``): never a cheap metric."""
 
-    def __init__(self, items: Sequence[Item], name: str = "") -> None:
+    def __init__(self, items: Sequence[Item], name: str = "", human: str | Sequence[str] = ()) -> None:
         if not items:
             raise InputError(f"evaluation set {name or '(unnamed)'} has no items; give one {_FORMAT} per line")
         self.items = tuple(items)
         self.name = name
+        self.declared_human = frozenset([human] if isinstance(human, str) else human)
         self.systems = tuple(dict.fromkeys(s for it in self.items for s in (*it.scores, *it.tgt)))
         self.keys = tuple(dict.fromkeys(k for it in self.items for sc in it.scores.values() for k in sc))
         self._cache: dict[str, np.ndarray] = {}
@@ -69,13 +77,16 @@ class ItemSet:
     def __len__(self) -> int:
         return len(self.items)
 
+    def is_human(self, key: str) -> bool:
+        return key in self.declared_human or is_human_key(key)
+
     @property
     def human_keys(self) -> tuple[str, ...]:
-        return tuple(k for k in self.keys if is_human_key(k))
+        return tuple(k for k in self.keys if self.is_human(k))
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
-        return tuple(k for k in self.keys if not is_human_key(k))
+        return tuple(k for k in self.keys if not self.is_human(k))
 
     def matrix(self, key: str) -> np.ndarray:
         if key not in self._cache:
@@ -95,7 +106,10 @@ class ItemSet:
             return self.matrix(key)
         humans = self.human_keys
         if not humans:
-            raise InputError(f"evaluation set {self.name} has no human score; name one with --human KEY")
+            raise InputError(
+                f"evaluation set {self.name} has no human score (one is {HUMAN_KEYS_ARE}; it has: "
+                f"{', '.join(self.keys) or 'no scores'}); name yours with --human KEY"
+            )
         for preferred in OVERALL:
             for k in humans:
                 if k.lower() == preferred:
@@ -124,7 +138,7 @@ class ItemSet:
         with the same systems share a label. Sets where every system is on every item have one."""
         if "\x00presence" not in self._cache:
             machine = [
-                tuple(s in it.tgt or any(not is_human_key(k) for k in it.scores.get(s, {})) for s in self.systems)
+                tuple(s in it.tgt or any(not self.is_human(k) for k in it.scores.get(s, {})) for s in self.systems)
                 for it in self.items
             ]
             _, labels = np.unique(np.array(machine, bool).reshape(len(self.items), -1), axis=0, return_inverse=True)
@@ -161,16 +175,20 @@ def _as_float(value: Any) -> float:
         return math.nan
 
 
-def load_items(path: str | Path) -> ItemSet:
-    """Read an evaluation set (see the module docstring); errors name the file and line."""
+def load_items(path: str | Path, *, human: str | Sequence[str] = ()) -> ItemSet:
+    """Read an evaluation set (see the module docstring); errors name the file and line.
+    ``human``: score keys to count as human although not named like one (see :class:`ItemSet`)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"evaluation set {path} is a directory; give a JSONL file in it, e.g. {path / 'items.jsonl'}")
     if not path.is_file():
         raise InputError(f"evaluation set {path} does not exist; give a JSONL file with one {_FORMAT} per line")
     items: list[Item] = []
     seen: set[str] = set()
     lineno = 0
     try:
-        opener = gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+        gzipped = path.suffix.lower() == ".gz"
+        opener = gzip.open(path, "rt", encoding="utf-8") if gzipped else open(path, encoding="utf-8")
         with opener as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
@@ -190,7 +208,7 @@ def load_items(path: str | Path) -> ItemSet:
         raise InputError(
             f"{path}:{lineno + 1}: cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc})"
         ) from None
-    return ItemSet(items, name=path.name.split(".")[0])
+    return ItemSet(items, name=path.name.split(".")[0], human=human)
 
 
 def _parse_item(path: Path, lineno: int, obj: Any, position: int) -> Item:
@@ -208,12 +226,18 @@ def _parse_item(path: Path, lineno: int, obj: Any, position: int) -> Item:
         for key, value in values.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise InputError(f"{where}: score {key!r} of system {system!r} is not a number: {value!r}")
+            # JSON's NaN and Infinity parse as numbers, and one would turn every mean into NaN.
+            if value is not None and not math.isfinite(value):
+                raise InputError(
+                    f"{where}: score {key!r} of system {system!r} is not finite: {value!r}; give a finite number, "
+                    "or null (or leave the key out) for no score"
+                )
     tgt = obj.get("tgt") or {}
     if not isinstance(tgt, dict):
         raise InputError(f"{where}: field 'tgt' must be {{system: output}}, got {type(tgt).__name__}")
     cost = obj.get("cost")
-    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost <= 0):
-        raise InputError(f"{where}: field 'cost' must be a positive number, got {cost!r}")
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 < cost < math.inf):
+        raise InputError(f"{where}: field 'cost' must be a positive finite number, got {cost!r}")
     return Item(
         id=str(obj.get("i", position)), src=obj.get("src"), ref=obj.get("ref"),
         tgt={str(k): "" if v is None else str(v) for k, v in tgt.items()},
@@ -227,9 +251,9 @@ def rank_agreement(target: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
     ranking that is constant (all ties) counts as 0 (no information)."""
     import scipy.stats
 
-    full = np.nanmean(target, axis=0)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # a system with no score (on the rows) is NaN, left out below
         warnings.simplefilter("ignore", RuntimeWarning)
+        full = np.nanmean(target, axis=0)
         sub = np.nanmean(target[np.asarray(rows, int)], axis=0)
     ok = ~np.isnan(sub) & ~np.isnan(full)
     if ok.sum() < 2:
