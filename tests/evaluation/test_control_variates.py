@@ -403,7 +403,12 @@ def test_a_cheap_score_alike_on_every_labelled_item_is_left_out() -> None:
     plain = plain_mean(y)
     assert est.beta == (0.0,) and est.rho is None
     assert est.mean == pytest.approx(plain.mean)
-    assert est.width == pytest.approx(plain.width, rel=0.02)
+    # The items that failed the cheap score are a stratum no label saw: the interval takes their
+    # share (about 40%) at the ends of the label range, and so holds the truth, which plain
+    # averaging of the passes misses.
+    share = float(np.mean(cheap == 0))
+    assert share < est.width < share + (1 - share) * plain.width * 1.05
+    assert est.lo <= costly.mean() <= est.hi and not plain.lo <= costly.mean() <= plain.hi
     # With a second cheap score that does vary, that one is still used.
     other = costly + rng.normal(0, 0.05, 60)
     both = control_variate_mean(y, np.column_stack([cheap, other]), label_range=(0, 1))

@@ -149,6 +149,10 @@ def control_variate_mean(
     # passed) says nothing about the slope: it is left out (slope 0) rather than fitted to
     # rounding error, which made the interval's beta term explode.
     varies = _varies_on(c[labelled]) if n else np.ones(p_given, bool)
+    # Scored items whose left-out score differs from the labelled items' value (the fails, when
+    # every labelled item passed) are a stratum no label has seen: nothing says how their costly
+    # scores compare, so the interval takes their share at the ends of the label range.
+    unseen = has_cheap & _differs(c[:, ~varies], c[labelled][:1, ~varies]) if n and not varies.all() else None
     c = c[:, varies]
     p = c.shape[1]
     if n < p + 3:
@@ -157,6 +161,11 @@ def control_variate_mean(
         )
     cl = c[labelled]
     low, high = _label_range(yl, label_range)
+    share = 0.0
+    if unseen is not None and unseen.any():
+        share = float(unseen.sum()) / m
+        has_cheap = has_cheap & ~unseen
+        m = int(has_cheap.sum())
     centred = cl - cl.mean(axis=0)
     design = np.column_stack([np.ones(n), centred])
     coef, *_ = np.linalg.lstsq(design, yl, rcond=None)
@@ -175,7 +184,17 @@ def control_variate_mean(
     rho = float(np.corrcoef(yl, cl[:, 0])[0, 1]) if p_given == p == 1 and yl.std() > 0 else None
     slopes = np.zeros(p_given)
     slopes[varies] = beta
-    return MeanEstimate(mean, se, mean - half, mean + half, n, m, tuple(map(float, slopes)), rho)
+    lo, hi = mean - half, mean + half
+    if share:
+        lo, hi = (1 - share) * lo + share * low, (1 - share) * hi + share * high
+        m = int(has_cheap.sum()) + int(unseen.sum())  # type: ignore[union-attr]
+    return MeanEstimate(mean, se, lo, hi, n, m, tuple(map(float, slopes)), rho)
+
+
+def _differs(cheap: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per item, whether any of its cheap scores differs from ``reference`` (one row)."""
+    scale = np.maximum(np.abs(reference), 1.0)
+    return (np.abs(cheap - reference) > 1e-9 * scale).any(axis=1)
 
 
 def _varies_on(cheap_labelled: np.ndarray) -> np.ndarray:
