@@ -151,7 +151,6 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     store = open_store(args.store)
     try:
         try:
-            _refuse_imported(store, name)
             configs = _select_configs(store, name, args, backend_options) if args.configs or args.config else None
             if store.find_run(name) is None and policy is None:
                 policy, policy_args = "fixed", {"k": 8}
@@ -191,16 +190,6 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         if args.plot:
             console.print(f"plot written to {args.plot}")
     return 0
-
-
-def _refuse_imported(store, name: str) -> None:  # type: ignore[no-untyped-def]
-    """An imported run records samples drawn elsewhere and has no policy to draw more: say so
-    before the run header and progress bar, not as an unknown policy once drawing starts."""
-    existing = store.find_run(name)
-    if existing is not None and existing.spec.policy == "imported":
-        raise InputError(
-            f"run {name!r} was imported: it has no policy to draw more; report it with budgetlab report {name}"
-        )
 
 
 def _select_configs(store, name: str, args: argparse.Namespace, backend_options):  # type: ignore[no-untyped-def]
