@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -25,13 +23,19 @@ from typing import Any
 
 from rich.console import Console
 
-from budgetlab.cli._pace_input import arrivals
+from budgetlab.cli._pace_input import (
+    answered_rows,
+    arrivals,
+    check_output,
+    journal_path,
+    ledger_is_full,
+    open_ledger,
+    parse_budget,
+    stdin_problems,
+)
 from budgetlab.errors import InputError
 
 __all__ = ["add_pace_parser", "cmd_pace"]
-
-_UNITS = ("samples", "tokens", "dollars")
-
 
 def add_pace_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -68,77 +72,6 @@ def add_pace_parser(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no line per answered problem")
 
 
-def _unit(text: str) -> tuple[str, float]:
-    from budgetlab.core import Budget
-
-    for part in text.split(","):  # the pacer divides the budget among the requests: it needs a number to divide
-        name, _, raw = (word.strip() for word in part.partition("="))
-        try:
-            infinite = name in _UNITS and not math.isfinite(float(raw))
-        except ValueError:
-            infinite = False  # not a number at all: Budget.parse says so
-        if infinite:
-            raise InputError(f"--budget {name}={raw} must be a finite number; e.g. --budget {name}=1000")
-    limits = Budget.parse(text).limits()
-    units = [u for u in _UNITS if u in limits]
-    if len(limits) != 1 or not units:
-        raise InputError(f"--budget for pace must be exactly one of samples=N, tokens=N or dollars=X, got {text!r}")
-    return units[0], float(limits[units[0]])
-
-
-def _output(text: str) -> Path:
-    """The answers file, refused before anything is drawn if it cannot be written."""
-    path = Path(text)
-    if path.is_dir():
-        raise InputError(f"--output {path} is a directory; give the answers file, e.g. --output {path / 'answers.jsonl'}")
-    if not path.parent.is_dir():
-        raise InputError(f"--output {path}: the folder {path.parent} does not exist; create it or give another --output")
-    if journal_path(path).is_dir():
-        raise InputError(f"--output {path}: its sample journal {journal_path(path)} is a directory; move it away or give another --output")
-    return path
-
-
-def _ledger_is_full(done: list[dict], unit: str, budget: float, requests: int, window: float | None, out_path: Path) -> str | None:
-    """Why a ledger that holds more than this invocation asks for gets nothing more (None: it does not)."""
-    spent = sum(float(row["spent"]) for row in done)
-    if spent > budget + 1e-9:
-        return (f"{out_path} already spent {spent:g} {unit} on {len(done)} requests, more than --budget {unit}={budget:g}; "
-                "nothing more is answered (give a larger --budget to go on)")  # fmt: skip
-    if window is None and len(done) > requests:
-        return (f"{out_path} already holds {len(done)} answers, more than --requests {requests}; nothing more is answered "
-                "(give a larger --requests to go on)")  # fmt: skip
-    return None
-
-
-def _stdin_problems() -> Iterator[Any]:
-    from budgetlab.tasks._jsonl import problem_from_json
-
-    for lineno, line in enumerate(sys.stdin, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"stdin:{lineno}: not valid JSON ({err.msg}); each line must be a problem object with an 'id'") from None
-        yield problem_from_json(obj, f"stdin:{lineno}")
-
-
-def _answered(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    out = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            float(row["spent"]), str(row["problem"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise InputError(f"{path}:{lineno}: not an answer line written by budgetlab pace; give another --output") from None
-        out.append(row)
-    return out
-
-
 def _now() -> float:
     return time.time()
 
@@ -167,15 +100,15 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
     from budgetlab.tasks import load_problems, load_task
     from budgetlab.verifiers import make_verifier
 
-    unit, budget = _unit(args.budget)
-    out_path = _output(args.output)
-    done = _answered(out_path)
+    unit, budget = parse_budget(args.budget)
+    out_path = check_output(args.output)
+    done = answered_rows(out_path)
     verifier = make_verifier(args.verifier)
     backend = make_backend(args.backend, _backend_options(args))
     if args.problems == "-":
         if args.requests is None:
             raise InputError("--problems - reads an open-ended stream: give --requests N, the requests the budget is for")
-        problems: Iterator[Any] = _stdin_problems()
+        problems: Iterator[Any] = stdin_problems()
         requests, listed = args.requests, []  # not known yet: a request the backend cannot serve fails alone
     else:
         if args.problems or args.task:
@@ -203,7 +136,7 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
         if not offered:
             raise InputError(f"{args.backend} lists no configuration; give one with --config model=NAME,...")
         config = offered[0]
-    full = _ledger_is_full(done, unit, budget, requests, window, out_path)
+    full = ledger_is_full(done, unit, budget, requests, window, out_path)
     if full is not None:
         console.print(full, highlight=False, markup=False, soft_wrap=True)
         return 0
@@ -263,7 +196,7 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
         taken: set[str] = set()  # the ids this invocation's stream brought, to note a duplicate
         noted: set[str] = set()  # ... once
         slots = asyncio.Semaphore(args.concurrency)
-        with _open_ledger(s.out_path) as out:
+        with open_ledger(s.out_path) as out:
 
             async def answer(problem: Any) -> None:
                 nonlocal new
@@ -353,18 +286,6 @@ def _samples(n: int) -> str:
 
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), text)
-
-
-def _open_ledger(path: Path) -> Any:
-    try:
-        return path.open("a")
-    except OSError as err:
-        raise InputError(f"cannot write the answers to {path} ({err.strerror or err}); give another --output") from None
-
-
-def journal_path(output: Path) -> Path:
-    """Where the samples of the stream answered into ``output`` are journaled."""
-    return output.with_name(f"{output.stem}.samples.jsonl")
 
 
 async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
