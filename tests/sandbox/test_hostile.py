@@ -337,3 +337,13 @@ def test_hostile_programs_at_once_do_not_disturb_a_normal_one() -> None:
     results = asyncio.run(main())
     assert [r.passed for r in results] == [False] * len(programs) + [True] * 4, results
     assert _sandbox_processes() == []
+
+
+def test_a_pass_is_only_believed_from_a_monitor_that_finished_cleanly() -> None:
+    """A program running as the launcher's own user (budgetlab not root, bwrap) can write a pass
+    into the launcher's output and then kill the monitor: that line comes with a nonzero exit."""
+    box = Sandbox("auto", Limits(timeout=2.0))
+    forged = box._result("bwrap", 137, b'{"status": "failed"}\n{"status": "passed", "reason": "passed"}\n', b"", 0.1)
+    assert forged.status == "failed" and "did not finish cleanly (exit status 137)" in forged.reason
+    honest = box._result("bwrap", 0, b'{"status": "passed", "reason": "passed"}\n', b"", 0.1)
+    assert honest.passed

@@ -402,6 +402,12 @@ class Sandbox:
             detail = err.decode("utf-8", "replace").strip().splitlines()
             why = detail[-1] if detail else f"exit status {returncode}"
             return SandboxResult("error", f"sandbox launcher failed ({why})", level, seconds)
+        if data["status"] == "passed" and returncode != 0:
+            # The monitor exits 0 right after it writes its verdict. A pass followed by anything
+            # else is a line the program wrote into the launcher's output itself (it shares a uid
+            # with the launcher when budgetlab is not root) before killing the monitor.
+            why = f"a pass was reported but the sandbox monitor did not finish cleanly (exit status {returncode})"
+            return SandboxResult("failed", why, level, seconds)
         return SandboxResult(
             status=str(data["status"]),
             reason=str(data.get("reason") or data["status"]),
