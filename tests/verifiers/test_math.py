@@ -124,3 +124,12 @@ def test_options_and_missing_dependency(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "math_verify", None)
     with pytest.raises(BudgetlabError, match=r"the math verifier needs the package 'math-verify'.*pip install 'budgetlab\[math\]'"):
         MathVerifier()
+
+
+def test_words_are_compared_as_text_not_as_products_of_symbols() -> None:
+    # math-verify reads "rbye" as r*b*y*e, equal to "rbey": word answers (last letters, names)
+    # must match as text, or a math verifier marks anagrams right.
+    assert math_equal("rbye", "rbey") == (False, "text")
+    assert math_equal("red blue", "blue red") == (False, "text")
+    assert math_equal("Yes", "yes") == (True, "text")
+    assert math_equal("2ab", "2ba")[0]  # algebra with a number in it is still compared symbolically

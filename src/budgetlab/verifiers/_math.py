@@ -175,6 +175,9 @@ def _parsed(expression: str, timeout: int | None) -> tuple[Any, ...]:
         return ()
 
 
+_WORDS = re.compile(r"[A-Za-z]{2,}(?:\s+[A-Za-z]+)*")
+
+
 def math_equal(answer: str, reference: str, rel_tol: float = 1e-6, timeout: int | None = 5) -> tuple[bool, str]:
     """Whether two final answers are equal, and how it was decided: ``numeric`` (both plain
     numbers: whole numbers exactly, others within ``rel_tol``), ``text`` (equal after normalisation) or ``math-verify``."""
@@ -185,6 +188,9 @@ def math_equal(answer: str, reference: str, rel_tol: float = 1e-6, timeout: int 
         return a == b or math.isclose(float(a), float(b), rel_tol=rel_tol, abs_tol=1e-9), "numeric"
     if _normal_text(answer) == _normal_text(reference):
         return True, "text"
+    if _WORDS.fullmatch(answer.strip()) and _WORDS.fullmatch(reference.strip()):
+        # Words, not algebra: math-verify reads "rbye" as the product r*b*y*e, equal to "rbey".
+        return False, "text"
     if threading.current_thread() is not threading.main_thread():
         timeout = None  # math-verify times out with SIGALRM, which only the main thread may use
     gold, pred = _parsed(reference, timeout), _parsed(answer, timeout)
