@@ -440,6 +440,9 @@ def test_run_api_creates_resumes_and_checks_options(tmp_path: Path) -> None:
     assert again.state is RunState.DONE and again.drawn == 0
     with pytest.raises(InputError, match="not in replay file"):
         run("other", f"replay:{path}", store=db, configs=[SamplingConfig(model="nope")])
+    # A verifier that needs references, on problems without any, would judge nothing it draws.
+    with pytest.raises(InputError, match=r"verifier exact compares each answer with its problem's reference, and none of the 5"):
+        run("noref", f"replay:{path}", store=db, verifier="exact")
     with SQLiteStore(db) as store:
         assert [r.name for r in store.list_runs()] == ["r"]  # the bad run was never created
     # The same configurations asked for again resume the run; other ones are refused.

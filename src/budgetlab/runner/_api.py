@@ -40,9 +40,10 @@ def resume_or_create(
     if existing is None:
         backend = make_backend(spec.backend, spec.backend_args)
         make_policy(spec.policy, spec.policy_args)
-        make_verifier(spec.verifier)
+        verifier = make_verifier(spec.verifier)
         if problems is None:
             problems = _from_backend(backend, "problems", spec)
+        _check_references(verifier, problems)
         if configs is None:
             configs = _from_backend(backend, "configs", spec)
         if not problems:
@@ -104,6 +105,17 @@ def _check_budget_above_spent(name: str, asked: Budget, stored: Budget, spent: S
         f"run {name!r} already spent {over}={format_amount(used)}, more than the --budget {over}={format_amount(cap)} asked; "
         f"give a limit above {format_amount(used)}, or leave --budget out to keep its budget ({stored.describe()})"
     )
+
+
+def _check_references(verifier: Any, problems: Sequence[Problem]) -> None:
+    """A verifier that compares answers with references, on problems that have none, would judge
+    nothing: refused before anything is drawn (and paid for), not discovered in the report."""
+    if getattr(verifier, "name", None) in ("exact", "math") and problems and all(p.reference is None for p in problems):
+        raise InputError(
+            f"verifier {verifier.name} compares each answer with its problem's reference, and none of the "
+            f"{len(problems)} problems has one; give --problems FILE with a 'reference' per problem, or use "
+            "--verifier auto (a replay file's recorded verdicts)"
+        )
 
 
 def _check_same_configs(name: str, stored: Sequence[SamplingConfig], asked: Sequence[SamplingConfig]) -> None:
