@@ -275,8 +275,9 @@ def test_failed_samples_are_counted_and_the_next_command_draws_them_again(capsys
     args = ("run", "--backend", f"replay:{samples}", "-k", "6", "--no-progress", "--store", store)
     rc, out, err = cli(capsys, *args)  # 4 recorded per problem: samples 5 and 6 fail (replay exhausted)
     assert rc == 0, err
-    assert "12 samples drawn now (4 of them failed: run the same command again to draw them again)" in out
+    assert "12 samples drawn now (4 of them failed: see why above)" in out
     assert "4 of the 12 samples settled now failed (first: replay exhausted" in out
+    assert "ask for no more samples per problem than the file holds" in out  # running again would not help
 
 
 def test_raising_the_budget_on_resume_draws_more(capsys, samples: Path, store: Path) -> None:

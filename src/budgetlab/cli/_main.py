@@ -185,7 +185,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(report, indent=2))
     else:
         print_report(console, report)
-        failed = f" ({outcome.failed:,} of them failed: run the same command again to draw them again)" if outcome.failed else ""
+        failed = f" ({outcome.failed:,} of them failed: see why above)" if outcome.failed else ""
         console.print(f"{plural(outcome.drawn, 'sample')} drawn now{failed} · details: budgetlab report {name} --store {args.store}")
         if args.plot:
             console.print(f"plot written to {args.plot}")

@@ -298,8 +298,11 @@ async def execute(
 
 def _describe_failures(failed: list[Sample], settled: int) -> str:
     first = (failed[0].error or "no reason given").splitlines()[0]
-    return (f"{len(failed)} of the {settled} samples settled now failed (first: {first}); "
-            "run it again to draw them again")
+    if first.startswith("replay exhausted"):  # running again cannot help: the file has no more
+        fix = "ask for no more samples per problem than the file holds (a lower k or max_samples)"
+    else:
+        fix = "run it again to draw them again"
+    return f"{len(failed)} of the {settled} samples settled now failed (first: {first}); {fix}"
 
 
 def _count_finished(view: RunView) -> list[int]:
