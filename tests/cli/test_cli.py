@@ -271,7 +271,7 @@ def test_the_same_command_with_config_resumes_and_another_config_is_refused(caps
     assert rc == 2 and "exists with configuration(s) m, not other" in err and err.count("\n") == 1
 
 
-def test_failed_samples_are_counted_and_the_next_command_draws_them_again(capsys, samples: Path, store: Path) -> None:
+def test_failed_samples_are_counted_and_explained(capsys, samples: Path, store: Path) -> None:
     args = ("run", "--backend", f"replay:{samples}", "-k", "6", "--no-progress", "--store", store)
     rc, out, err = cli(capsys, *args)  # 4 recorded per problem: samples 5 and 6 fail (replay exhausted)
     assert rc == 0, err
