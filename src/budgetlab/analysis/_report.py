@@ -176,7 +176,8 @@ def _stopping(policy: str, args: dict[str, Any]) -> tuple[int, int] | None:
 def _adaptive(per_problem: list[list[Sample]], cap: int, prefix: int, n_boot: int, seed: int) -> dict[str, Any]:
     ordered = [sorted(v, key=lambda s: s.index) for v in per_problem]
     has_answers = any(s.answer is not None for v in ordered for s in v)
-    out: dict[str, Any] = {"prefix": prefix, "pass_at_k": {}, "maj_at_k": {}, "ci": {"pass_at_k": {}, "maj_at_k": {}},
+    out: dict[str, Any] = {"prefix": prefix, "problems": len(per_problem), "pass_at_k": {}, "maj_at_k": {},
+                           "ci": {"pass_at_k": {}, "maj_at_k": {}},
                            "undetermined": {"pass_at_k": {}, "maj_at_k": {}},
                            "all_problems_bounds": {"pass_at_k": {}, "maj_at_k": {}}}  # fmt: skip
     for k in default_ks(cap):

@@ -47,10 +47,14 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     console.print("% of problems solved (pass@k: any of k samples correct; maj@k: majority answer correct); intervals and every k: --json", style="dim")
     if any("adaptive" in entry for entry in report["configs"].values()):
         console.print(
-            "this policy stops problems early: pass@k and maj@k above average the problems that drew k samples "
-            "(the harder ones); estimates that stay unbiased under stopping: --json, 'adaptive'",
+            "this policy stops problems early: pass@k and maj@k above average only the problems that drew k samples "
+            "(the harder ones). From every problem's first samples (--json, 'adaptive'):",
             style="dim",
         )
+        for name, entry in report["configs"].items():
+            if "adaptive" in entry:
+                for line in _adaptive_lines(name, entry["adaptive"]):
+                    console.print(line, style="dim", highlight=False)
     if report.get("budget_curves"):
         print_budget_curves(console, report["budget_curves"])
     _print_selection(console, report)
@@ -141,6 +145,29 @@ def _table_width(columns: list[str], rows: list[dict[str, str]]) -> int:
     each side, and one rule between and around the columns."""
     widths = [max([cell_len(column)] + [cell_len(r[column]) for r in rows]) for column in columns]
     return sum(widths) + 3 * len(widths) + 1
+
+
+def _adaptive_lines(name: str, adaptive: dict) -> list[str]:
+    """pass@k and maj@k at the largest k, unbiased where every problem's first samples settle
+    them; where some do not, the value covers the settled ones only, and the bounds (each
+    unsettled problem counted as 0 and as 1) are what holds for all of them."""
+    lines = []
+    for metric, label in (("pass_at_k", "pass"), ("maj_at_k", "maj")):
+        ks = [k for k, v in adaptive[metric].items() if v is not None]
+        if not ks:
+            continue
+        k = max(ks, key=int)
+        value, (lo, hi) = adaptive[metric][k], adaptive["ci"][metric][k]
+        left = adaptive["undetermined"][metric][k]
+        low, high = adaptive["all_problems_bounds"][metric][k]
+        total = adaptive.get("problems")
+        if not left:
+            lines.append(f"  {name}: {label}@{k} {_pct(value)} ({_pct(lo)}-{_pct(hi)}), every problem settled")
+        else:
+            of = f" of {total}" if total else ""
+            lines.append(f"  {name}: {label}@{k} lies in {_pct(low)}-{_pct(high)} over all problems; {left}{of} "
+                         f"are not settled by their samples ({_pct(value)} over the settled ones only)")
+    return lines
 
 
 def print_budget_curves(console: Console, curves: dict[str, Any]) -> None:
