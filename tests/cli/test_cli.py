@@ -700,7 +700,7 @@ def test_an_imported_sample_without_a_verdict_is_not_reported_as_wrong(capsys, s
 def test_demo_k_0_is_refused_like_run_k_0(capsys, simulated: bool, tmp_path: Path) -> None:
     folder = tmp_path / "dk0"
     rc, out, err = cli(capsys, "demo", "-k", "0", "--dir", folder, *(["--simulated"] if simulated else []))
-    assert_one_line_error(rc, err, "k >= 1", "k=0")
+    assert_one_line_error(rc, err, "a whole number >= 1", "k=0")
     assert not folder.exists() and "drawing" not in out
 
 

@@ -257,9 +257,9 @@ def test_fixed_k_counts_failed_pending_and_running_samples_as_drawn() -> None:
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, True, "8", None])
 def test_fixed_k_rejects_bad_k(k) -> None:
-    with pytest.raises(InputError, match=r"policy fixed needs k >= 1 samples per problem, got k=.*fixed:k=8"):
+    with pytest.raises(InputError, match=r"policy fixed needs k, a whole number >= 1 of samples per problem, got k=.*fixed:k=8"):
         FixedK(k=k)
-    with pytest.raises(InputError, match="policy fixed needs k >= 1"):
+    with pytest.raises(InputError, match="policy fixed needs k, a whole number >= 1"):
         make_policy("fixed", {"k": k})
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from budgetlab.analysis import build_report
 from budgetlab.cli._main import main
+from budgetlab.core import Budget
 from budgetlab.runner import run
 from budgetlab.selectors import WeightedVote
 from budgetlab.stores import open_store
@@ -96,6 +97,16 @@ def test_the_report_command_shows_selection_and_savings(tmp_path: Path, replay: 
     assert main(["report", "esc", "--store", store, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["savings"]["saved"] == pytest.approx(1 - 10 / 18) and report["configs"]["m"]["selection"]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_savings_cut_by_the_budget_are_not_credited_to_the_policy(tmp_path: Path, replay: Path, capsys) -> None:
+    store = str(tmp_path / "runs.db")
+    run("cut", f"replay:{replay}", store=store, policy="esc", policy_args={"window": 2, "max_samples": 6},
+        budget=Budget(samples=4))
+    capsys.readouterr()
+    assert main(["report", "cut", "--store", store]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "% saved (the budget stopped the run: not all of it is the policy's saving)" in out
 
 
 def test_an_unknown_selector_is_a_one_line_error(tmp_path: Path, replay: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -91,10 +91,13 @@ def _print_selection(console: Console, report: dict[str, Any]) -> None:
         )
     saved = report.get("savings")
     if saved:
+        # A budget that stopped the run cut the samples too: the policy alone did not save them.
+        cut = (" (the budget stopped the run: not all of it is the policy's saving)"
+               if report.get("stopped_because", "").startswith("budget:") else "")  # fmt: skip
         console.print(
             f"samples: mean {saved['mean_samples']:.1f} samples/problem vs max {saved['max_samples']} "
             f"({saved['drawn']:,} drawn vs {saved['fixed_k_samples']:,} for fixed k={saved['max_samples']}): "
-            f"{100 * saved['saved']:.0f}% saved",
+            f"{100 * saved['saved']:.0f}% saved{cut}",
             highlight=False,
         )
 

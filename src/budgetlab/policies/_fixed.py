@@ -18,7 +18,8 @@ class FixedK:
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise InputError(f"policy fixed needs k >= 1 samples per problem, got k={self.k!r}; write e.g. fixed:k=8")
+            raise InputError(f"policy fixed needs k, a whole number >= 1 of samples per problem, got k={self.k!r}; "
+                             "write e.g. fixed:k=8")
 
     def propose(self, view: RunView, limit: int) -> list[Proposal]:
         out: list[Proposal] = []
