@@ -280,6 +280,14 @@ def test_failed_samples_are_counted_and_explained(capsys, samples: Path, store: 
     assert "ask for no more samples per problem than the file holds" in out  # running again would not help
 
 
+def test_a_weighted_vote_with_nothing_to_weigh_says_it_is_a_majority_vote(capsys, finished_store: Path) -> None:
+    rc, out, err = cli(capsys, "report", "tiny", "--store", finished_store, "--selector", "weighted:source=logprob")
+    assert rc == 0, err
+    assert "no sample has a logprob confidence, so weighted is a plain majority vote here" in out
+    rc, out, _ = cli(capsys, "report", "tiny", "--store", finished_store, "--selector", "weighted:source=logprob", "--json")
+    assert "plain majority vote" in json.loads(out)["configs"]["m"]["selection"]["note"]
+
+
 def test_raising_the_budget_on_resume_draws_more(capsys, samples: Path, store: Path) -> None:
     base = ("run", "--backend", f"replay:{samples}", "--name", "b", "-k", "4", "--no-progress", "--store", store)
     rc, out, err = cli(capsys, *base, "--budget", "samples=3")

@@ -137,6 +137,11 @@ def _selection(selector: Any, per_problem: dict[str, list[Sample]], n_boot: int,
     judged = sum(p.correct is not None for p in picks)
     out: dict[str, Any] = {"selector": selector.name, "problems": len(picks),
                            "judged": judged, "accuracy": None, "ci": None}  # fmt: skip
+    weights = getattr(selector, "weights", None)  # a weighted vote with no weight to vote by is a plain majority
+    if weights is not None and not any(w is not None for v in per_problem.values() for w in weights(v)):
+        out["note"] = (f"no sample has a {selector.source} confidence, so {selector.name} is a plain majority vote here"
+                       if selector.source != "auto" else f"no sample has a score, so {selector.name} is a plain majority "
+                       f"vote here (--selector {selector.name}:source=logprob ranks by log-probability)")  # fmt: skip
     if picks and not judged:
         out["unjudged_because"] = _unjudged_because(selector, [s for v in per_problem.values() for s in v], picks)
     elif picks:

@@ -84,9 +84,10 @@ def _print_selection(console: Console, report: dict[str, Any]) -> None:
             )
             continue
         ci = sel.get("ci") or [None, None]
+        note = f" · {sel['note']}" if sel.get("note") else ""
         console.print(
             f"selected answer ({sel['selector']}), {name}: {_pct(sel['accuracy'])}% of {sel['problems']:,} problems correct "
-            f"(95% CI {_pct(ci[0])}-{_pct(ci[1])})",
+            f"(95% CI {_pct(ci[0])}-{_pct(ci[1])}){note}",
             highlight=False,
         )
     saved = report.get("savings")
