@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from budgetlab.cli._output import output_file
 from budgetlab.core.spec import parse_spec
 from budgetlab.errors import InputError
 
@@ -191,7 +192,7 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
             "0.25" if args.size is None else args.size, "--size", "the set", "--size 0.25 or --size 50"
         )
     _check_seed(args.seed)
-    output = None if args.output is None else _output_path(args.output)
+    output = None if args.output is None else output_file(args.output, "a file path", "to_rate.jsonl")
     data = load_items(args.path, human=args.human or ())
     name, options = (method_for(data), {}) if args.method == "auto" else parse_spec(args.method, "subset method")
     method = make_subset_method(name, options)
@@ -236,18 +237,6 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     if args.output:
         console.print(f"chosen items written to {args.output}", highlight=False)
     return 0
-
-
-def _output_path(text: str) -> Path:
-    """``--output``, checked before the work it would hold is done."""
-    path = Path(text)
-    if path.is_dir():
-        raise InputError(f"--output {text} is a directory; give a file path, e.g. --output {path / 'to_rate.jsonl'}")
-    if not path.parent.is_dir():
-        raise InputError(
-            f"--output {text}: the folder {path.parent} does not exist; create it or give another --output"
-        )
-    return path
 
 
 def _write_items(path: Path, data, chosen) -> None:  # type: ignore[no-untyped-def]

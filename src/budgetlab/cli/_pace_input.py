@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from budgetlab.cli._output import output_file
 from budgetlab.errors import InputError
 
 __all__ = [
@@ -89,11 +90,7 @@ def parse_budget(text: str) -> tuple[str, float]:
 
 def check_output(text: str) -> Path:
     """The answers file, refused before anything is drawn if it cannot be written."""
-    path = Path(text)
-    if path.is_dir():
-        raise InputError(f"--output {path} is a directory; give the answers file, e.g. --output {path / 'answers.jsonl'}")
-    if not path.parent.is_dir():
-        raise InputError(f"--output {path}: the folder {path.parent} does not exist; create it or give another --output")
+    path = output_file(text, "the answers file", "answers.jsonl")
     if journal_path(path).is_dir():
         raise InputError(f"--output {path}: its sample journal {journal_path(path)} is a directory; move it away or give another --output")
     return path

@@ -273,15 +273,12 @@ def _from_replay(path: Path) -> ScoreMatrix:
     from budgetlab.backends import read_recorded
 
     records, _ = read_recorded(path)
-    cells: dict[tuple[str, str], float] = {}
-    for (problem, config), recs in records.items():
-        values = [
-            float(r.score) if r.score is not None else float(r.correct)
-            for r in recs
-            if r.score is not None or r.correct is not None
-        ]
-        cells[(config, problem)] = float(np.mean(values)) if values else math.nan
-    return matrix_from_cells(cells, str(path))
+    samples = {
+        (config, problem): [float(r.score) if r.score is not None else float(r.correct)
+                            for r in recs if r.score is not None or r.correct is not None]
+        for (problem, config), recs in records.items()
+    }  # fmt: skip
+    return matrix_from_cells(_cell_means(samples), str(path))
 
 
 def load_run_matrix(store: str, run: str) -> ScoreMatrix:
@@ -300,4 +297,4 @@ def load_run_matrix(store: str, run: str) -> ScoreMatrix:
             value = s.score if s.score is not None else (None if s.correct is None else float(s.correct))
             if value is not None:
                 sums.setdefault((names[s.config], s.problem), []).append(float(value))
-    return matrix_from_cells({k: float(np.mean(v)) for k, v in sums.items()}, f"run {run!r} in {store}")
+    return matrix_from_cells(_cell_means(sums), f"run {run!r} in {store}")
