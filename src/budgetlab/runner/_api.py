@@ -110,7 +110,7 @@ def _check_budget_above_spent(name: str, asked: Budget, stored: Budget, spent: S
 def _check_references(verifier: Any, problems: Sequence[Problem]) -> None:
     """A verifier that compares answers with references, on problems that have none, would judge
     nothing: refused before anything is drawn (and paid for), not discovered in the report."""
-    if getattr(verifier, "name", None) in ("exact", "math") and problems and all(p.reference is None for p in problems):
+    if getattr(verifier, "needs_reference", False) and problems and all(p.reference is None for p in problems):
         raise InputError(
             f"verifier {verifier.name} compares each answer with its problem's reference, and none of the "
             f"{len(problems)} problems has one; give --problems FILE with a 'reference' per problem, or use "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from budgetlab.core import Completion, Problem, Verdict
 from budgetlab.verifiers._answers import answers_match, extract_answer
@@ -22,6 +22,8 @@ class ExactVerifier:
     rel_tol: float = 1e-6
     name: str = "exact"
     max_seconds: float = 0.01
+    # It judges nothing without a reference: a run of it on problems with none is refused.
+    needs_reference: ClassVar[bool] = True
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
         answer = completion.answer if completion.answer is not None else extract_answer(completion.text)

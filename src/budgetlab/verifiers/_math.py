@@ -211,6 +211,7 @@ class MathVerifier:
     (a replayed sample's) is used as it is. Without a reference the verdict is unknown."""
 
     name = "math"
+    needs_reference = True  # it judges nothing without one: a run of it on problems with none is refused
 
     def __init__(self, extract: str = "auto", rel_tol: float = 1e-6, timeout: int = 5) -> None:
         try:
