@@ -133,3 +133,25 @@ def test_words_are_compared_as_text_not_as_products_of_symbols() -> None:
     assert math_equal("red blue", "blue red") == (False, "text")
     assert math_equal("Yes", "yes") == (True, "text")
     assert math_equal("2ab", "2ba")[0]  # algebra with a number in it is still compared symbolically
+
+
+def test_equal_numbers_written_differently_are_one_answer_so_their_votes_pool() -> None:
+    from budgetlab.core import Sample, SampleState
+    from budgetlab.selectors import MajorityVote
+
+    verifier = MathVerifier()
+    problem = Problem("p", "half of 1?", reference="0.5")
+    texts = ["so \\boxed{\\frac{1}{2}}", "The answer is 1/2.", "#### 0.50", "\\boxed{1/3}", "\\boxed{1/3}"]
+    verdicts = [verifier.verify(problem, Completion(text=t)) for t in texts]
+    assert [v.answer for v in verdicts] == ["0.5", "0.5", "0.5", "1/3", "1/3"]
+    assert verdicts[0].details["as_written"] == "\\frac{1}{2}" and "as_written" not in verdicts[3].details
+    samples = [Sample("r", "p", "c", i, 0, state=SampleState.DONE, answer=v.answer, correct=v.correct) for i, v in enumerate(verdicts)]
+    chosen = MajorityVote().select(samples)
+    assert (chosen.answer, chosen.correct, chosen.confidence) == ("0.5", True, 0.6)
+
+
+def test_the_one_spelling_never_rounds_a_number() -> None:
+    verifier = MathVerifier()
+    answers = [verifier.verify(Problem("p", "?", reference="1/3"), Completion(text=f"\\boxed{{{t}}}")).answer
+               for t in ("0.333", "\\frac{2}{6}", "1,450,001", "-\\frac{5}{4}", "x = 7", "\\sqrt{2}")]  # fmt: skip
+    assert answers == ["0.333", "1/3", "1450001", "-1.25", "7", "\\sqrt{2}"]

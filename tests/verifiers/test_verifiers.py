@@ -209,3 +209,13 @@ def test_make_verifier() -> None:
         make_verifier("llm-judge")
     with pytest.raises(InputError, match=r"recorded.* does not take.*rel_tol"):
         make_verifier("recorded", {"rel_tol": 0.1})
+
+
+def test_exact_and_regex_verifiers_spell_each_number_one_way() -> None:
+    from budgetlab.verifiers import RegexVerifier, canonical_number, vote_form
+
+    assert [canonical_number(Fraction(n, d)) for n, d in ((1, 2), (-5, 4), (1, 3), (12, 1), (1, 1000))] == ["0.5", "-1.25", "1/3", "12", "0.001"]
+    assert [vote_form(a) for a in ("18.0", "1,234", "2/4", "abc", None)] == ["18", "1234", "0.5", "abc", None]
+    problem = Problem("p", "?", reference="18")
+    assert ExactVerifier().verify(problem, Completion(text="It costs 18.00")).answer == "18"
+    assert RegexVerifier(r"= (\S+)$").verify(problem, Completion(text="x = 18.0")).answer == "18"

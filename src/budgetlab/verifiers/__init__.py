@@ -11,9 +11,11 @@ from budgetlab.core.spec import check_arguments, parse_spec
 from budgetlab.errors import InputError
 from budgetlab.verifiers._answers import (
     answers_match,
+    canonical_number,
     extract_answer,
     normalize_answer,
     parse_number,
+    vote_form,
 )
 from budgetlab.verifiers._base import Verifier
 from budgetlab.verifiers._callable import CallableVerifier
@@ -45,6 +47,7 @@ __all__ = [
     "Verifier",
     "answers_match",
     "available_isolation",
+    "canonical_number",
     "extract_answer",
     "extract_final_answer",
     "make_verifier",
@@ -52,6 +55,7 @@ __all__ = [
     "normalize_answer",
     "parse_grade",
     "parse_number",
+    "vote_form",
 ]
 
 # Each factory imports its heavy dependency (math-verify, httpx) only when a verifier is built.

@@ -6,7 +6,7 @@ import math
 import re
 from fractions import Fraction
 
-__all__ = ["extract_answer", "normalize_answer", "parse_number", "answers_match"]
+__all__ = ["answers_match", "canonical_number", "extract_answer", "normalize_answer", "parse_number", "vote_form"]
 
 _ANSWER_IS = re.compile(r"answer is\s*[:\"'$]*\s*(.+?)\s*(?:\.(?:\s|$)|$)", re.IGNORECASE | re.MULTILINE)
 _BOXED = re.compile(r"\\boxed\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
@@ -48,6 +48,34 @@ def parse_number(answer: str) -> Fraction | float | None:
             return float(text)
         except ValueError:
             return None
+
+
+def canonical_number(value: Fraction) -> str:
+    """One spelling per number, so that votes for ``"1/2"``, ``"0.50"`` and ``"\\frac{1}{2}"``
+    pool: a whole number as an integer, a terminating decimal in shortest decimal form, any
+    other fraction as ``p/q`` (never rounded: ``0.333`` and ``1/3`` stay apart)."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    rest = value.denominator
+    twos = fives = 0
+    while rest % 2 == 0:
+        rest, twos = rest // 2, twos + 1
+    while rest % 5 == 0:
+        rest, fives = rest // 5, fives + 1
+    if rest != 1:
+        return f"{value.numerator}/{value.denominator}"
+    digits = max(twos, fives)
+    scaled = abs(value.numerator) * 10**digits // value.denominator
+    whole, frac = divmod(scaled, 10**digits)
+    return f"{'-' if value < 0 else ''}{whole}.{frac:0{digits}d}".rstrip("0")
+
+
+def vote_form(answer: str | None) -> str | None:
+    """The answer as votes count it: a number in its canonical spelling, else unchanged."""
+    if answer is None:
+        return None
+    number = parse_number(answer)
+    return canonical_number(number) if isinstance(number, Fraction) else answer
 
 
 def answers_match(answer: str, reference: str, rel_tol: float = 1e-6) -> bool:

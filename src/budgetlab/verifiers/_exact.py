@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from budgetlab.core import Completion, Problem, Verdict
-from budgetlab.verifiers._answers import answers_match, extract_answer
+from budgetlab.verifiers._answers import answers_match, extract_answer, vote_form
 
 __all__ = ["ExactVerifier", "RecordedVerifier", "AutoVerifier"]
 
@@ -16,7 +16,8 @@ class ExactVerifier:
     """Exact match after normalisation, or numeric equality within ``rel_tol``.
 
     The answer is the backend's own (a recorded answer) when it has one, else extracted from the
-    text. Without a reference the verdict is unknown (``correct=None``).
+    text; a number in one spelling (``"18.0"`` and ``"18"`` are one vote). Without a reference
+    the verdict is unknown (``correct=None``).
     """
 
     rel_tol: float = 1e-6
@@ -26,7 +27,7 @@ class ExactVerifier:
     needs_reference: ClassVar[bool] = True
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
-        answer = completion.answer if completion.answer is not None else extract_answer(completion.text)
+        answer = vote_form(completion.answer if completion.answer is not None else extract_answer(completion.text))
         if answer is None or problem.reference is None:
             return Verdict(answer=answer, correct=None if problem.reference is None else False)
         return Verdict(answer=answer, correct=answers_match(answer, problem.reference, self.rel_tol))

@@ -25,6 +25,7 @@ from typing import Any
 
 from budgetlab.core import Completion, Problem, Verdict
 from budgetlab.errors import InputError, pip_dependency_error
+from budgetlab.verifiers._answers import canonical_number
 
 __all__ = ["EXTRACTION_RULES", "MathVerifier", "extract_final_answer", "math_equal", "parse_plain_number"]
 
@@ -208,7 +209,10 @@ class MathVerifier:
     """Extract the final answer (``extract``: rules in order, see the module) and compare it
     with the reference: numbers within ``rel_tol``, else symbolically with math-verify (each
     parse and comparison stops after ``timeout`` seconds in the main thread). A recorded answer
-    (a replayed sample's) is used as it is. Without a reference the verdict is unknown."""
+    (a replayed sample's) is used as it is. A plain number is returned in one spelling
+    (:func:`~budgetlab.verifiers.canonical_number`) so that votes for equal numbers pool; the
+    answer as written is kept in ``details["as_written"]``. Without a reference the verdict is
+    unknown."""
 
     name = "math"
     needs_reference = True  # it judges nothing without one: a run of it on problems with none is refused
@@ -236,9 +240,15 @@ class MathVerifier:
         answer = completion.answer
         if answer is None:
             answer, rule = extract_final_answer(completion.text, self.extract, problem.reference)
-        if problem.reference is None:
-            return Verdict(answer=answer, correct=None, details={"rule": rule})
         if answer is None:
-            return Verdict(answer=None, correct=False, details={"rule": None})
-        correct, method = math_equal(answer, problem.reference, self.rel_tol, self.timeout)
-        return Verdict(answer=answer, correct=correct, details={"rule": rule, "method": method})
+            return Verdict(answer=None, correct=None if problem.reference is None else False, details={"rule": None})
+        details: dict[str, Any] = {"rule": rule}
+        number = parse_plain_number(answer)
+        if number is not None and canonical_number(number) != answer:
+            # Votes count answers as written: "1/2", "0.50" and "\frac{1}{2}" must be one answer.
+            details["as_written"] = answer
+            answer = canonical_number(number)
+        if problem.reference is None:
+            return Verdict(answer=answer, correct=None, details=details)
+        correct, details["method"] = math_equal(answer, problem.reference, self.rel_tol, self.timeout)
+        return Verdict(answer=answer, correct=correct, details=details)

@@ -7,7 +7,7 @@ import re
 
 from budgetlab.core import Completion, Problem, Verdict
 from budgetlab.errors import InputError
-from budgetlab.verifiers._answers import answers_match
+from budgetlab.verifiers._answers import answers_match, vote_form
 
 __all__ = ["RegexVerifier"]
 
@@ -42,7 +42,7 @@ class RegexVerifier:
         matches = list(self.pattern.finditer(text))
         if not matches:
             return Verdict(answer=None, correct=None if problem.reference is None else False)
-        answer = next((g for g in matches[-1].groups() if g is not None), "")
+        answer = vote_form(next((g for g in matches[-1].groups() if g is not None), ""))
         if problem.reference is None:
             return Verdict(answer=answer, correct=None)
         return Verdict(answer=answer, correct=answers_match(answer, problem.reference, self.rel_tol))
