@@ -472,6 +472,26 @@ print(asyncio.run(execute(store, "r", backend, ZeroCount(), make_verifier("auto"
 """
 
 
+def test_run_api_takes_a_policy_as_name_spec_or_instance_and_a_budget_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "recorded.jsonl"
+    write_replay(path, 5, ("cfg-a",), per_pair=4)
+    db = str(tmp_path / "store.db")
+    assert run("spec", f"replay:{path}", store=db, policy="fixed:k=2").drawn == 10
+    assert run("spec", store=db, policy=FixedK(k=2)).drawn == 0  # the same policy, told another way
+    with pytest.raises(InputError, match="exists with policy_args"):
+        run("spec", store=db, policy="fixed:k=3")
+    assert run("object", f"replay:{path}", store=db, policy=FixedK(k=3), budget="samples=7").drawn == 7
+    with SQLiteStore(db) as store:
+        info = store.find_run("object")
+        assert (info.spec.policy, info.spec.policy_args, info.spec.budget.samples) == ("fixed", {"k": 3}, 7)
+
+    class Mine(FixedK):
+        pass
+
+    with pytest.raises(InputError, match=r"cannot be recorded with the run .* policy='fixed:k=8'"):
+        run("unregistered", f"replay:{path}", store=db, policy=Mine(k=2))
+
+
 def test_proposals_that_create_nothing_end_the_run(tmp_path: Path) -> None:
     path = tmp_path / "recorded.jsonl"
     write_replay(path, 2, ("cfg-a",), per_pair=2)

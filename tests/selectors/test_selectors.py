@@ -88,6 +88,24 @@ def test_weighted_vote_skips_samples_without_confidence() -> None:
     assert WeightedVote(source="score").select(samples).answer == "b"
 
 
+def test_weighted_vote_of_logits_on_the_exp_scale_and_a_clear_error_on_the_linear_one() -> None:
+    # Reward-model logits, all negative: clipped to 0 they would elect nothing (or anything).
+    samples = [smp(0, "a", False, -3.0), smp(1, "a", False, -3.0), smp(2, "b", True, -0.5)]
+    chosen = WeightedVote(source="score", scale="exp").select(samples)
+    shares = [math.exp(-3.0), math.exp(-3.0), math.exp(-0.5)]
+    assert (chosen.answer, chosen.correct) == ("b", True)
+    assert chosen.confidence == pytest.approx(shares[2] / sum(shares))
+    with pytest.raises(InputError, match=r"confidence is -3, below 0.*weighted:scale=exp"):
+        WeightedVote(source="score").select(samples)
+    with pytest.raises(InputError, match="scale must be one of linear, exp"):
+        make_selector("weighted:scale=log")
+
+
+def test_weighted_vote_with_every_weight_zero_counts_votes() -> None:
+    samples = [smp(0, "a", score=0.0), smp(1, "b", score=0.0), smp(2, "b", score=0.0)]
+    assert WeightedVote(source="score").select(samples).answer == "b"
+
+
 def test_best_of_n_takes_the_top_score_and_that_samples_verdict() -> None:
     samples = [smp(0, "a", True, 0.4), smp(1, "b", False, 0.95), smp(2, "b", True, 0.95), smp(3, "c", True, None)]
     chosen = BestOfN().select(samples)

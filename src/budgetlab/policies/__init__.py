@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from budgetlab.core.spec import check_arguments
+from budgetlab.core.spec import check_arguments, parse_spec
 from budgetlab.errors import InputError
 from budgetlab.policies._adaptive import AdaptiveConsistency
 from budgetlab.policies._base import Policy, Proposal
@@ -29,6 +30,7 @@ __all__ = [
     "SequentialStopping",
     "fit_bayes_stopping",
     "make_policy",
+    "policy_spec",
 ]
 
 POLICIES: dict[str, Callable[..., Policy]] = {
@@ -54,8 +56,30 @@ _register_selection_policies()
 
 
 def make_policy(name: str, options: Mapping[str, Any] | None = None) -> Policy:
+    """A policy by name, with ``options``; or from a spec ``"NAME:key=value,..."``."""
+    if ":" in name and options is None:
+        name, options = parse_spec(name, "policy")
     factory = POLICIES.get(name)
     if factory is None:
         raise InputError(f"unknown policy {name!r}; use one of: {', '.join(sorted(POLICIES))} (e.g. --policy fixed:k=8)")
     check_arguments(factory, options, f"policy {name}", "fixed:k=8")
     return factory(**dict(options or {}))
+
+
+def policy_spec(policy: str | Policy, options: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any] | None]:
+    """The ``(name, arguments)`` a run records for ``policy``: a name with ``options``, a spec
+    ``"NAME:key=value,..."``, or an instance of a registered policy class (its fields that
+    differ from their defaults). A run is rebuilt from this record on resume, which is why an
+    instance of an unregistered class cannot be recorded."""
+    if isinstance(policy, str):
+        return parse_spec(policy, "policy") if ":" in policy and options is None else (policy, None if options is None else dict(options))
+    name = next((n for n, factory in POLICIES.items() if factory is type(policy)), None)
+    if name is None or not dataclasses.is_dataclass(policy) or options is not None:
+        raise InputError(f"policy {policy!r:.60} cannot be recorded with the run (it is rebuilt by name on resume); pass a "
+                         f"registered policy by name or spec instead, e.g. policy='fixed:k=8' (names: {', '.join(sorted(POLICIES))})")  # fmt: skip
+    args = {
+        f.name: getattr(policy, f.name)
+        for f in dataclasses.fields(policy)
+        if f.init and f.name != "name" and getattr(policy, f.name) != f.default
+    }
+    return name, args or None

@@ -13,7 +13,7 @@ from budgetlab.core import Budget, Problem, SamplingConfig, Spend
 from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunInfo, RunSpec
 from budgetlab.errors import InputError
-from budgetlab.policies import make_policy
+from budgetlab.policies import Policy, make_policy, policy_spec
 from budgetlab.runner._loop import Progress, RunOutcome, execute
 from budgetlab.stores import BaseStore, open_store
 from budgetlab.verifiers import make_verifier
@@ -177,10 +177,10 @@ def prepare(
     *,
     store: BaseStore,
     backend_options: Mapping[str, Any] | None = None,
-    policy: str | None = None,
+    policy: str | Policy | None = None,
     policy_args: Mapping[str, Any] | None = None,
     verifier: str | None = None,
-    budget: Budget | None = None,
+    budget: Budget | str | None = None,
     problems: Sequence[Problem] | None = None,
     configs: Sequence[SamplingConfig] | None = None,
     seed: int | None = None,
@@ -189,6 +189,10 @@ def prepare(
     """Check every option and record the run (new) or its changed budget (resumed); see :func:`run`."""
     if concurrency is not None and concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}; e.g. --concurrency 64")
+    if policy is not None:
+        policy, policy_args = policy_spec(policy, policy_args)
+    if isinstance(budget, str):
+        budget = Budget.parse(budget)
     given = {
         "backend": None if backend is None else canonical_backend(backend),
         "backend_args": None if backend_options is None else dict(backend_options),
@@ -224,7 +228,10 @@ def run(
     ``problems``, ``configs``, ``seed``, ``concurrency``) left out take the stored run's values
     on resume (or the defaults for a new run); those given must agree with the stored run,
     except ``budget`` and ``concurrency``, which may change between invocations (e.g. a budget
-    raised to buy more samples).
+    raised to buy more samples). ``policy`` is a name (with ``policy_args``), a spec such as
+    ``"esc:max_samples=40"`` or an instance of a registered policy (``FixedK(k=8)``); ``verifier``
+    a name or spec (``"code:timeout=5"``); ``budget`` a :class:`Budget` or its text
+    (``"samples=500,dollars=2"``).
     """
     owned = isinstance(store, str)
     st = open_store(store) if isinstance(store, str) else store

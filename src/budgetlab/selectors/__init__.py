@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from budgetlab.core.spec import check_arguments
+from budgetlab.core.spec import check_arguments, parse_spec
 from budgetlab.errors import InputError
 from budgetlab.selectors._base import Selection, Selector
 from budgetlab.selectors._best_of_n import BestOfN
@@ -33,6 +33,9 @@ SELECTORS: dict[str, Callable[..., Selector]] = {
 
 
 def make_selector(name: str, options: Mapping[str, Any] | None = None) -> Selector:
+    """A selector by name, with ``options``; or from a spec ``"NAME:key=value,..."``."""
+    if ":" in name and options is None:
+        name, options = parse_spec(name, "selector")
     factory = SELECTORS.get(name)
     if factory is None:
         raise InputError(f"unknown selector {name!r}; use one of: {', '.join(sorted(SELECTORS))} (e.g. --selector weighted:source=score)")
