@@ -143,6 +143,17 @@ def test_bayes_fit_learns_the_prior_and_the_share_calibration(fitted: BayesStopp
     assert np.array_equal(again.table(), fitted.table())
 
 
+def test_bayes_prior_saved_to_a_file_is_read_back_by_its_path(fitted: BayesStopping, tmp_path) -> None:
+    path = tmp_path / "prior.json"
+    fitted.save_prior(path)
+    again = make_policy(f"bayes:prior={path},cost=0.002,max_samples=40")  # what --policy hands over
+    assert np.array_equal(again.table(), fitted.table())
+    with pytest.raises(InputError, match=r"cannot read the prior file '.*nope.json' .*save_prior"):
+        make_policy(f"bayes:prior={tmp_path / 'nope.json'}")
+    with pytest.raises(InputError, match="no fitted prior to save"):
+        BayesStopping().save_prior(tmp_path / "x.json")
+
+
 def test_bayes_decisions(fitted: BayesStopping) -> None:
     unanimous = draws(fitted, ["a"] * 40)
     assert 2 <= unanimous <= 5
@@ -403,7 +414,7 @@ def test_a_real_run_over_converted_esc_data_matches_the_simulator(tmp_path: Path
         ("adaptive", {"top_k": 1}, r"top_k >= 2"),
         ("bayes", {"cost": -1}, r"needs 0 <= cost < 1 .*got cost=-1"),
         ("bayes", {"prior": [[0.2, 0.9, 1.0]]}, r"share2 <= share1"),
-        ("bayes", {"prior": "uniform"}, r"prior must be a list of \[share1, share2, weight\] or \[share1"),
+        ("bayes", {"prior": "uniform"}, r"cannot read the prior file .uniform. .*save_prior"),
         ("bayes", {"calibrator": {"kind": "platt"}}, r"bad calibrator: calibrator 'platt' needs 'a'"),
         ("confidence", {"mode": "vote"}, r"mode must be one of best_of_n, adaptive, got mode='vote'"),
         ("confidence", {"source": "x"}, r"source must be one of auto, score, logprob"),

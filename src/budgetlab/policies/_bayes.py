@@ -24,9 +24,11 @@ from its record; the stop table is computed once per policy (milliseconds).
 from __future__ import annotations
 
 import functools
+import json
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,11 +114,13 @@ class BayesStopping(SequentialStopping):
     """See the module docstring. ``prior``: atoms ``[s1, s2, weight, c1, c2]`` (``c1``, ``c2``
     may be left out: then ``calibrator`` maps the shares to them, or the shares are used as they
     are); by default a uniform prior over a 0.05 grid. ``cost``: the accuracy one more sample
-    must be expected to buy. Fit the prior with :func:`fit_bayes_stopping`."""
+    must be expected to buy. Fit the prior with :func:`fit_bayes_stopping` and keep it with
+    :meth:`save_prior`; ``prior`` may then be that JSON file's path (``bayes:prior=prior.json``),
+    whose calibrator, if any, is used unless ``calibrator`` is given."""
 
     cost: float = 0.0005
     max_samples: int = 40
-    prior: Sequence[Sequence[float]] | None = field(default=None, hash=False)
+    prior: Sequence[Sequence[float]] | str | None = field(default=None, hash=False)
     calibrator: Mapping[str, Any] | None = field(default=None, hash=False)
     min_samples: int = 1
     name: str = "bayes"
@@ -128,6 +132,8 @@ class BayesStopping(SequentialStopping):
             raise InputError(f"policy bayes needs 0 <= cost < 1 (accuracy per sample), got cost={self.cost!r}; write e.g. {_EXAMPLE}")
         if self.max_samples > 200:
             raise InputError(f"policy bayes plans over every state up to max_samples, which must be <= 200, got max_samples={self.max_samples}")
+        if isinstance(self.prior, (str, Path)):
+            object.__setattr__(self, "prior", self._read_prior(Path(self.prior)))
         if self.calibrator is not None:
             try:
                 calibrator_from_dict(self.calibrator)
@@ -146,6 +152,25 @@ class BayesStopping(SequentialStopping):
                 raise InputError(f"policy bayes: prior atoms need 0 <= share2 <= share1, share1 + share2 <= 1, weights >= 0 (not "
                                  f"all 0) and correctness in [0, 1], got {(bad or atoms)[:3]!r}")  # fmt: skip
             object.__setattr__(self, "prior", atoms)
+
+    def _read_prior(self, path: Path) -> Any:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise InputError(f"policy bayes: cannot read the prior file {str(path)!r} ({err}); write one with "
+                             "fit_bayes_stopping(...).save_prior(path)") from None  # fmt: skip
+        if isinstance(data, dict):
+            if self.calibrator is None and data.get("calibrator") is not None:
+                object.__setattr__(self, "calibrator", data["calibrator"])
+            data = data.get("prior")
+        return data
+
+    def save_prior(self, path: str | Path) -> None:
+        """Write the prior (and calibrator) as JSON, for ``bayes:prior=PATH`` on another run."""
+        if self.prior is None:
+            raise InputError("policy bayes has no fitted prior to save (it uses the uniform default); fit one with fit_bayes_stopping")
+        data = {"prior": [list(atom) for atom in self.prior], "calibrator": self.calibrator}  # type: ignore[union-attr]
+        Path(path).write_text(json.dumps(data) + "\n", encoding="utf-8")
 
     def atoms(self) -> tuple[Atom, ...]:
         """The prior as normalised ``(s1, s2, weight, c1, c2)`` atoms."""
