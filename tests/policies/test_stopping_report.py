@@ -68,6 +68,9 @@ def test_a_stopping_run_reports_its_savings_and_selection(tmp_path: Path, replay
     assert adaptive["pass_at_k"]["4"] == 1.0 and adaptive["undetermined"]["pass_at_k"]["4"] == 1
     assert adaptive["all_problems_bounds"]["pass_at_k"]["4"] == pytest.approx([2 / 3, 1.0])  # p2 unknown: 0 or 1
     assert adaptive["all_problems_bounds"]["pass_at_k"]["1"] == pytest.approx([0.5, 0.5])
+    # Per-sample accuracy too: the 10 samples pooled would say 0.6, since p1's extra draws came in
+    # because its first two disagreed.
+    assert entry["accuracy"] == pytest.approx(0.5)
     assert set(adaptive["maj_at_k"]) == {"1", "2", "4", "6"}
     (wentry,) = weighted["configs"].values()
     assert wentry["selection"]["selector"] == "weighted" and wentry["selection"]["accuracy"] == pytest.approx(2 / 3)
@@ -83,6 +86,15 @@ def test_a_fixed_run_reports_no_savings(tmp_path: Path, replay: Path) -> None:
     # the most confident sample: p0 a, p1 c, p2 y: all right
     assert entry["selection"]["selector"] == "best_of_n" and entry["selection"]["accuracy"] == 1.0
     assert entry["samples_per_problem"] == 6
+
+
+def test_accuracy_counts_each_problem_once_when_a_budget_cut_the_run(tmp_path: Path, replay: Path) -> None:
+    store = str(tmp_path / "runs.db")
+    run("cut", f"replay:{replay}", store=store, policy="fixed:k=6", budget=Budget(samples=8))
+    with open_store(store) as st:
+        (entry,) = build_report(st, "cut")["configs"].values()
+    assert entry["samples"] == 8 and entry["problems"] == 2  # p0's 6 (all right), p1's first 2 (b, c)
+    assert entry["accuracy"] == pytest.approx((1 + 0.5) / 2)  # pooled, p0 would count 3 times as much: 7/8
 
 
 def test_the_report_command_shows_selection_and_savings(tmp_path: Path, replay: Path, capsys: pytest.CaptureFixture[str]) -> None:

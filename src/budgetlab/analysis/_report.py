@@ -31,7 +31,9 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
     verdict (``correct`` unknown) and failed samples are left out; maj@k is reported only for
     configurations whose samples carry answers.
 
-    ``selection`` (per configuration): the accuracy of the answer ``selector`` settles on for
+    ``accuracy`` (per configuration): the chance that one sample is right, averaged over problems
+    (each problem counts once, however many samples it drew; under a stopping policy, from the
+    samples drawn before any stop, as ``adaptive`` pass@1). ``selection``: the accuracy of the answer ``selector`` settles on for
     each problem (a selector, or its spec such as ``"majority"`` or ``"weighted:source=logprob"``),
     over the problems with a finished sample; ``samples_per_problem``: finished samples per
     problem. ``savings``: for a policy that stops each problem by itself (it has a
@@ -79,7 +81,9 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
         if per_problem:
             ns = np.array([len(v) for v in per_problem])
             cs = np.array([sum(bool(s.correct) for s in v) for v in per_problem])
-            entry["accuracy"] = float(cs.sum() / ns.sum())
+            # Per problem first: a stopping policy draws more on hard problems, and pooling their
+            # samples would weigh the hard ones more.
+            entry["accuracy"] = float(np.mean(cs / ns))
             has_answers = any(s.answer is not None for v in per_problem for s in v)
             for k in default_ks(int(ns.max())):
                 mask = ns >= k
@@ -102,6 +106,9 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
         entry["selection"] = _selection(chosen, answered[config.id], n_boot, seed)
         if stopping is not None and per_problem:
             entry["adaptive"] = _adaptive(per_problem, *stopping, n_boot, seed)
+            first = entry["adaptive"]["pass_at_k"].get("1")
+            if first is not None and not entry["adaptive"]["undetermined"]["pass_at_k"].get("1"):
+                entry["accuracy"] = first  # the samples every problem drew before any stop decided
         out_configs[config.name] = entry
 
     return {
