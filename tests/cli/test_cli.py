@@ -10,6 +10,7 @@ compared through ``sqlite3``'s ``iterdump``).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -764,3 +765,26 @@ def test_a_reader_that_stops_early_gets_no_traceback(command: list[str], finishe
     err = proc.stderr.read().decode()  # type: ignore[union-attr]
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipeError" not in err and err == ""
+
+
+def test_report_tables_fit_an_80_column_terminal_without_cutting_a_figure_or_header(tmp_path: Path) -> None:
+    from budgetlab.analysis import build_report
+    from budgetlab.cli._render import print_report
+    from budgetlab.runner import run
+    from budgetlab.stores import open_store
+
+    replay = tmp_path / "samples.jsonl"
+    with replay.open("w") as f:
+        for p in range(6):
+            for config in ("llama-3.1-8b-instruct@t1.0-with-a-long-prompt", "gpt-3.5-turbo-0125@t0.7"):
+                for i in range(8):
+                    f.write(json.dumps({"problem": f"p{p}", "config": config, "answer": "ab"[(i + p) % 3 == 0],
+                                        "correct": (i + p) % 3 != 0, "completion_tokens": 1200}) + "\n")  # fmt: skip
+    run("r", f"replay:{replay}", store=str(tmp_path / "s.db"), policy="fixed:k=8")
+    with open_store(str(tmp_path / "s.db")) as store:
+        report = build_report(store, "r")
+    console = Console(width=80, record=True, file=io.StringIO())
+    print_report(console, report)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert "pass@8" in text and "maj@8" in text and "100.0" in text

@@ -7,6 +7,7 @@ from typing import Any
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunInfo
@@ -29,21 +30,35 @@ def _shown_ks(ks: list[int]) -> list[int]:
     return ([1] if 1 in ks else []) + rest
 
 
+def _figures_table(console: Console, title: str, name: str, headers: list[str], rows: list[list[str]]) -> Table:
+    """A table of names and figures that fits the terminal: figures keep their width and
+    headers wrap at spaces only when their full width does not fit; names fold last."""
+    lines = [[Text.from_markup(cell).plain.split("\n") for cell in row] for row in rows]
+    need = [max([len(line) for row in lines for line in row[i + 1]] or [1]) for i in range(len(headers))]
+    full = [max(n, len(h)) for n, h in zip(need, headers)]
+    longest_name = max([len(line) for row in lines for line in row[0]] + [len(name)])
+    frame = 3 * (len(headers) + 1) + 1  # borders and padding
+    widths = full if sum(full) + longest_name + frame <= console.width else [max([n] + [len(w) for w in h.split()]) for n, h in zip(need, headers)]
+    table = Table(title=title)
+    table.add_column(name, overflow="fold")
+    for header, width in zip(headers, widths):
+        table.add_column(header, justify="right", width=width)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def print_report(console: Console, report: dict[str, Any]) -> None:
     ks = _shown_ks(sorted({int(k) for c in report["configs"].values() for k in c["pass_at_k"]}))
     maj_ks = [k for k in ks if k != 1]
-    table = Table(title=f"run {report['run']} · {plural(report['samples'], 'sample')} · {report['state']}")
-    table.add_column("configuration", no_wrap=True)
-    table.add_column("samples", justify="right")
-    for k in ks:
-        table.add_column(f"pass@{k}", justify="right")
-    for k in maj_ks:
-        table.add_column(f"maj@{k}", justify="right")
-    for name, entry in report["configs"].items():
-        passes = [_pct(entry["pass_at_k"].get(str(k))) for k in ks]
-        majs = [_pct(entry["maj_at_k"].get(str(k))) for k in maj_ks]
-        table.add_row(name, f"{entry['samples']:,}", *passes, *majs)
-    console.print(table)
+    rows = [
+        [name, f"{entry['samples']:,}", *(_pct(entry["pass_at_k"].get(str(k))) for k in ks),
+         *(_pct(entry["maj_at_k"].get(str(k))) for k in maj_ks)]  # fmt: skip
+        for name, entry in report["configs"].items()
+    ]
+    headers = ["samples", *(f"pass@{k}" for k in ks), *(f"maj@{k}" for k in maj_ks)]
+    title = f"run {report['run']} · {plural(report['samples'], 'sample')} · {report['state']}"
+    console.print(_figures_table(console, title, "configuration", headers, rows))
     console.print("% of problems solved (pass@k: any of k samples correct; maj@k: majority answer correct); intervals and every k: --json", style="dim")
     if any("adaptive" in entry for entry in report["configs"].values()):
         console.print(
@@ -185,12 +200,7 @@ def print_budget_curves(console: Console, curves: dict[str, Any]) -> None:
     # Each configuration has its own drawn k: columns are multiples of it.
     multiples = sorted({int(k) // e["observed_k"] for e in ext.values() for k in e["pass_at_k"]})
     shown = multiples[:1] + multiples[-2:] if len(multiples) > 3 else multiples
-    table = Table(title=f"extrapolated pass@k ({curves['method']}, {curves['interval']} intervals)")
-    table.add_column("configuration", no_wrap=True)
-    table.add_column("drawn k", justify="right")
-    table.add_column("tokens/sample", justify="right")
-    for m in shown:
-        table.add_column(f"k = {m} x drawn", justify="right")
+    rows = []
     for name, e in ext.items():
         cells = []
         for m in shown:
@@ -198,7 +208,9 @@ def print_budget_curves(console: Console, curves: dict[str, Any]) -> None:
             value = e["pass_at_k"].get(k)
             lo, hi = e["ci"].get(k, [None, None])
             cells.append("-" if value is None else f"{_pct(value)} @{k}\n[dim]{_pct(lo)}-{_pct(hi)}[/]")
-        table.add_row(name, str(e["observed_k"]), f"{entries[name]['tokens_per_sample']:,.0f}", *cells)
-    console.print(table)
+        rows.append([name, str(e["observed_k"]), f"{entries[name]['tokens_per_sample']:,.0f}", *cells])
+    headers = ["drawn k", "tokens per sample", *(f"k = {m}x drawn" for m in shown)]
+    title = f"extrapolated pass@k ({curves['method']}, {curves['interval']} intervals)"
+    console.print(_figures_table(console, title, "configuration", headers, rows))
     console.print("beyond the samples drawn the curve is a model: see docs/forecast.md for which fit to trust where",
                   style="dim")
