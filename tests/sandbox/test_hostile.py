@@ -177,6 +177,31 @@ def test_allocate_gradually(level: str) -> None:
     assert result.status == "failed" and "out of memory" in result.reason
 
 
+FORKS_THAT_EACH_STAY_UNDER_THE_LIMIT = """
+import os, time
+for _ in range(4):
+    if os.fork() == 0:
+        blob = b"x" * (200 << 20)  # written, so resident: 4 x 200 MiB together pass 512 MiB
+        time.sleep(30)
+        os._exit(0)
+time.sleep(30)
+"""
+
+
+def test_forked_processes_together_over_the_memory_limit(level: str) -> None:
+    _needs(level, "memory")
+    started = time.monotonic()
+    result = _run(level, FORKS_THAT_EACH_STAY_UNDER_THE_LIMIT, timeout=20.0)
+    assert result.status == "failed" and result.error == "MemoryError", result
+    assert "processes together held more than 512 MiB" in result.reason
+    assert time.monotonic() - started < 15  # stopped by the memory count, not the wall clock
+
+
+def test_forked_processes_under_the_memory_limit_together_pass(level: str) -> None:
+    program = "import os\npids = [os.fork() for _ in range(1)]\nblob = b'x' * (100 << 20)\nif pids[0] == 0:\n    os._exit(0)\nos.waitpid(pids[0], 0)\nimport time\ntime.sleep(0.3)\n"
+    assert _run(level, program).passed
+
+
 def _write_targets() -> list[tuple[str, str]]:
     return [
         ("write-tmp", f"/tmp/pwned-{TAG}"),
@@ -347,3 +372,28 @@ def test_a_pass_is_only_believed_from_a_monitor_that_finished_cleanly() -> None:
     assert forged.status == "failed" and "did not finish cleanly (exit status 137)" in forged.reason
     honest = box._result("bwrap", 0, b'{"status": "passed", "reason": "passed"}\n', b"", 0.1)
     assert honest.passed
+
+
+def test_the_memory_count_finds_every_descendant_at_the_rlimits_level() -> None:
+    from budgetlab.verifiers._code import _launcher
+
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a child that forks a grandchild, both holding 50 MiB
+        blob = b"x" * (50 << 20)
+        if os.fork() == 0:
+            os.write(write, b"g")
+            time.sleep(30)
+            os._exit(0)
+        time.sleep(30)
+        os._exit(len(blob) and 0)
+    try:
+        assert os.read(read, 1) == b"g"
+        time.sleep(0.2)
+        pids = _launcher._program_pids({"mode": "rlimits"}, child)
+        assert child in pids and len(pids) >= 2
+        assert _launcher._memory_in_use(pids) > 80 << 20
+    finally:
+        for pid in _launcher._program_pids({"mode": "rlimits"}, child):
+            os.kill(pid, 9)
+        os.waitpid(child, 0)

@@ -33,6 +33,7 @@ import sys
 import time
 
 EXIT_OK = 0  # the result line was written
+_MEMORY_POLL = 0.05  # seconds between two counts of the program's memory, all its processes together
 EXIT_ORPHANED = 120  # L0 died before L1 started
 
 PR_SET_PDEATHSIG = 1
@@ -199,6 +200,43 @@ def _live_pids():
             if st is not None and st[2] not in ("Z", "X"):
                 out[int(name)] = st
     return out
+
+
+def _program_pids(h, worker):
+    """The program's live processes, as far as this monitor can tell them apart."""
+    me, live = os.getpid(), _live_pids()
+    if h["mode"] == "bwrap" or (h["mode"] == "namespaces" and h.get("own_proc")):
+        return [p for p in live if p not in (1, me)]  # the namespace holds the program only
+    if h["mode"] == "uid":
+        return [p for p, st in live.items() if st[0] == h["uid"]]
+    if h["mode"] == "namespaces":
+        return [worker]  # the host's /proc: its pids are not the namespace's
+    children = {}
+    for pid, st in live.items():
+        children.setdefault(st[1], []).append(pid)
+    found, todo = [], [me]  # rlimits: this subreaper inherits every orphan, so descent finds all
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _memory_in_use(pids):
+    """Bytes the processes hold in memory, pages they share counted once (proportional set size;
+    resident size where the kernel gives no PSS)."""
+    total = 0
+    for pid in pids:
+        for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+            try:
+                with open(path) as f:
+                    line = next((line for line in f if line.startswith(key)), None)
+            except OSError:
+                continue
+            if line is not None:
+                total += int(line.split()[1]) << 10
+                break
+    return total
 
 
 def _reap():
@@ -417,13 +455,23 @@ def _monitor(h, program):
     open_fds = set(streams)
     status, outcome = None, None
     deadline = started + lim["timeout"]
+    next_memory_check = started + _MEMORY_POLL
     while outcome is None:
-        wait = deadline - time.monotonic()
+        now = time.monotonic()
+        wait = deadline - now
         if wait <= 0:
             outcome = "timeout"
             break
+        if now >= next_memory_check:
+            # RLIMIT_AS bounds each process; this bounds them together (a program that forks
+            # would otherwise hold processes x memory_mb).
+            if _memory_in_use(_program_pids(h, pid)) > lim["memory"]:
+                outcome = "memory"
+                break
+            next_memory_check = now + _MEMORY_POLL
         watch = list(open_fds) + ([pidfd] if pidfd is not None else [])
-        ready, _, _ = select.select(watch, [], [], wait if pidfd is not None else min(wait, 0.01))
+        pause = min(wait, max(0.0, next_memory_check - now))
+        ready, _, _ = select.select(watch, [], [], pause if pidfd is not None else min(pause, 0.01))
         for fd in ready:
             if fd == pidfd:
                 continue
@@ -505,6 +553,9 @@ def _judge(h, outcome, status, report, nonce, stray):
         return {"status": "timeout", "reason": f"timed out after {lim['timeout']:g} s (wall-clock limit)"}
     if outcome == "output":
         return {"status": "output", "reason": f"printed more than {lim['output']} bytes (output limit)"}
+    if outcome == "memory":
+        return {"status": "failed", "error": "MemoryError",
+                "reason": f"out of memory: its processes together held more than {lim['memory'] >> 20} MiB (memory limit)"}  # fmt: skip
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
@@ -590,4 +641,5 @@ def main():
     os._exit(EXIT_OK)
 
 
-main()
+if __name__ == "__main__":  # run by the bootstrap (python -c); imported by tests for its helpers
+    main()
