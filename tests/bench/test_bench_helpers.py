@@ -116,3 +116,26 @@ def test_subset_validation_scores_recorded_answers() -> None:
     costly, cheap = validation._from_counts(counts, 10, np.random.default_rng(0), graded=3)
     assert cheap[0].tolist() == [0.0, 1.0] and np.isnan(cheap[1, 1]) and cheap[1, 0] in (0, 1 / 3, 2 / 3, 1)
     assert validation.kind("osca-2-graded") == "graded" and validation.kind("osca-2") == "pass/fail"
+
+
+def test_the_held_out_subset_bench_reads_plain_score_files_and_refuses_code(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    heldout = load("subset_heldout")
+    docs = {7: {"doc_id": 7, "ref_summ": "<t> a b . </t>",
+                "system_summaries": {f"s{j}.txt": {"system_summary": f"<t> out {j} </t>",
+                                                   "scores": {"litepyramid_recall": j / 4, "rouge_1_f_score": np.float64(j)}}
+                                     for j in range(3)}}}  # fmt: skip
+    (tmp_path / "abs.pkl").write_bytes(pickle.dumps(docs))
+    data = heldout.load_realsumm(tmp_path / "abs.pkl", "abs")
+    assert data.systems == ("s0", "s1", "s2") and data.human_keys == ("litepyramid_recall",)
+    assert data.items[0].tgt["s1"] == "out 1" and data.items[0].ref == "a b ."
+
+    class Payload:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (os.system, ("echo pwned",))
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({1: Payload()}))
+    with pytest.raises(pickle.UnpicklingError, match="refused"):
+        heldout.load_realsumm(tmp_path / "evil.pkl", "evil")

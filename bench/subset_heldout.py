@@ -1,0 +1,193 @@
+"""Round 3 of the pre-registered subset-selection test: held-out NLG human evaluations.
+
+Why. Rounds 1 and 2 (``bench/subset_validation.py``) declared budgetlab's method on recorded
+LLM samples and both missed the target on the six NLG sets of ``bench/subset.py``. budgetlab's
+``irt`` was the best method of either library on those sets, but it was picked after seeing
+them, so those sets cannot test it. This script tests that pick on human evaluations neither
+bench has seen.
+
+Data. REALSumm (Bhandari et al., EMNLP 2020, "Re-evaluating Evaluation in Text Summarization";
+CC BY 4.0): 100 CNN/DailyMail documents, summaries of 14 abstractive and 11 extractive systems,
+each scored by crowd workers (LitePyramid recall, the human score) and by 14 automatic metrics
+(ROUGE-1/2/L precision, recall and F, JS-2, MoverScore, BERTScore precision, recall and F). Two
+sets: ``realsumm_abs`` (100 x 14) and ``realsumm_ext`` (100 x 11). Get it with::
+
+    git clone https://github.com/neulab/REALSumm   # then: --realsumm REALSumm
+
+The script reads ``scores_dicts/abs.pkl`` and ``ext.pkl`` with an unpickler that admits only
+plain containers and numbers (a pickle from the web could otherwise run code). Nothing of it is
+copied into this repository.
+
+Pre-registered (this file was committed before its first run on REALSumm):
+
+* Declared method: ``irt`` (``DECLARED`` below), which is also what ``budgetlab subset``'s
+  default (``--method auto``) picks for a continuous metric.
+* Every method of both libraries, exactly as in ``bench/subset.py`` (its code, seeds and
+  defaults; cheap metric ``auto``, the mean of the standardized automatic metrics), on each set
+  in full and on ``--resamples`` (5) random 75% samples of its items (seeds 7000 + r). Per set,
+  the mean over those 6 instances; the headline is the mean over the two sets.
+* Target (``target_met.every_size_declared_vs_best``): the declared method beats
+  subset2evaluate's best method, chosen after the fact on these sets (random included), at
+  every size (10/25/50%), on Spearman and on Kendall. Reported whatever it says.
+
+Usage::
+
+    python bench/subset_heldout.py --realsumm REALSumm          # table (about 10 minutes)
+    python bench/subset_heldout.py --realsumm REALSumm --json   # then one JSON object, last
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from subset import SIZES, _patch_pyirt, evaluate_set
+
+from budgetlab.evaluation.subset import Item, ItemSet
+
+DECLARED = "irt"
+SETS = {"realsumm_abs": "abs.pkl", "realsumm_ext": "ext.pkl"}
+HUMAN = "litepyramid_recall"
+RESAMPLE_SEED = 7000
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Plain containers and numbers only: anything else in the file is refused, not built."""
+
+    _ALLOWED = frozenset(("builtins", n) for n in ("dict", "list", "tuple", "set", "frozenset", "str", "int", "float"))
+
+    def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        if module.startswith("numpy") and name in ("scalar", "dtype"):
+            return super().find_class(module, name)  # numpy floats, stored as (dtype, bytes)
+        raise pickle.UnpicklingError(f"refused {module}.{name}: the REALSumm score files hold only plain data")
+
+
+def _summary_text(raw: object) -> str:
+    return re.sub(r"\s*</?t>\s*", " ", str(raw)).strip()
+
+
+def load_realsumm(path: Path, name: str) -> ItemSet:
+    with path.open("rb") as f:
+        docs = _PlainUnpickler(f).load()
+    items = []
+    for doc_id, doc in sorted(docs.items()):
+        systems = doc["system_summaries"]
+        items.append(
+            Item(
+                id=str(doc_id),
+                ref=_summary_text(doc["ref_summ"]),
+                tgt={s.removesuffix(".txt"): _summary_text(v["system_summary"]) for s, v in systems.items()},
+                scores={s.removesuffix(".txt"): {k: float(x) for k, x in v["scores"].items()} for s, v in systems.items()},
+            )
+        )
+    return ItemSet(items, name=name, human=HUMAN)
+
+
+def _instances(data: ItemSet, resamples: int) -> list[ItemSet]:
+    out = [data]
+    for r in range(resamples):
+        rng = np.random.default_rng(RESAMPLE_SEED + r)
+        keep = np.sort(rng.choice(len(data), size=round(0.75 * len(data)), replace=False))
+        out.append(ItemSet([data.items[i] for i in keep], name=data.name, human=HUMAN))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--realsumm", type=Path, help="a clone of github.com/neulab/REALSumm")
+    parser.add_argument("--resamples", type=int, default=5, help="75%% samples of each set besides the full set (default 5)")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds for stochastic methods (default 10, as bench/subset.py)")
+    parser.add_argument("--random-seeds", type=int, default=100, help="seeds for the random baselines (default 100)")
+    parser.add_argument("--irt-repeats", type=int, default=5, help="calls of subset2evaluate's IRT to average (default 5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = parser.parse_args()
+
+    folder = args.realsumm / "scores_dicts" if args.realsumm else None
+    if folder is None or not all((folder / f).exists() for f in SETS.values()):
+        where = f"under {folder}" if folder else "given"
+        print(f"SKIPPED: no REALSumm score files {where}; git clone https://github.com/neulab/REALSumm "
+              "and pass --realsumm REALSumm", file=sys.stderr)  # fmt: skip
+        if args.json:
+            print(json.dumps({"skipped": "REALSumm not given", "target_met": {}}))
+        return 0
+    try:
+        import subset2evaluate  # noqa: F401
+    except ImportError:
+        print("subset2evaluate is not installed (pip install 'budgetlab[eval-baselines]'); it is the baseline", file=sys.stderr)
+        return 1
+    irt_problem = _patch_pyirt()
+    notes: list[str] = [f"subset2evaluate pyirt_fic not run: {irt_problem}"] if irt_problem else []
+
+    per_set: dict[str, dict[str, dict[str, np.ndarray]]] = {"budgetlab": {}, "subset2evaluate": {}}
+    for name, file in SETS.items():
+        started = time.perf_counter()
+        data = load_realsumm(folder / file, name)
+        runs: dict[str, dict[str, list[np.ndarray]]] = {"budgetlab": {}, "subset2evaluate": {}}
+        for instance in _instances(data, args.resamples):
+            for side, methods in evaluate_set(instance, args, True, irt_problem, notes).items():
+                for label, value in methods.items():
+                    if value is not None:
+                        runs[side].setdefault(label, []).append(value)
+        for side, methods in runs.items():
+            for label, values in methods.items():
+                if len(values) == args.resamples + 1:  # a method that failed on an instance is n/a
+                    per_set[side].setdefault(label, {})[name] = np.mean(values, axis=0)
+        print(f"{name}: {len(data)} items x {len(data.systems)} systems, {args.resamples + 1} instances, "
+              f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+
+    sets = list(SETS)
+    means = {
+        side: {label: np.mean([by_set[s] for s in sets], axis=0) for label, by_set in methods.items() if set(by_set) == set(sets)}
+        for side, methods in per_set.items()
+    }
+    sizes = " / ".join(f"{int(100 * s)}%" for s in SIZES)
+    print(f"REALSumm, held out (round 3). Mean over {', '.join(sets)}, each the full set and {args.resamples} "
+          f"random 75% samples (Spearman / Kendall at {sizes}):")  # fmt: skip
+    for side in ("budgetlab", "subset2evaluate"):
+        for label, m in means[side].items():
+            mark = "  <- declared" if side == "budgetlab" and label == DECLARED else ""
+            print(f"  {side[:6]:6s} {label:20s} " + "  ".join(f"{m[i, 0]:6.3f} / {m[i, 1]:6.3f}" for i in range(len(SIZES))) + mark)
+
+    declared = means["budgetlab"][DECLARED]
+    comparison: dict[str, dict] = {}
+    print(f"\ndeclared '{DECLARED}' against subset2evaluate's best on these sets (chosen after the fact, random included):")
+    for j, stat in enumerate(("spearman", "kendall")):
+        for i, size in enumerate(SIZES):
+            best = max(means["subset2evaluate"], key=lambda label: means["subset2evaluate"][label][i, j])
+            theirs = float(means["subset2evaluate"][best][i, j])
+            comparison[f"{stat}@{int(100 * size)}%"] = {"declared": float(declared[i, j]), "theirs_best": best, "theirs": theirs}
+            print(f"  {stat}@{int(100 * size)}%: {declared[i, j]:.3f} vs {best} {theirs:.3f} ({declared[i, j] - theirs:+.3f})")
+    target = {f"declared_beats_theirs_best_{k}": c["declared"] > c["theirs"] for k, c in comparison.items()}
+    target["every_size_declared_vs_best"] = all(target.values())
+    print(f"target (declared beats their best at every size, both statistics): {'met' if target['every_size_declared_vs_best'] else 'NOT met'}")
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        print(json.dumps({
+            "declared": DECLARED,
+            "sets": sets,
+            "sizes": list(SIZES),
+            "resamples": args.resamples,
+            "per_set": {side: {label: {s: {"spearman": r[:, 0].tolist(), "kendall": r[:, 1].tolist()} for s, r in by_set.items()}
+                               for label, by_set in methods.items()} for side, methods in per_set.items()},
+            "means": {side: {label: {"spearman": m[:, 0].tolist(), "kendall": m[:, 1].tolist()} for label, m in methods.items()}
+                      for side, methods in means.items()},
+            "comparison": comparison,
+            "notes": notes,
+            "target_met": target,
+        }))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
