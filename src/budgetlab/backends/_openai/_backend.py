@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,9 @@ from budgetlab.errors import BudgetlabError, InputError, pip_dependency_error
 __all__ = ["OpenAIBackend"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# A refusal of a prompt too long for the model: OpenAI and vLLM ("maximum context length",
+# context_length_exceeded), llama.cpp ("exceeds the available context size").
+_CONTEXT = re.compile(r"context[ _](length|size|window)")
 
 
 def _option(name: str, value: Any, *, integer: bool = False, minimum: float = 0.0, strict: bool = True) -> Any:
@@ -301,6 +305,13 @@ class OpenAIBackend:
                 f"{url} does not exist ({reply.status}: {message}); give the server's OpenAI base URL, usually "
                 f"ending in /v1 (e.g. openai:http://127.0.0.1:8000/v1), or try endpoint={other}"
             )
+        if reply.status in (400, 413, 422) and _CONTEXT.search(f"{code} {message.lower()}"):
+            # Sent again it fails again: say what to change.
+            raise RequestFailed(
+                f"{url} rejected the request: the prompt and max_tokens={spec.max_tokens} do not fit the model's context "
+                f"({reply.status}: {message}); lower max_tokens or shorten the prompt",
+                status=reply.status, latency=reply.latency,
+            )  # fmt: skip
         raise RequestFailed(f"{url} rejected the request ({reply.status}: {message})", status=reply.status, latency=reply.latency)
 
     def _completions(
@@ -331,6 +342,8 @@ class OpenAIBackend:
                 latency=latency,
                 logprob=c.logprob,
                 error=c.error,
+                # "length": cut by max_tokens, worth knowing before reading its accuracy
+                details={"finish_reason": c.finish_reason} if c.finish_reason else {},
             )
             for c, p, t in zip(choices, prompt_parts, completion_parts)
         ]
@@ -343,10 +356,15 @@ class OpenAIBackend:
             for p, t in zip(prompt_parts, completion_parts)
         ]
 
-    async def _single(self, spec: ConfigSpec, request: DrawRequest, prompt: Any, sample: Sample) -> Completion:
+    async def _single(
+        self, spec: ConfigSpec, request: DrawRequest, prompt: Any, sample: Sample, refused: list[Sample] | None = None
+    ) -> Completion:
+        """One sample's own request; ``refused`` collects the samples whose request got a 400/422."""
         try:
             answer, latency = await self._exchange(spec, prompt, 1, sample.seed)
         except RequestFailed as exc:
+            if refused is not None and exc.status in (400, 422):
+                refused.append(sample)
             return self._failed(spec, exc, 1)[0]
         return self._completions(spec, request, prompt, answer, latency, 1)[0]
 
@@ -361,6 +379,8 @@ class OpenAIBackend:
         samples = request.samples
         out: list[Completion | None] = [None] * len(samples)
         key = (request.config.model, spec.endpoint)
+        probing = False  # did this request's n > 1 get a 400/422 that may be about n, or not?
+        refused: list[Sample] = []
         if spec.forcing is not None:  # each sample continues its own text: one request chain each
             prompt = self._forced_prompt(spec, request)
         elif len(samples) > 1 and self.use_n and self._n_ok.get(key, True):
@@ -369,6 +389,7 @@ class OpenAIBackend:
             except RequestFailed as exc:
                 if exc.status in (400, 422) and key not in self._n_ok:
                     self._n_ok[key] = False  # perhaps n > 1 is what it rejects: draw one by one
+                    probing = True
                 else:
                     return list(self._failed(spec, exc, len(samples)))
             else:
@@ -377,8 +398,15 @@ class OpenAIBackend:
                 out[: len(got)] = got
         rest = [i for i, c in enumerate(out) if c is None]
         if rest:
-            one = self._single if spec.forcing is None else self._forced_single
-            results = await asyncio.gather(*(one(spec, request, prompt, samples[i]) for i in rest), return_exceptions=True)
+            if spec.forcing is None:
+                draws = [self._single(spec, request, prompt, samples[i], refused) for i in rest]
+            else:
+                draws = [self._forced_single(spec, request, prompt, samples[i]) for i in rest]
+            results = await asyncio.gather(*draws, return_exceptions=True)
+            if probing and len(refused) == len(rest) and self._n_ok.get(key) is False:
+                # One by one they were refused too: the 400 was about this prompt (too long, a bad
+                # parameter), not n. Forget it, or every later problem would bill its prompt k times.
+                del self._n_ok[key]
             fatal: BudgetlabError | None = None
             for i, result in zip(rest, results):
                 if isinstance(result, BudgetlabError):

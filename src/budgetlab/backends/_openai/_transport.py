@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from budgetlab.backends._openai._wire import RequestFailed, error_text, one_line
+from budgetlab.backends._openai._wire import RequestFailed, error_code, error_text, one_line
 from budgetlab.errors import BudgetlabError
 
 __all__ = ["Reply", "Transport", "parse_retry_after"]
@@ -62,7 +62,8 @@ class Transport:
     Returns the first answer that is not worth retrying (any 2xx or 4xx but 408/409/425/429);
     when every attempt failed it raises :class:`RequestFailed` (a timeout, 429 or 5xx: this
     request's samples fail, the run goes on) or, when the server could not be reached at all,
-    :class:`BudgetlabError` (every further request would fail too).
+    :class:`BudgetlabError` (every further request would fail too), as it does at once for a 429
+    that says the account's quota is exhausted.
     """
 
     def __init__(
@@ -142,6 +143,13 @@ class Transport:
                         return Reply(status, response.headers, response.content, time.perf_counter() - started, attempt)
                     kind = "status"
                     last = f"{status} {response.reason_phrase}: {error_text(response.content)}"
+                    if status == 429 and "insufficient_quota" in error_code(response.content):
+                        # No credit left (OpenAI's 429 insufficient_quota): no wait helps, and
+                        # retrying every request of the run would only grind through it.
+                        raise BudgetlabError(
+                            f"{self.base_url} says the account has no quota left ({last}); add credit or raise "
+                            "the spending limit in the provider's billing settings, then run the same command again"
+                        )
                     retry_after = parse_retry_after(response.headers)
                     if retry_after is not None and retry_after > self.max_retry_wait:
                         raise RequestFailed(

@@ -340,12 +340,18 @@ def _choice(raw: Any, index: int, endpoint: str, hint: str) -> Choice:
         content = raw.get("text")
         where = "choices[{}].text".format(index)
     logprob, tokens = _mean_logprob(raw.get("logprobs"), endpoint)
+    finish = raw.get("finish_reason")
+    finish = finish if isinstance(finish, str) else None
     if not isinstance(content, str):
         refusal = raw.get("message", {}).get("refusal") if isinstance(raw.get("message"), Mapping) else None
+        if finish == "length" and not refusal:
+            # max_tokens ran out before any answer (a reasoning model still thinking: vLLM's
+            # reasoning parser sends content null where OpenAI sends ""): a drawn sample with no
+            # answer, judged wrong like any other cut sample, not a failure left out of pass@k.
+            return Choice("", logprob, tokens, None, finish)
         why = f" (refusal: {one_line(refusal, 120)})" if refusal else f" (finish_reason={raw.get('finish_reason')!r})"
         return Choice(None, logprob, tokens, f"the server's answer lacks {where}{why}; {hint}")
-    finish = raw.get("finish_reason")
-    return Choice(content, logprob, tokens, None, finish if isinstance(finish, str) else None)
+    return Choice(content, logprob, tokens, None, finish)
 
 
 def _usage(data: Mapping[str, Any]) -> tuple[int | None, int | None]:
@@ -388,7 +394,12 @@ def parse_answer(content: bytes, content_type: str, endpoint: str, url: str) -> 
             reason = f"the server answered with an error: {err}"
         else:
             keys = ", ".join(list(map(str, data))[:8]) or "none"
-            if isinstance(choices, list):
+            billed = (prompt_tokens or 0) + (completion_tokens or 0)
+            if isinstance(choices, list) and billed:
+                # A billed failure stays failed (only free ones are drawn again): promise no redraw.
+                reason = (f"the server's answer has an empty 'choices' list: it sent no completion but billed {billed} "
+                          "tokens, so these samples stay failed; see the server's log for why")
+            elif isinstance(choices, list):
                 reason = ("the server's answer has an empty 'choices' list: it sent no completion; "
                           "run it again to draw these samples again, or see the server's log for why")
             else:
