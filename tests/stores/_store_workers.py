@@ -73,3 +73,25 @@ def finish_forever(kind, target, run, worker, ready) -> None:
             got = store.claim(run, worker, [s.key], [Spend(tokens=7, dollars=0.1)], budget)
             if got.claimed:
                 store.finish(run, worker, [replace(s, state=SampleState.DONE, prompt_tokens=3, completion_tokens=4, cost=0.1)])
+
+
+def create_same_run(kind, target, barrier, queue) -> None:
+    """Create the run ``make_run`` of the contract suite makes, at the same instant as the
+    other processes; report the error, if any."""
+    from budgetlab.core import Problem, SamplingConfig
+    from budgetlab.core.run import RunSpec
+
+    error = None
+    try:
+        store = open_store(kind, target)
+        try:
+            barrier.wait(timeout=60)
+            configs = [SamplingConfig(model="m1"),
+                       SamplingConfig(model="m2", params={"temperature": 0.7}, template="Q: {prompt}", label="warm")]
+            store.create_run(RunSpec(name="r", backend="replay", seed=7),
+                             [Problem(p, prompt=f"what is {p}?") for p in ("p1", "p2")], configs)
+        finally:
+            store.close()
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    queue.put(error)

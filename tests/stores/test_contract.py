@@ -205,6 +205,21 @@ def test_duplicate_run_name_is_an_input_error_and_changes_nothing(store: BaseSto
     assert len(store.list_runs()) == 1
 
 
+def test_creating_the_very_same_run_again_returns_it_unchanged(store: BaseStore) -> None:
+    """Workers started with one command at the same instant all find no run and all create it:
+    each must join the one run (before, all but one failed with "already exists", and the CLI
+    then deleted the store file it thought it had just made, under the worker using it)."""
+    first = make_run(store)
+    store.add_pending("r", [Proposal("p1", C1.id, 2)])
+    again = make_run(store)
+    assert again.name == first.name and again.spec == first.spec
+    assert len(store.samples("r")) == 2 and len(store.list_runs()) == 1
+    for other in (dict(seed=8), dict(budget=Budget(samples=5)), dict(problems=("p1", "p3"))):
+        with pytest.raises(InputError, match="already exists"):
+            make_run(store, **other)
+    assert store.get_run("r").spec == first.spec
+
+
 def test_missing_run_is_run_not_found_naming_the_run_and_the_fix(store: BaseStore) -> None:
     assert store.find_run("nope") is None
     with pytest.raises(RunNotFound) as exc:
@@ -794,6 +809,62 @@ def test_a_directory_is_refused(file_backend: Backend) -> None:
         file_backend.open()
 
 
+# The two tests below hold for SQLiteStore only: SQLAlchemyStore still lets a damaged or read-only
+# file's DBAPIError through as a traceback (reported, not fixed here).
+def _damaged_store(tmp_path: Path) -> Path:
+    path = tmp_path / "store.db"
+    store = SQLiteStore(path)
+    make_run(store, problems=[f"p{i}" for i in range(300)])
+    store.close()
+    with open(path, "r+b") as fh:  # a disk fault: a page in the middle overwritten
+        fh.seek(8192)
+        fh.write(b"\xff" * 4096)
+    return path
+
+
+def test_a_damaged_store_is_a_one_line_store_error_not_a_traceback(tmp_path: Path) -> None:
+    """A damaged page is found only when a query reads it, long after the store opened: every
+    method must then raise a StoreError that says the file is damaged and what to do, not let
+    sqlite3.DatabaseError out (which the CLI prints as a traceback)."""
+    path = _damaged_store(tmp_path)
+    messages = []
+    for use in (lambda s: s.find_run("r"), lambda s: s.problems("r"), lambda s: make_run(s, "other")):
+        try:  # a use that reads no damaged page succeeds; any other must raise a StoreError
+            with SQLiteStore(path) as store:
+                use(store)
+        except StoreError as exc:
+            messages.append(str(exc))
+    assert messages
+    for message in messages:
+        assert str(path) in message and "damaged" in message and "--store" in message and "\n" not in message
+
+
+def test_a_store_that_cannot_be_written_is_read_and_refuses_writes_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store on a read-only file, folder or file system still opens for reading (budgetlab
+    report), and a write names the cause and the fix; before, even reading failed with "not a
+    budgetlab store (unable to open database file)". Simulated with os.access, as root may write
+    any file."""
+    path = tmp_path / "store.db"
+    store = SQLiteStore(path)
+    make_run(store)
+    store.close()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode & os.W_OK else real_access(p, mode, **kw))
+    store = SQLiteStore(path)
+    try:
+        assert store.get_run("r").spec.seed == 7
+        with pytest.raises(StoreError) as exc:
+            store.set_run_state("r", RunState.RUNNING)
+    finally:
+        store.close()
+    message = str(exc.value)
+    assert str(path) in message and "read-only" in message and "--store" in message and "\n" not in message
+    with pytest.raises(StoreError, match="read-only"):
+        SQLiteStore(tmp_path / "new.db")  # a new store in that folder
+
+
 def test_both_sqlite_stores_open_each_others_files(tmp_path: Path) -> None:
     pytest.importorskip("sqlalchemy")
     from budgetlab.stores._sqlalchemy import SQLAlchemyStore
@@ -888,6 +959,24 @@ def test_concurrent_workers_claim_each_sample_once_within_the_budget(durable_bac
     assert sum(1 for s in listed if s.state.finished) == len(claimed)
     assert info.reserved == Spend() and not any(s.state is RUNNING for s in listed)
     assert_spent_exact(store)
+
+
+def test_workers_creating_the_same_run_at_once_all_join_it(durable_backend: Backend) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, queue = ctx.Barrier(4), ctx.Queue()
+    procs = [
+        ctx.Process(target=_store_workers.create_same_run, args=(durable_backend.kind, durable_backend.target, barrier, queue))
+        for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    errors = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert errors == [None] * 4
+    store = durable_backend.open()
+    assert [r.name for r in store.list_runs()] == ["r"]
+    assert [p.id for p in store.problems("r")] == ["p1", "p2"] and store.configs("r") == [C1, C2]
 
 
 def test_a_worker_killed_at_any_instant_leaves_the_totals_exact(durable_backend: Backend) -> None:

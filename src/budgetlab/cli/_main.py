@@ -160,8 +160,11 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
                 configs=configs, seed=args.seed, concurrency=args.concurrency,
             )
         except BudgetlabError:
+            # Nothing was recorded: leave no empty store behind, unless a worker started at the
+            # same moment recorded its run there meanwhile (it is writing to that file).
+            empty = new_store and not store.list_runs()
             store.close()
-            if new_store:  # nothing was recorded: leave no empty store behind
+            if empty:
                 for suffix in ("", "-wal", "-shm"):
                     Path(args.store + suffix).unlink(missing_ok=True)
             raise

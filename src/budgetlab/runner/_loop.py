@@ -233,6 +233,16 @@ async def execute(
                     in_flight[task] = len(mine)
                     n_in_flight += len(mine)
             if not in_flight:
+                if (blocked_by is not None or (policy_idle and not queue)) and recover_dead_workers(store, run, stale_after):
+                    # A worker that died after this one started left claims that hold budget or
+                    # samples the policy counts as drawn: take them back and draw them, rather
+                    # than stop the run as complete (or blocked) with them stuck running.
+                    view = RunView(problems, configs, store.samples(run), budget)
+                    view.spent = spent
+                    queued = {s.key for s in queue}
+                    queue.extend(s for s in store.samples(run, [SampleState.PENDING]) if s.key not in queued)
+                    blocked_by, blocked_need, policy_idle = None, None, False
+                    continue
                 if blocked_by is not None:
                     totals = store.get_run(run)
                     others = [w for w in store.workers(run) if w != worker]

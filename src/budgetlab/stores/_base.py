@@ -25,13 +25,14 @@ suite in ``tests/stores/test_contract.py``. The contract:
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend
 from budgetlab.core.run import RunInfo, RunSpec, RunState
 
-__all__ = ["BaseStore", "ClaimResult", "Proposal", "SCHEMA_VERSION"]
+__all__ = ["BaseStore", "ClaimResult", "Proposal", "SCHEMA_VERSION", "same_run"]
 
 SCHEMA_VERSION = 2
 
@@ -64,6 +65,23 @@ class ClaimResult:
     blocked_by: str | None = None
 
 
+def same_run(
+    spec: RunSpec, problems: Sequence[Problem], configs: Sequence[SamplingConfig],
+    stored_spec: str, stored_problems: Sequence[str], stored_configs: Sequence[str],
+) -> bool:
+    """Whether a stored run (its JSON columns, problems and configs in position order) is the
+    run ``create_run`` was asked to record; compared as JSON, as the store keeps them."""
+
+    def canon(x: object) -> object:
+        return json.loads(json.dumps(x))
+
+    return (
+        json.loads(stored_spec) == canon(spec.to_dict())
+        and [json.loads(d) for d in stored_problems] == [canon(p.to_dict()) for p in problems]
+        and [json.loads(d) for d in stored_configs] == [canon(c.to_dict()) for c in configs]
+    )
+
+
 class BaseStore(abc.ABC):
     """See the module docstring for the contract every store keeps."""
 
@@ -72,7 +90,11 @@ class BaseStore(abc.ABC):
     # ---- runs -------------------------------------------------------------------------------
     @abc.abstractmethod
     def create_run(self, spec: RunSpec, problems: Sequence[Problem], configs: Sequence[SamplingConfig]) -> RunInfo:
-        """Record a new run; :class:`InputError` if the name is taken."""
+        """Record a new run; :class:`InputError` if the name is taken by a different run.
+
+        A run that exists with exactly this spec, problems and configurations is returned as it
+        is: several workers started with the same command at the same instant all find no run
+        and all create it, and each must then join the one run rather than fail."""
 
     @abc.abstractmethod
     def find_run(self, name: str) -> RunInfo | None: ...

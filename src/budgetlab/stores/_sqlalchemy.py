@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend, derive_seed
 from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError, pip_dependency_error
-from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal
+from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal, same_run
 from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample
 from budgetlab.stores._schema import ADDED_COLUMNS, FRESH_RESULT, SAMPLE_RESULT_COLUMNS, SPEND_COLUMNS
 
@@ -250,28 +250,49 @@ class SQLAlchemyStore(BaseStore):
 
     # ---- runs -----------------------------------------------------------------------------------
     def create_run(self, spec: RunSpec, problems: Sequence[Problem], configs: Sequence[SamplingConfig]) -> RunInfo:
-        t, now = self._t, time.time()
+        now = time.time()
         taken = InputError(f"a run named {spec.name!r} already exists in {self.url}; choose another --name")
         try:
             with self._write() as conn:
-                if conn.execute(self._sa.select(t.runs.c.name).where(t.runs.c.name == spec.name)).first():
-                    raise taken
-                conn.execute(t.runs.insert().values(
-                    name=spec.name, spec=json.dumps(spec.to_dict()), state=RunState.CREATED.value,
-                    created_at=now, updated_at=now,
-                ))  # fmt: skip
-                for table, items in ((t.problems, problems), (t.configs, configs)):
-                    rows = [
-                        {"run": spec.name, "position": i, "id": x.id, "data": json.dumps(x.to_dict())}
-                        for i, x in enumerate(items)
-                    ]
-                    if rows:
-                        conn.execute(table.insert(), rows)
+                exists = self._same_or_taken(conn, spec, problems, configs, taken)  # another worker created it first
+                if not exists:
+                    self._insert_run(conn, spec, problems, configs, now)
         except self._sa.exc.IntegrityError:
-            if self.find_run(spec.name) is not None:  # another process created it meanwhile
-                raise taken from None
-            raise
+            with self._engine.connect() as conn:  # another process created it meanwhile
+                if not self._same_or_taken(conn, spec, problems, configs, taken):
+                    raise
         return self.get_run(spec.name)
+
+    def _insert_run(self, conn: Connection, spec: RunSpec, problems: Sequence[Problem],
+                    configs: Sequence[SamplingConfig], now: float) -> None:  # fmt: skip
+        t = self._t
+        conn.execute(t.runs.insert().values(
+            name=spec.name, spec=json.dumps(spec.to_dict()), state=RunState.CREATED.value,
+            created_at=now, updated_at=now,
+        ))  # fmt: skip
+        for table, items in ((t.problems, problems), (t.configs, configs)):
+            rows = [
+                {"run": spec.name, "position": i, "id": x.id, "data": json.dumps(x.to_dict())}
+                for i, x in enumerate(items)
+            ]
+            if rows:
+                conn.execute(table.insert(), rows)
+
+    def _same_or_taken(self, conn: Connection, spec: RunSpec, problems: Sequence[Problem],
+                       configs: Sequence[SamplingConfig], taken: InputError) -> bool:  # fmt: skip
+        """True if the run exists exactly as asked, False if it does not exist; ``taken`` if it
+        exists as another run."""
+        sa, t = self._sa, self._t
+        stored = conn.execute(sa.select(t.runs.c.spec).where(t.runs.c.name == spec.name)).scalar()
+        if stored is None:
+            return False
+        rows = [
+            list(conn.execute(sa.select(table.c.data).where(table.c.run == spec.name).order_by(table.c.position)).scalars())
+            for table in (t.problems, t.configs)
+        ]
+        if same_run(spec, problems, configs, stored, *rows):
+            return True
+        raise taken
 
     def find_run(self, name: str) -> RunInfo | None:
         r = self._t.runs.c

@@ -6,6 +6,7 @@ Writes go through ``BEGIN IMMEDIATE`` transactions, so concurrent workers queue 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -17,13 +18,14 @@ from pathlib import Path
 from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend, derive_seed
 from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError
-from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal
+from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal, same_run
 from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample
 from budgetlab.stores._schema import ADDED_COLUMNS, FRESH_RESULT, SAMPLE_RESULT_COLUMNS, TABLES
 
 __all__ = ["SQLiteStore"]
 
 _RUN_COLUMNS = ", ".join(RUN_COLUMNS)
+_DAMAGED = "malformed"  # in SQLite's message for a damaged file: "database disk image is malformed"
 _SAMPLE_COLUMNS = ", ".join(SAMPLE_COLUMNS)
 
 
@@ -33,14 +35,27 @@ class SQLiteStore(BaseStore):
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
         self.path = str(path)
         self.url = self.path if self.path == ":memory:" else f"sqlite:///{self.path}"
+        # A store we may not write (a read-only file, folder or file system) is opened read-only,
+        # so that reading it (budgetlab report, runs) works; a write then says what is wrong.
+        self._read_only = self.path != ":memory:" and self._not_writable(Path(self.path))
         if self.path != ":memory:":
             self._check_file(Path(self.path))
-        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            if self._read_only and Path(self.path).exists():
+                self._conn = self._connect_read_only(timeout)
+            else:
+                self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:  # e.g. a new store in a folder we may not write
+            raise self._store_error(exc) from None
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             # Check before switching to WAL: that switch is written into the file, and a file
             # that is not ours must be left exactly as it was.
             fresh = self._check_schema()
+            if self._read_only:
+                if fresh:
+                    raise StoreError(f"{self.path} is empty and read-only: it cannot become a store; pass another file with --store")
+                return
             self._conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode survives any process crash; only an OS crash could lose the last commits.
             self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -50,12 +65,56 @@ class SQLiteStore(BaseStore):
                 self._upgrade_schema()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
+            if _DAMAGED in str(exc) or self._read_only or "unable to open" in str(exc):
+                raise self._store_error(exc) from None
             raise StoreError(
                 f"{self.path} is not a budgetlab store ({exc}); pass another file with --store"
             ) from None
         except BaseException:  # e.g. the StoreError of a foreign or newer store: do not leak the connection
             self._conn.close()
             raise
+
+    def _connect_read_only(self, timeout: float) -> sqlite3.Connection:
+        """A read-only connection. A store in WAL mode in a folder we may not write has no -shm
+        file to share, so SQLite cannot open it for reading; then it is read as immutable (no
+        one can change a store in such a folder either)."""
+        base = Path(self.path).absolute().as_uri()
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            conn = sqlite3.connect(f"{base}?{query}", timeout=timeout, isolation_level=None, check_same_thread=False, uri=True)
+            try:
+                conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                if query.endswith("immutable=1"):
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _not_writable(path: Path) -> bool:
+        """True when the file (or, for a new one, its folder) cannot be written; SQLite also
+        needs its folder for the -wal and -shm files beside the store."""
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            return False  # reported by _check_file
+        if path.exists() and not os.access(path, os.W_OK):
+            return True
+        return not os.access(folder, os.W_OK)
+
+    def _store_error(self, exc: sqlite3.Error) -> StoreError:
+        """A one-line StoreError for an SQLite error on this store, naming the fix."""
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if _DAMAGED in reason or "file is not a database" in reason:
+            return StoreError(
+                f"store {self.path} is damaged ({reason}); restore it from a backup, "
+                "or pass another file with --store (sqlite3's .recover may save its samples)"
+            )
+        if self._read_only or "readonly" in reason or "unable to open" in reason:
+            return StoreError(
+                f"store {self.path} cannot be written ({reason}): it, its folder or its file system is read-only; "
+                "make them writable, or copy the store to a writable folder and pass that with --store"
+            )
+        return StoreError(f"store {self.path}: {reason}")
 
     @staticmethod
     def _check_file(path: Path) -> None:
@@ -123,7 +182,14 @@ class SQLiteStore(BaseStore):
     def create_run(self, spec: RunSpec, problems: Sequence[Problem], configs: Sequence[SamplingConfig]) -> RunInfo:
         now = time.time()
         with self._write() as cur:
-            if cur.execute("SELECT 1 FROM runs WHERE name = ?", (spec.name,)).fetchone():
+            row = cur.execute("SELECT spec FROM runs WHERE name = ?", (spec.name,)).fetchone()
+            if row is not None:
+                stored = [
+                    [d for (d,) in cur.execute(f"SELECT data FROM {table} WHERE run = ? ORDER BY position", (spec.name,))]
+                    for table in ("problems", "configs")
+                ]
+                if same_run(spec, problems, configs, row[0], *stored):
+                    return self.get_run(spec.name)  # another worker created this very run first
                 raise InputError(f"a run named {spec.name!r} already exists in {self.url}; choose another --name")
             cur.execute(
                 "INSERT INTO runs (name, spec, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
@@ -347,3 +413,22 @@ class SQLiteStore(BaseStore):
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _translating(method):  # type: ignore[no-untyped-def]
+    """Wrap a store method so that an SQLite error (a damaged file, a read-only one) becomes a
+    one-line StoreError naming the store and the fix, not a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc) from None
+
+    return wrapper
+
+
+for _name in ("create_run", "find_run", "list_runs", "update_spec", "set_run_state", "problems", "configs", "heartbeat",
+              "workers", "release", "requeue_failed", "add_pending", "claim", "finish", "samples", "import_samples"):  # fmt: skip
+    setattr(SQLiteStore, _name, _translating(getattr(SQLiteStore, _name)))
