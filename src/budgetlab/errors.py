@@ -6,7 +6,7 @@ the problem, the offending value and the fix; the CLI prints it and exits with c
 
 from __future__ import annotations
 
-__all__ = ["BudgetlabError", "RunNotFound", "StoreError", "InputError", "pip_dependency_error"]
+__all__ = ["BudgetlabError", "RunNotFound", "StoreError", "InputError", "UnpricedModelWarning", "pip_dependency_error"]
 
 
 class BudgetlabError(Exception):
@@ -25,6 +25,11 @@ class StoreError(BudgetlabError):
 
 class RunNotFound(BudgetlabError):
     """A run name that is not in the store."""
+
+
+class UnpricedModelWarning(UserWarning):
+    """A hosted model with no known price: its samples count as $0 (a dollar budget of a run
+    is refused instead, since it could not limit them)."""
 
 
 def pip_dependency_error(feature: str, package: str, extra: str | None = None) -> BudgetlabError:

@@ -270,12 +270,17 @@ def test_the_same_command_with_config_resumes_and_another_config_is_refused(caps
     name = json.loads(cli(capsys, "runs", "--store", store, "--json")[1])[0]["name"]
     rc, _, err = cli(capsys, "run", "--name", name, "--backend", f"replay:{samples}", "--config", "model=other", "--store", store)
     assert rc == 2 and "exists with configuration(s) m, not other" in err and err.count("\n") == 1
+    # Resuming by name, the run's own backend reads --config: no need to say --backend again.
+    rc, out, err = cli(capsys, "run", "--name", name, "--config", "model=m", "--no-progress", "--store", store)
+    assert rc == 0 and drawn_now(out) == 0, err
+    rc, _, err = cli(capsys, "run", "--name", "fresh", "--config", "model=m", "--store", store)
+    assert rc == 2 and "--config needs --backend" in err
 
 
 def test_failed_samples_are_counted_and_explained(capsys, samples: Path, store: Path) -> None:
     args = ("run", "--backend", f"replay:{samples}", "-k", "6", "--no-progress", "--store", store)
     rc, out, err = cli(capsys, *args)  # 4 recorded per problem: samples 5 and 6 fail (replay exhausted)
-    assert rc == 0, err
+    assert rc == 1, err  # a script or CI job must see that samples failed
     assert "12 samples drawn now (4 of them failed: see why above)" in out
     assert "4 of the 12 samples settled now failed (first: replay exhausted" in out
     assert "ask for no more samples per problem than the file holds" in out  # running again would not help

@@ -127,3 +127,12 @@ def test_an_unknown_selector_is_a_one_line_error(tmp_path: Path, replay: Path, c
     assert main(["report", "esc", "--store", store, "--selector", "vote"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown selector 'vote'" in err and "\n" not in err
+
+
+def test_the_selection_line_says_which_problems_it_leaves_out(tmp_path: Path, replay: Path, capsys) -> None:
+    store = str(tmp_path / "runs.db")
+    run("cut", f"replay:{replay}", store=store, policy="fixed:k=6", budget=Budget(samples=8))
+    capsys.readouterr()
+    assert main(["report", "cut", "--store", store]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "of 2 problems correct" in out and "1 of the run's 3 problems have no finished sample and are left out" in out

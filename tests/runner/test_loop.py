@@ -311,10 +311,11 @@ def test_a_live_workers_claims_are_not_taken(setup) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_cli_sigint_interrupts_cleanly_and_resumes(tmp_path: Path) -> None:
-    """Ctrl-C on a real ``budgetlab run`` (its replay requests slowed to 10 ms each, so the run is
-    surely mid-way): exit code 130, run interrupted with nothing left claimed; running it again
-    completes it."""
+@pytest.mark.parametrize("stop,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_cli_sigint_interrupts_cleanly_and_resumes(tmp_path: Path, stop: signal.Signals, code: int) -> None:
+    """Ctrl-C (or a scheduler's SIGTERM) on a real ``budgetlab run`` (its replay requests slowed
+    to 10 ms each, so the run is surely mid-way): exit code 130 (143), run interrupted with
+    nothing left claimed; running it again completes it."""
     path = tmp_path / "recorded.jsonl"
     write_replay(path, 1000, ("cfg-a",), per_pair=8, seed=9)
     db = tmp_path / "store.db"
@@ -336,9 +337,9 @@ def test_cli_sigint_interrupts_cleanly_and_resumes(tmp_path: Path) -> None:
             except sqlite3.OperationalError:
                 pass
         time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, (out, err)
+    assert proc.returncode == code, (out, err)
     assert "interrupted; nothing drawn is lost" in out
     with SQLiteStore(db) as store:
         info = store.get_run("r")

@@ -36,5 +36,53 @@ def test_transport_options_change_on_resume_and_sampling_options_do_not(tmp_path
     assert again.drawn == 0
     with open_store(db) as store:
         assert store.get_run("r").spec.backend_args == {"timeout": 300}  # the next resume keeps it
-    with pytest.raises(InputError, match=r"exists with backend_args=\{\}, not \{'temperature_shift': 0.5\}"):
+    with pytest.raises(InputError, match=r"exists with backend option temperature_shift not set, not temperature_shift=0.5: it decides"):
         run("r", store=db, backend_options={"timeout": 300, "temperature_shift": 0.5})
+
+
+def test_sampling_options_left_out_on_resume_keep_their_stored_values(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(BACKENDS, "timed", _TimedReplay)
+    path = tmp_path / "recorded.jsonl"
+    write_replay(path, 4, ("cfg-a",), per_pair=4)
+    db = str(tmp_path / "store.db")
+    run("r", f"timed:{path}", store=db, backend_options={"temperature_shift": 0.5}, policy="fixed:k=2")
+    # Only a longer timeout is asked for: the stored temperature_shift is not "changed to unset".
+    assert run("r", store=db, backend_options={"timeout": 30}).drawn == 0
+    with open_store(db) as store:
+        assert store.get_run("r").spec.backend_args == {"temperature_shift": 0.5, "timeout": 30}
+
+
+def test_other_problems_on_resume_are_refused_not_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "recorded.jsonl"
+    write_replay(path, 5, ("cfg-a",), per_pair=2)
+    problems = ReplayBackend(str(path)).problems()
+    db = str(tmp_path / "store.db")
+    run("r", f"replay:{path}", store=db, problems=problems, policy="fixed:k=1")
+    assert run("r", store=db, problems=problems).drawn == 0  # the same ones resume
+    with pytest.raises(InputError, match=r"exists with 5 problems, not the 3 \(other\) problems given now by --task/--problems"):
+        run("r", store=db, problems=problems[:3])
+
+
+class _UnpricedReplay(ReplayBackend):
+    """A replay backend that, like a hosted model without a price, warns that its samples cost $0."""
+
+    def check(self, problems, configs) -> None:  # type: ignore[no-untyped-def]
+        import warnings
+
+        from budgetlab.errors import UnpricedModelWarning
+
+        super().check(problems, configs)
+        warnings.warn("no price is known for model 'm': its samples count as $0; give price_in/price_out", UnpricedModelWarning, stacklevel=2)
+
+
+def test_a_dollar_budget_on_a_model_without_a_price_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from budgetlab.errors import UnpricedModelWarning
+
+    monkeypatch.setitem(BACKENDS, "unpriced", _UnpricedReplay)
+    path = tmp_path / "recorded.jsonl"
+    write_replay(path, 2, ("cfg-a",), per_pair=2)
+    db = str(tmp_path / "store.db")
+    with pytest.raises(InputError, match=r"no price is known for model 'm': its samples count as \$0, so --budget dollars=1 could not limit them"):
+        run("d", f"unpriced:{path}", store=db, budget="dollars=1")
+    with pytest.warns(UnpricedModelWarning):  # without a dollar budget it is only worth a warning
+        assert run("t", f"unpriced:{path}", store=db, budget="samples=2").drawn == 2

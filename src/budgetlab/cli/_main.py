@@ -10,7 +10,10 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -192,18 +195,23 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{plural(outcome.drawn, 'sample')} drawn now{failed} · details: budgetlab report {name} --store {args.store}")
         if args.plot:
             console.print(f"plot written to {args.plot}")
-    return 0
+    return 1 if outcome.failed else 0  # a script or CI job must see that samples failed
 
 
 def _select_configs(store, name: str, args: argparse.Namespace, backend_options):  # type: ignore[no-untyped-def]
     from budgetlab.backends import make_backend
 
-    if not args.backend:
-        raise InputError("--configs needs --backend to know which configurations exist")
+    if args.config and args.configs:
+        raise InputError("give either --configs NAMES or --config SPEC, not both")
+    stored = store.find_run(name)
+    backend_text = args.backend or (stored.spec.backend if stored is not None else None)
+    if not backend_text:
+        flag = "--config" if args.config else "--configs"
+        raise InputError(f"{flag} needs --backend to know which configurations exist, e.g. --backend openai:http://127.0.0.1:8000/v1")
     if args.config:
-        if args.configs:
-            raise InputError("give either --configs NAMES or --config SPEC, not both")
-        return [parse_config(text, args.backend.partition(":")[0]) for text in args.config]
+        return [parse_config(text, backend_text.partition(":")[0]) for text in args.config]
+    if not args.backend:
+        raise InputError("--configs needs --backend to list the configurations it offers")
     backend = make_backend(args.backend, backend_options)
     available = {c.name: c for c in backend.configs()} if hasattr(backend, "configs") else {}
     chosen = []
@@ -396,16 +404,38 @@ class _Console(Console):
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     args = _parser().parse_args(argv)
     console = console or _Console()
+    terminated: list[bool] = []
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # Schedulers (Kubernetes, Slurm, systemd) stop a job with SIGTERM: stop as Ctrl-C does,
+        # so the run is marked interrupted, its claims are released and nothing drawn is lost.
+        terminated.append(True)
+        signal.raise_signal(signal.SIGINT)
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
     try:
-        code = COMMANDS[args.command](args, console)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            code = COMMANDS[args.command](args, console)
         sys.stdout.flush()  # here, so a reader that left early is noticed inside this try, not at exit
-        return code
     except BrokenPipeError:
         _silence_stdout()
         return 0
     except BudgetlabError as exc:
         print(f"budgetlab: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # before a command could say what it keeps (e.g. while importing)
+        print("budgetlab: interrupted", file=sys.stderr)
+        code = 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    return 128 + signal.SIGTERM if terminated and code == 130 else code
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    print(f"budgetlab: warning: {message}", file=sys.stderr)
 
 
 def _silence_stdout() -> None:

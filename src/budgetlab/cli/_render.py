@@ -100,6 +100,9 @@ def _print_selection(console: Console, report: dict[str, Any]) -> None:
             continue
         ci = sel.get("ci") or [None, None]
         note = f" · {sel['note']}" if sel.get("note") else ""
+        left_out = report.get("problems", 0) - sel["problems"]
+        if left_out > 0:  # failed or never drawn: the accuracy above is not over the whole run
+            note += f" · {left_out:,} of the run's {report['problems']:,} problems have no finished sample and are left out"
         console.print(
             f"selected answer ({sel['selector']}), {name}: {_pct(sel['accuracy'])}% of {sel['problems']:,} problems correct "
             f"(95% CI {_pct(ci[0])}-{_pct(ci[1])}){note}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -12,7 +13,7 @@ from budgetlab.backends import Backend, canonical_backend, make_backend
 from budgetlab.core import Budget, Problem, SamplingConfig, Spend
 from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunInfo, RunSpec
-from budgetlab.errors import InputError
+from budgetlab.errors import InputError, UnpricedModelWarning
 from budgetlab.policies import Policy, make_policy, policy_spec
 from budgetlab.runner._loop import Progress, RunOutcome, execute
 from budgetlab.stores import BaseStore, open_store
@@ -50,20 +51,22 @@ def resume_or_create(
             raise InputError(f"run {spec.name!r} has no problems; give a problems file or a backend that lists them")
         if not configs:
             raise InputError(f"run {spec.name!r} has no sampling configurations; give at least one")
-        backend.check(problems, configs)
+        _check(backend, problems, configs, spec.budget)
         return store.create_run(spec, problems, configs), backend
     stored = existing.spec
-    for field in ("backend", "backend_args", "policy", "policy_args", "verifier", "seed"):
+    for field in ("backend", "policy", "policy_args", "verifier", "seed"):
         asked, have = getattr(spec, field), getattr(stored, field)
-        if field == "backend_args":  # how to reach the backend may change; what it samples may not
-            asked, have = _sampling_options(asked), _sampling_options(have)
         if field in explicit and asked != have:
             raise InputError(
                 f"run {spec.name!r} exists with {field}={have!r}, not {asked!r}; "
                 "resume it without that option, or start a new run with another --name"
             )
+    if "backend_args" in explicit:
+        _check_same_sampling_options(spec.name, stored.backend_args, spec.backend_args)
     if configs is not None:
         _check_same_configs(spec.name, store.configs(spec.name), configs)
+    if problems is not None:
+        _check_same_problems(spec.name, store.problems(spec.name), problems)
     changes: dict[str, Any] = {}
     if "backend_args" in explicit:
         transport = {k: v for k, v in spec.backend_args.items() if k in RESUMABLE_BACKEND_OPTIONS}
@@ -90,8 +93,42 @@ RESUMABLE_BACKEND_OPTIONS = frozenset({
 })  # fmt: skip
 
 
-def _sampling_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k not in RESUMABLE_BACKEND_OPTIONS}
+def _check_same_sampling_options(name: str, stored: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
+    """How to reach the backend may change on resume; what it samples may not. Options left out
+    keep their stored values, so only those given are compared."""
+    changed = [k for k, v in asked.items() if k not in RESUMABLE_BACKEND_OPTIONS and stored.get(k) != v]
+    if changed:
+        have = ", ".join(f"{k}={stored[k]!r}" if k in stored else f"{k} not set" for k in changed)
+        want = ", ".join(f"{k}={asked[k]!r}" for k in changed)
+        raise InputError(
+            f"run {name!r} exists with backend option {have}, not {want}: it decides what a sample is, so it cannot "
+            "change on resume; leave it out, or start a new run with another --name"
+        )
+
+
+def _check_same_problems(name: str, stored: Sequence[Problem], asked: Sequence[Problem]) -> None:
+    """Problems asked for again resume the run; other ones are refused rather than ignored."""
+    if [p.id for p in asked] == [p.id for p in stored]:
+        return
+    raise InputError(
+        f"run {name!r} exists with {len(stored)} problems, not the {len(asked)} (other) problems given now by "
+        "--task/--problems; resume it without them, or start a new run with another --name"
+    )
+
+
+def _check(backend: Backend, problems: Sequence[Problem], configs: Sequence[SamplingConfig], budget: Budget) -> None:
+    """The backend's own checks; a model it cannot price under a dollar budget is refused, since
+    its samples would count as $0 and the budget could not limit them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnpricedModelWarning)
+        backend.check(problems, configs)
+    for warning in caught:
+        if issubclass(warning.category, UnpricedModelWarning) and "dollars" in budget.limits():
+            text = str(warning.message).split(";")[0]
+            raise InputError(f"{text}, so --budget dollars={format_amount(budget.limits()['dollars'])} could not limit "
+                             "them; give the model's price (--config ...,price_in=2.5,price_out=10, in $ per million "
+                             "tokens) or a token or sample budget")  # fmt: skip
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _check_budget_above_spent(name: str, asked: Budget, stored: Budget, spent: Spend) -> None:

@@ -28,7 +28,7 @@ from budgetlab.backends._openai._wire import (
 )
 from budgetlab.backends._prices import PRICES_ENV, price_table
 from budgetlab.core import Completion, Problem, Sample, SamplingConfig, Spend
-from budgetlab.errors import BudgetlabError, InputError, pip_dependency_error
+from budgetlab.errors import BudgetlabError, InputError, UnpricedModelWarning, pip_dependency_error
 
 __all__ = ["OpenAIBackend"]
 
@@ -205,6 +205,7 @@ class OpenAIBackend:
                     warnings.warn(
                         f"no price is known for model {spec.config.model!r}: its samples count as $0, so a dollar "
                         f"budget does not limit them; give price_in/price_out or a price file (${PRICES_ENV})",
+                        UnpricedModelWarning,
                         stacklevel=2,
                     )
 
