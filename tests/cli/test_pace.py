@@ -102,6 +102,18 @@ def test_pace_over_a_time_window_revises_the_requests_from_the_arrival_rate(reco
     assert code == 0 and "window ended after 26 requests" in text and len(_rows(out)) == 26
 
 
+def test_pace_says_so_when_more_requests_came_than_planned(recorded: Path, tmp_path: Path, monkeypatch) -> None:
+    """--requests 10 on an open stream of 30: the budget goes further than planned, and the summary
+    does not read "12 of 10"."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f'{{"id": "p{i:02d}"}}\n' for i in range(30))))
+    out = tmp_path / "answers.jsonl"
+    code, text = _pace(recorded, out, "--budget", "samples=100", "--problems", "-", "--requests", "10")
+    answered = len(_rows(out))
+    assert code == 0 and answered > 10 and f"the budget is spent after {answered} requests" in text
+    assert f"{answered} requests answered, {answered - 10} more than the 10 the budget was planned for ({answered} now)" in text
+    assert f"{answered} of 10" not in text
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

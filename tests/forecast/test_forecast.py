@@ -13,6 +13,7 @@ from rich.console import Console
 from budgetlab.cli._main import main
 from budgetlab.errors import InputError
 from budgetlab.forecast import (
+    PilotResult,
     Scenario,
     choose_pilot_problems,
     forecast,
@@ -166,6 +167,40 @@ def test_choose_pilot_problems_is_seeded_and_never_too_small() -> None:
     assert len(choose_pilot_problems(ids[:10], 0.01, 0)) == 3
     with pytest.raises(InputError, match="pilot fraction"):
         choose_pilot_problems(ids, 0.0, 0)
+
+
+def test_a_pilot_sent_in_one_batch_is_timed_as_one_batch() -> None:
+    """40 samples at concurrency 64 all go out at once: the 36 that settle after the first 4 time
+    that batch's spread (read as a rate: 144 samples/s, for a run that managed under 45), so the
+    whole pilot over its whole time is the rate, with no start-up of its own."""
+    one = PilotResult(("q",), 40, 0.9, 0.65, 4, 36, "pilot", concurrency=64)
+    assert one.one_wave
+    t = one.throughput(80.0)
+    assert t is not None
+    assert t["samples_per_second"] == pytest.approx(40 / 0.9) and t["tokens_per_second"] == pytest.approx(80 * 40 / 0.9)
+    assert t["startup_seconds"] == 0.0 and t["pilot_seconds"] == 0.9
+    # The same pilot at concurrency 8 came in waves: the rate after the first one, as before.
+    waves = PilotResult(("q",), 40, 0.9, 0.4, 8, 32, "pilot", concurrency=8)
+    t = waves.throughput(80.0)
+    assert not waves.one_wave and t is not None
+    assert t["samples_per_second"] == pytest.approx(32 / 0.5) and t["startup_seconds"] == pytest.approx(0.4 - 8 / 64)
+
+
+def test_a_forecast_from_one_batch_says_how_its_time_was_read(tmp_path: Path) -> None:
+    from budgetlab.tasks import load_problems
+
+    problems_path, samples_path = _write(tmp_path)
+    problems = load_problems(str(problems_path))
+    with open_store(str(tmp_path / "s.db")) as store:
+        fc, pilot = forecast("one", f"replay:{samples_path}", store=store, pilot=0.05, problems=problems,
+                             policy="fixed", policy_args={"k": K}, verifier="recorded", n_boot=20)
+        assert pilot.drawn == 6 * K <= 64 and fc.rows[0].seconds is not None
+        assert fc.throughput is not None and fc.throughput["startup_seconds"] == 0.0
+        assert any(n.startswith(f"wall time comes from a single batch: the pilot's {6 * K} samples were all in flight "
+                                "at once (concurrency 64)") for n in fc.notes), fc.notes
+        fc, pilot = forecast("waves", f"replay:{samples_path}", store=store, pilot=0.05, problems=problems,
+                             policy="fixed", policy_args={"k": K}, verifier="recorded", concurrency=4, n_boot=20)
+        assert not pilot.one_wave and not any("single batch" in n for n in fc.notes)
 
 
 def test_parse_scenarios() -> None:

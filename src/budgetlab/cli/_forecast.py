@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from budgetlab.errors import BudgetlabError, InputError
 
@@ -124,38 +126,114 @@ def _fmt(value: float, kind: str) -> str:
     if kind == "dollars":
         return f"${value:,.4f}"
     if kind == "seconds":
-        return f"{value:,.0f} s" if value < 120 else f"{value / 60:,.1f} min"
+        unit = _time_unit(value)
+        return f"{_in_unit(value, unit)} {unit}"
     return f"{100 * value:.1f}"
+
+
+def _range(lo: float, hi: float, kind: str) -> str:
+    """``lo-hi`` with the unit written once (the upper end's), so a range is not much wider than
+    a value and the tables fit a terminal."""
+    if kind == "dollars":
+        return f"${lo:,.4f}-{hi:,.4f}"
+    if kind == "seconds":
+        unit = _time_unit(hi)
+        return f"{_in_unit(lo, unit)}-{_in_unit(hi, unit)} {unit}"
+    return f"{_fmt(lo, kind)}-{_fmt(hi, kind)}"
+
+
+_SECONDS_PER = {"s": 1, "min": 60, "h": 3600}
+
+
+def _time_unit(seconds: float) -> str:
+    return "s" if seconds < 120 else "min" if seconds < 7200 else "h"
+
+
+def _in_unit(seconds: float, unit: str) -> str:
+    """Whole seconds; minutes and hours to two figures (a tenth below ten), which is all the
+    precision a forecast of time has."""
+    amount = seconds / _SECONDS_PER[unit]
+    return f"{amount:,.1f}" if unit != "s" and amount < 10 else f"{amount:,.0f}"
 
 
 def _cell(est: Any, kind: str) -> str:
     if est is None:
         return "-"
-    return f"{_fmt(est.value, kind)}\n[dim]{_fmt(est.lo, kind)}-{_fmt(est.hi, kind)}[/]"
+    return f"{_fmt(est.value, kind)}\n[dim]{_range(est.lo, est.hi, kind)}[/]"
 
 
 def print_forecast(console: Console, fc: Any) -> None:
-    cost = Table(title=f"forecast {fc.run} · {fc.problems:,} problems x {len(fc.configs)} configurations · "
-                       f"pilot {fc.pilot_problems} problems at k={fc.pilot_k}")
-    cost.add_column("what", no_wrap=True)
-    for col in ("k", "samples", "tokens", "dollars", "wall time"):
-        cost.add_column(col, justify="right", no_wrap=True)
-    for row in fc.rows:
-        cost.add_row(row.label, f"{row.k:,}", f"{row.samples:,}", _cell(row.tokens, "tokens"),
-                     _cell(row.dollars, "dollars"), _cell(row.seconds, "seconds"))
-    console.print(cost)
-    cover = Table(title="expected coverage, % of problems")
-    cover.add_column("configuration", no_wrap=True)
-    cover.add_column("metric", no_wrap=True)
-    for row in fc.rows:
-        cover.add_column(f"k={row.k:,}" + (" *" if row.extrapolated else ""), justify="right")
+    cost_rows = [[row.label, f"{row.k:,}", f"{row.samples:,}", _cell(row.tokens, "tokens"), _cell(row.dollars, "dollars"),
+                  _cell(row.seconds, "seconds")] for row in fc.rows]
+    title = (f"forecast {fc.run} · {fc.problems:,} problems x {len(fc.configs)} configurations · "
+             f"pilot {fc.pilot_problems} problems at k={fc.pilot_k}")
+    headers = ["k", "samples", "tokens", "dollars", "wall time"]
+    for table in _fitted_tables(console, (title, "forecast, continued"), ["what"], headers, cost_rows):
+        console.print(table)
+    cover_rows = []
     for name in fc.configs:
-        cover.add_row(name, "pass@k", *[_cell(r.pass_at_k.get(name), "pct") for r in fc.rows])
+        cover_rows.append([name, "pass@k", *[_cell(r.pass_at_k.get(name), "pct") for r in fc.rows]])
         if any(name in r.maj_at_k for r in fc.rows):
-            cover.add_row(name, "maj@k", *[_cell(r.maj_at_k.get(name), "pct") for r in fc.rows])
-    console.print(cover)
+            cover_rows.append([name, "maj@k", *[_cell(r.maj_at_k.get(name), "pct") for r in fc.rows]])
+    ks = [f"k={row.k:,}" + (" *" if row.extrapolated else "") for row in fc.rows]
+    titles = ("expected coverage, % of problems", "expected coverage, continued")
+    for table in _fitted_tables(console, titles, ["configuration", "metric"], ks, cover_rows):
+        console.print(table)
     console.print(f"90% intervals below each value; * extrapolated beyond the pilot's k={fc.pilot_k} with method {fc.method}; "
                   "time assumes the pilot's throughput (same machine and load)", style="dim")
     for note in fc.notes:
         if "extrapolated" not in note:
             console.print(f"note: {note}", style="dim", highlight=False)
+
+
+# What each name column keeps at least when figures crowd it (the rest of a name folds): enough
+# for "planned" whole, so the docs' example fits 80 columns in one table.
+_NAME_ROOM = 7
+
+
+def _fitted_tables(console: Console, titles: tuple[str, str], names: list[str], headers: list[str],
+                   rows: list[list[str]]) -> list[Table]:
+    """Tables of name columns then figure columns that fit the terminal: figures keep their width,
+    headers wrap at spaces, names fold. A figure column that would still not fit starts another
+    table with the same names (titled ``titles[1]``) rather than be cut to "…": a forecast with
+    many --budgets has many coverage columns, and dollars and minutes of a large run are wide."""
+    plain = [[Text.from_markup(cell).plain.split("\n") for cell in row] for row in rows]
+    lead = len(names)
+    need = [max([cell_len(line) for row in plain for line in row[lead + i]] + [1]) for i in range(len(headers))]
+    full = [max(n, cell_len(h)) for n, h in zip(need, headers)]
+    wrapped = [max([n] + [cell_len(w) for w in h.split()]) for n, h in zip(need, headers)]
+    longest = [max([cell_len(line) for row in plain for line in row[i]] + [cell_len(names[i])]) for i in range(lead)]
+    room = sum(min(n, _NAME_ROOM) for n in longest)
+    tables = []
+    for n, group in enumerate(_column_groups(wrapped, room, lead, console.width)):
+        # Full headers when they fit beside whole names; wrapped ones only when they do not.
+        widths = {i: full[i] for i in group}
+        if sum(widths.values()) + sum(longest) + _frame(lead + len(group)) > console.width:
+            widths = {i: wrapped[i] for i in group}
+        table = Table(title=titles[min(n, 1)])
+        for name in names:
+            table.add_column(name, overflow="fold")
+        for i in group:
+            table.add_column(headers[i], justify="right", width=widths[i])
+        for row in rows:
+            table.add_row(*row[:lead], *[row[lead + i] for i in group])
+        tables.append(table)
+    return tables
+
+
+def _column_groups(widths: list[int], room: int, lead: int, width: int) -> list[list[int]]:
+    """The figure columns (by their narrowest ``widths``), in order, split into runs that each fit
+    ``width`` beside ``lead`` name columns kept ``room`` wide; a column too wide even alone is a
+    run of its own."""
+    groups: list[list[int]] = [[]]
+    for i, w in enumerate(widths):
+        group = groups[-1]
+        if group and room + sum(widths[j] for j in group) + w + _frame(lead + len(group) + 1) > width:
+            groups.append([])
+        groups[-1].append(i)
+    return groups
+
+
+def _frame(columns: int) -> int:
+    """The cells a table's borders and padding take beside its columns' own."""
+    return 3 * columns + 1

@@ -272,12 +272,20 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
     accuracy = f" · {100 * sum(correct) / len(correct):.1f}% of {len(correct)} checked answers right" if correct else ""
     answered_now = len(s.done) + new
     answered_of = (f"{answered_now} requests answered, of about {pacer.requests} expected in the {args.window} window"
-                   if forecast else f"{answered_now} of {s.requests} requests answered")  # fmt: skip
+                   if forecast else _answered_of(answered_now, s.requests))  # fmt: skip
     failed = (f" · {len(unanswered)} not answered (no sample finished; the same command retries "
               f"{'it' if len(unanswered) == 1 else 'them'})" if unanswered else "")  # fmt: skip
     console.print(f"{answered_of} ({new} now){failed} · spent {pacer.spent:g} of {s.budget:g} {s.unit}"
                   f"{accuracy} · answers in {s.out_path}", highlight=False, markup=False)  # fmt: skip
     return 1 if unanswered else 0
+
+
+def _answered_of(answered: int, planned: int) -> str:
+    """``--requests`` is what the budget was planned for, not a cap: an open stream can bring
+    more, and "12 of 10" would read as a miscount."""
+    if answered <= planned:
+        return f"{answered} of {planned} requests answered"
+    return f"{answered} requests answered, {answered - planned} more than the {planned} the budget was planned for"
 
 
 def _samples(n: int) -> str:

@@ -94,14 +94,23 @@ def forecast(
     unique = [s for s in wanted if not ((s.k, s.limit) in seen or seen.add((s.k, s.limit)))]  # type: ignore[func-returns-value]
     throughput = result.throughput(per_sample) if result.drawn else None
     untimed = ("this invocation drew no pilot samples to time (they were drawn before)" if not result.drawn
-               else f"the pilot's {result.drawn} samples came in one batch, too few to time")
+               else f"the pilot's {result.drawn} samples settled too close together to time")
     out = predict(name, problems, configs, samples, list(result.problems), planned_k, unique, method=method,
                   throughput=throughput, n_boot=n_boot, seed=spec.seed, untimed=untimed)
+    if throughput is not None and result.one_wave:
+        out.notes.append(_one_wave_note(result))
     if "stopped early" in result.stopped_because:
         with_samples = len({s.problem for s in pilot_samples})
         out.notes.append(f"the pilot stopped before it was complete ({result.stopped_because.split(': ', 1)[-1]}); "
                          f"the forecast rests on the {with_samples} of {len(result.problems)} pilot problems it reached")
     return out, result
+
+
+def _one_wave_note(result: PilotResult) -> str:
+    """Why a one-wave pilot's wall time is its whole time over its samples, and how to read it."""
+    return (f"wall time comes from a single batch: the pilot's {result.drawn} samples were all in flight at once "
+            f"(concurrency {result.concurrency}), so the rate is {result.drawn} samples in {result.seconds:.1f} s, its "
+            "start-up included; one batch is a rough guide to many, and only on the same machine and load")
 
 
 def _check_pilot_affordable(store: Any, name: str, fraction: float, k: int) -> None:
