@@ -126,3 +126,20 @@ def test_majority_answer_tie_goes_to_first_to_reach_the_top() -> None:
     assert majority_answer([None, None]) is None
     assert majority_answer([]) is None
     assert majority_answer(["a", "b", "b", "a", "a"]) == "a"
+
+
+def test_a_nan_flag_is_refused_not_counted_as_correct() -> None:
+    # pandas marks a missing verdict NaN, which is truthy: it used to count as correct (1.0).
+    nan = float("nan")
+    with pytest.raises(ValueError, match=r"correct\[1\] must be True, False or None \(unjudged\), got nan"):
+        maj_at_k(["a", "b"], [True, nan], 1)
+    # Swapped or mis-paired inputs (answers where the flags go) are refused too.
+    with pytest.raises(ValueError, match=r"correct\[0\] must be True, False or None"):
+        maj_at_k(["a"], ["b"], 1)
+
+
+def test_zero_one_and_numpy_flags_are_verdicts() -> None:
+    np = pytest.importorskip("numpy")
+    assert maj_at_k(["a", "b"], [1, 0], 1) == 0.5
+    assert maj_at_k(["a", "b"], np.array([True, False]), 1) == 0.5
+    assert maj_at_k(["a", "b"], [1.0, None], 1) == 0.5  # b is unjudged: counts as incorrect

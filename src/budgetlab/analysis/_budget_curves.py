@@ -17,6 +17,7 @@ import numpy as np
 
 from budgetlab.analysis._curves import default_ks, pass_at_k_with_ci
 from budgetlab.analysis._scaling import extrapolate_coverage
+from budgetlab.analysis._store_arg import StoreLike, reading
 from budgetlab.core import SampleState
 from budgetlab.stores import BaseStore
 
@@ -46,7 +47,7 @@ def _curve(ns: np.ndarray, cs: np.ndarray, tokens: float, dollars: float, method
 
 
 def budget_curves(
-    store: BaseStore,
+    store: StoreLike,
     run: str,
     *,
     method: str = "bracket",
@@ -59,7 +60,15 @@ def budget_curves(
 
     Extrapolation needs at least 2 judged samples on every problem of a configuration (fewer
     cannot tell hard problems from unlucky ones); ``extrapolated`` is ``None`` otherwise.
+    ``store`` is an open store or its path (as :func:`budgetlab.run` takes it).
     """
+    with reading(store, "budget_curves") as opened:
+        return _budget_curves(opened, run, method=method, horizon=horizon, n_boot=n_boot, alpha=alpha, seed=seed)
+
+
+def _budget_curves(
+    store: BaseStore, run: str, *, method: str, horizon: int, n_boot: int, alpha: float, seed: int
+) -> dict[str, Any]:
     configs = store.configs(run)
     counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     spend: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # samples, tokens, dollars

@@ -9,6 +9,8 @@ Semantics shared by every function here:
 * A group's correctness is the majority judgement of its samples' ``correct`` flags; flags
   that are ``None`` (unjudged) are ignored; an even split scores 1/2; a group with no judged
   sample counts as incorrect. Several groups may be correct (``"1/2"`` and ``"0.5"``).
+* A flag must be ``True``, ``False`` (or 0/1, numpy booleans) or ``None``: anything else, such as
+  the NaN that a pandas column uses for a missing value, is refused rather than read as true.
 """
 
 from __future__ import annotations
@@ -21,6 +23,22 @@ from fractions import Fraction
 __all__ = ["maj_at_k", "majority_answer"]
 
 
+def _flag(ok: object, i: int) -> bool | None:
+    """``correct[i]`` as a verdict. NaN (pandas' missing value) is truthy, so ``if ok`` alone
+    would count an unjudged sample as correct; and a stray answer string in the flags means the
+    two sequences were swapped or mis-paired. Both are refused with the index and the fix."""
+    try:
+        valid = ok is None or ok in (0, 1)  # True/False, 0/1, numpy booleans; NaN != 0 and != 1
+    except (TypeError, ValueError):  # an array (ambiguous truth) or an odd object
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"correct[{i}] must be True, False or None (unjudged), got {ok!r}; "
+            "mark an unjudged sample None (not NaN), and pass answers and correct flags in that order"
+        )
+    return None if ok is None else bool(ok)
+
+
 def _groups(
     answers: Sequence[Hashable | None], correct: Sequence[bool | None]
 ) -> tuple[list[int], list[Fraction], int]:
@@ -31,7 +49,8 @@ def _groups(
         )
     tallies: dict[Hashable, list[int]] = {}  # answer -> [size, judged correct, judged wrong]
     n_none = 0
-    for answer, ok in zip(answers, correct):
+    for i, (answer, flag) in enumerate(zip(answers, correct)):
+        ok = _flag(flag, i)
         if answer is None:
             n_none += 1
             continue

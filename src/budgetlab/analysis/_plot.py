@@ -177,7 +177,13 @@ def plot_budget_curves(
         ax.set_ylabel("fraction of problems solved (pass@k)")
         ax.set_title(f"{title}: cost frontier")
         ax.grid(True, alpha=0.35)
-        ax.legend(loc="lower right", fontsize="x-small")
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(loc="lower right", fontsize="x-small")
+        else:
+            # No sample recorded its tokens (e.g. a replay file without them): say so on the
+            # figure, rather than an empty plot and matplotlib's "no artists" warning.
+            ax.text(0.5, 0.5, "no configuration recorded token counts: no cost to plot against",
+                    transform=ax.transAxes, ha="center", va="center", fontsize="small", color="grey")
         out = Path(frontier_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=150, format="png")

@@ -11,6 +11,7 @@ from budgetlab.analysis._curves import bootstrap_ci, default_ks
 from budgetlab.analysis._adaptive_estimators import adaptive_maj_at_k, adaptive_pass_at_k
 from budgetlab.analysis._majority import maj_at_k
 from budgetlab.analysis._passk import pass_at_k_many
+from budgetlab.analysis._store_arg import StoreLike, reading
 from budgetlab.core import Sample, SampleState
 from budgetlab.stores import BaseStore
 
@@ -22,8 +23,10 @@ def _metric(values: list[float], n_boot: int, seed: int) -> dict[str, float]:
     return {"value": value, "lo": lo, "hi": hi}
 
 
-def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 0, selector: Any = "majority") -> dict[str, Any]:
+def build_report(store: StoreLike, run: str, *, n_boot: int = 1000, seed: int = 0, selector: Any = "majority") -> dict[str, Any]:
     """The report of ``run`` as a JSON-ready dict.
+
+    ``store`` is an open store or its path (as :func:`budgetlab.run` takes it).
 
     For each configuration and each k in 1, 2, 4, ... up to the most samples any problem has,
     pass@k and maj@k average over the problems that have at least k judged samples (their
@@ -38,14 +41,21 @@ def build_report(store: BaseStore, run: str, *, n_boot: int = 1000, seed: int = 
     over the problems with a finished sample; ``samples_per_problem``: finished samples per
     problem. ``savings``: for a policy that stops each problem by itself (it has a
     ``max_samples``), the mean samples per problem against that maximum, i.e. against the fixed-k
-    run that draws the maximum everywhere; ``None`` for other policies. For such a run each
-    configuration also gets ``adaptive``: pass@k and maj@k for k up to that maximum from
+    run that draws the maximum everywhere; ``None`` for other policies. When the budget stopped
+    the run (``stopped_because`` starts with ``"budget:"``), problems the policy had not stopped
+    yet count with the samples they had, so ``saved`` is not all the policy's saving. Under such a
+    policy each configuration also gets ``adaptive``: pass@k and maj@k for k up to that maximum from
     :func:`~budgetlab.analysis.adaptive_pass_at_k` / :func:`~budgetlab.analysis.adaptive_maj_at_k`,
     which stay unbiased when a problem's samples stop early, with the problems they could not
     settle counted as ``undetermined`` and ``all_problems_bounds`` the mean over every problem
     with those counted as 0 and as 1 (the plain values above average only the problems that
     drew k samples, which under adaptive stopping are the harder ones).
     """
+    with reading(store, "build_report") as opened:
+        return _build_report(opened, run, n_boot=n_boot, seed=seed, selector=selector)
+
+
+def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selector: Any) -> dict[str, Any]:
     info = store.get_run(run)
     configs = store.configs(run)
     by_config: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from budgetlab.core.spec import check_arguments
+from budgetlab.core.spec import check_arguments, parse_spec
 from budgetlab.errors import InputError
 from budgetlab.evaluation._base import BestArmAlgorithm
 from budgetlab.evaluation.selection._halving import SuccessiveHalving
@@ -51,6 +51,11 @@ ALGORITHMS: dict[str, Callable[..., BestArmAlgorithm]] = {
 
 
 def make_algorithm(name: str, options: Mapping[str, Any] | None = None) -> BestArmAlgorithm:
+    """A best-arm algorithm by name (one of :data:`ALGORITHMS`) with ``options``, or from a spec
+    ``"NAME:key=value,..."`` such as ``"ucbe:a=1"``, the form its errors give as the example (as
+    :func:`budgetlab.policies.make_policy` takes); pass it to :func:`simulate`."""
+    if ":" in name and options is None:
+        name, options = parse_spec(name, "selection algorithm")
     factory = ALGORITHMS.get(name)
     if factory is None:
         raise InputError(f"unknown selection algorithm {name!r}; use one of: {', '.join(ALGORITHMS)} (e.g. ucbe:a=1)")

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from budgetlab.errors import InputError
 from budgetlab.evaluation._base import Observations
-from budgetlab.evaluation.selection._arguments import check_count, check_positive
+from budgetlab.evaluation.selection._arguments import check_count, check_positive, is_whole
 from budgetlab.evaluation.selection._ucbe import ucb_pulls
 from budgetlab.evaluation.selection._uniform import _argmax
 
@@ -19,7 +20,7 @@ __all__ = ["UCBELowRank", "complete_matrix"]
 
 
 def complete_matrix(
-    values: np.ndarray, weights: np.ndarray, *, rank: int = 1, reg: float = 1.0, iters: int = 10
+    values: npt.ArrayLike, weights: npt.ArrayLike, *, rank: int = 1, reg: float = 1.0, iters: int = 10
 ) -> np.ndarray:
     """Predict every cell of ``values`` (NaN where unobserved) with
     ``mu + a_i + b_j + u_i . v_j`` fitted by ridge-regularized alternating least squares on the
@@ -29,6 +30,13 @@ def complete_matrix(
     difficulty); the rank-``rank`` term their interaction. The ridge shrinks an example seen
     by few methods towards the average example, and an interaction towards none.
     """
+    # Nested lists are as good as arrays here (they used to fail on ``.shape``).
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or np.shape(weights) != values.shape:
+        raise InputError(
+            f"complete_matrix needs a 2-D matrix of values and weights of the same shape, got "
+            f"{values.shape} and {np.shape(weights)}; e.g. complete_matrix(values, np.ones_like(values))"
+        )
     m, n = values.shape
     w = np.where(np.isnan(values), 0.0, np.asarray(weights, float))
     x = np.nan_to_num(values)
@@ -83,7 +91,7 @@ class UCBELowRank:
 
     def __post_init__(self) -> None:
         check_positive(self.a, "a", "UCB-E-LRF's exploration parameter", "ucbe-lrf:a=1")
-        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 0:
+        if not is_whole(self.rank) or self.rank < 0:
             raise InputError(f"rank must be an integer >= 0 (0: row and column effects only), got rank={self.rank!r}")
         check_positive(self.reg, "reg", "ridge strength", "ucbe-lrf:reg=1")
         check_count(self.iters, "iters", "rounds of the matrix completion", "ucbe-lrf:iters=10")

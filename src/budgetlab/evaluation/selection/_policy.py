@@ -26,6 +26,7 @@ __all__ = ["SelectionPolicy", "observations_from_view", "sample_value"]
 
 
 def sample_value(sample: Sample) -> float | None:
+    """A sample as one evaluation's value: its score, else its correctness as 0/1, else ``None``."""
     if sample.score is not None:
         return float(sample.score)
     if sample.correct is not None:

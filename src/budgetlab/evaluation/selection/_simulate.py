@@ -16,6 +16,7 @@ from budgetlab.evaluation._base import (
     identified,
     ranking_of,
 )
+from budgetlab.evaluation.selection._arguments import is_whole
 
 __all__ = ["simulate"]
 
@@ -42,6 +43,21 @@ def simulate(
     the score itself. ``checkpoints``: numbers of evaluations at which to record the method
     named best (in :attr:`SelectionResult.checkpoints`).
     """
+    # Wrong types fail here in one line, not as an AttributeError deep in the loop.
+    if not isinstance(matrix, ScoreMatrix):
+        raise InputError(
+            f"simulate needs a ScoreMatrix, got {type(matrix).__name__}; wrap the scores as "
+            "ScoreMatrix(values, methods, examples) or read a file with load_score_matrix(path)"
+        )
+    if not isinstance(algorithm, BestArmAlgorithm):
+        raise InputError(
+            f"simulate needs a best-arm algorithm, got {algorithm!r:.60}; make one with "
+            "make_algorithm('ucbe:a=1') or UCBE(), Uniform(), SuccessiveHalving(), UCBELowRank()"
+        )
+    # Checked before the budget, which is counted in passes: passes=0 used to be reported as
+    # "a budget of 0 evaluations", and passes=1.5 ran with a fractional total.
+    if not is_whole(passes) or passes < 1:
+        raise InputError(f"passes must be a whole number >= 1 (evaluations per cell), got passes={passes!r}; e.g. passes=1")
     values = matrix.values
     available = ~np.isnan(values)
     total = int(available.sum()) * passes
