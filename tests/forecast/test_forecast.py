@@ -283,3 +283,35 @@ def test_cli_bad_input_is_one_line_and_leaves_no_store(tmp_path: Path, capsys: p
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("budgetlab: error: ") and needle in lines[0], err
     assert not store.exists()  # nothing was recorded: no store is left behind
+
+
+def test_forecast_takes_the_policy_and_store_as_run_does(tmp_path: Path) -> None:
+    from budgetlab.policies import FixedK
+    from budgetlab.tasks import load_problems
+
+    problems_path, samples_path = _write(tmp_path)
+    problems = load_problems(str(problems_path))
+    db = str(tmp_path / "s.db")
+    fc, pilot = forecast("spec", f"replay:{samples_path}", store=db, pilot=0.1, problems=problems,
+                         policy=f"fixed:k={K}", verifier="recorded", n_boot=20)  # fmt: skip
+    assert pilot.drawn == 12 * K and fc.rows[0].k == K
+    fc, _ = forecast("object", f"replay:{samples_path}", store=db, pilot=0.1, problems=problems,
+                     policy=FixedK(k=3), verifier="recorded", n_boot=20)  # fmt: skip
+    assert fc.rows[0].k == 3
+    with pytest.raises(InputError, match="forecast needs the fixed policy"):
+        forecast("esc", f"replay:{samples_path}", store=db, problems=problems, policy="esc:max_samples=6")
+
+
+def test_the_score_matrix_of_a_run_reads_an_open_store_or_its_path(tmp_path: Path) -> None:
+    from budgetlab.evaluation import load_run_matrix
+
+    samples_path = tmp_path / "two.jsonl"
+    samples_path.write_text("".join(json.dumps({"problem": f"q{i}", "config": c, "answer": "1", "correct": (i + j) % 2 == 0}) + "\n"
+                                    for i in range(4) for j, c in enumerate(("a", "b"))))  # fmt: skip
+    db = str(tmp_path / "s.db")
+    run("r", f"replay:{samples_path}", store=db, policy="fixed:k=1")
+    with open_store(db) as store:
+        from_store = load_run_matrix(store, "r")
+    from_path = load_run_matrix(db, "r")
+    assert from_store.values.tolist() == from_path.values.tolist() and from_path.values.shape == (2, 4)
+    assert sorted(map(sorted, from_path.values.tolist())) == [[0, 0, 1, 1], [0, 0, 1, 1]]

@@ -281,15 +281,14 @@ def _from_replay(path: Path) -> ScoreMatrix:
     return matrix_from_cells(_cell_means(samples), str(path))
 
 
-def load_run_matrix(store: str, run: str) -> ScoreMatrix:
-    """The (configuration x problem) matrix of a run in a budgetlab store: a cell's score is the
-    mean of its done samples' scores (else correctness); a pair with none is missing."""
+def load_run_matrix(store: Any, run: str) -> ScoreMatrix:
+    """The (configuration x problem) matrix of a run in a budgetlab store (open, or its path or
+    URL): a cell's score is the mean of its done samples' scores (else correctness); a pair with
+    none is missing."""
+    from budgetlab.analysis._store_arg import reading
     from budgetlab.core.types import SampleState
-    from budgetlab.stores import open_store
 
-    if "://" not in store and not Path(store).exists():
-        raise InputError(f"store {store} does not exist; pass the store of your runs with --store")
-    with open_store(store) as st:
+    with reading(store, "load_run_matrix") as st:
         st.get_run(run)
         names = {c.id: c.name for c in st.configs(run)}
         sums: dict[tuple[str, str], list[float]] = {}
@@ -297,4 +296,4 @@ def load_run_matrix(store: str, run: str) -> ScoreMatrix:
             value = s.score if s.score is not None else (None if s.correct is None else float(s.correct))
             if value is not None:
                 sums.setdefault((names[s.config], s.problem), []).append(float(value))
-    return matrix_from_cells(_cell_means(sums), f"run {run!r} in {store}")
+    return matrix_from_cells(_cell_means(sums), f"run {run!r} in {getattr(store, 'url', store)}")

@@ -8,6 +8,7 @@ afterwards reuses every pilot sample.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,18 +59,26 @@ def forecast(
     n_boot: int = 200,
     **options: Any,
 ) -> tuple[Forecast, PilotResult]:
-    """Record run ``name`` (options as for :func:`budgetlab.runner.prepare`; it must use the
-    ``fixed`` policy), draw its pilot (a ``pilot`` fraction of its problems, all k samples each),
+    """Record run ``name`` in ``store`` (an open store or its path; options as for
+    :func:`budgetlab.run`; it must use the ``fixed`` policy), draw its pilot (a ``pilot`` fraction of its problems, all k samples each),
     and forecast the planned run plus ``scenarios``. The run is left ``stopped``; running it
     with :func:`budgetlab.run` draws the rest and reuses the pilot."""
     from budgetlab.analysis import EXTRAPOLATION_METHODS
     from budgetlab.errors import InputError
+    from budgetlab.policies import policy_spec
     from budgetlab.runner import prepare
+    from budgetlab.stores import open_store
 
     if method not in EXTRAPOLATION_METHODS or method == "tail-transfer":
         usable = [m for m in EXTRAPOLATION_METHODS if m != "tail-transfer"]
         raise InputError(f"unknown extrapolation method {method!r} for a forecast; choose from: {', '.join(usable)}")
+    if isinstance(store, (str, os.PathLike)):  # a path, as budgetlab.run takes it
+        with open_store(os.fspath(store)) as opened:
+            return forecast(name, backend, store=opened, pilot=pilot, scenarios=scenarios, method=method,
+                            on_progress=on_progress, n_boot=n_boot, **options)  # fmt: skip
     existing = store.find_run(name)
+    if options.get("policy") is not None:  # a name, a spec ("fixed:k=8") or a FixedK: as run() takes it
+        options["policy"], options["policy_args"] = policy_spec(options["policy"], options.get("policy_args"))
     policy = options.get("policy") or (existing.spec.policy if existing is not None else "fixed")
     if policy != "fixed":  # checked before anything is recorded
         raise InputError(f"forecast needs the fixed policy (k samples per problem), not {policy!r}; "
