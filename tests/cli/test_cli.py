@@ -793,3 +793,14 @@ def test_report_tables_fit_an_80_column_terminal_without_cutting_a_figure_or_hea
     text = console.export_text()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     assert "pass@8" in text and "maj@8" in text and "100.0" in text
+
+
+def test_a_report_warns_when_samples_come_back_empty(capsys, tmp_path: Path) -> None:
+    replay = tmp_path / "empty.jsonl"
+    replay.write_text("".join(json.dumps({"problem": f"p{i}", "config": "m", "text": "" if i else "4", "answer": None if i else "4",
+                                          "correct": i == 0}) + "\n" for i in range(4)))  # fmt: skip
+    store = tmp_path / "s.db"
+    rc, out, err = cli(capsys, "run", "--backend", f"replay:{replay}", "-k", "1", "--no-progress", "--store", store)
+    assert rc == 0, err
+    assert "warning: 3 of m's samples are empty text: the model stopped before writing anything; check stop= and chat=" in out
+    assert report_json(capsys, store)["configs"]["m"]["empty"] == 3

@@ -53,7 +53,7 @@ def test_a_stopping_run_reports_its_savings_and_selection(tmp_path: Path, replay
     assert counts == {"p0": 2, "p1": 6, "p2": 2}
     saved = report["savings"]
     assert saved == {"policy": "esc", "max_samples": 6, "mean_samples": pytest.approx(10 / 3), "saved": pytest.approx(1 - 10 / 18),
-                     "drawn": 10, "fixed_k_samples": 18}  # fmt: skip
+                     "drawn": 10, "fixed_k_samples": 18, "cut_by_budget": False}  # fmt: skip
     (entry,) = report["configs"].values()
     assert entry["samples_per_problem"] == pytest.approx(10 / 3)
     # majority: p0 a (right), p1 c 4-2 (right), p2 x (wrong: only x x was drawn)
@@ -119,6 +119,8 @@ def test_savings_cut_by_the_budget_are_not_credited_to_the_policy(tmp_path: Path
     assert main(["report", "cut", "--store", store]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "% saved (the budget stopped the run: not all of it is the policy's saving)" in out
+    with open_store(store) as st:
+        assert build_report(st, "cut")["savings"]["cut_by_budget"] is True  # the same, for library users
 
 
 def test_an_unknown_selector_is_a_one_line_error(tmp_path: Path, replay: Path, capsys: pytest.CaptureFixture[str]) -> None:

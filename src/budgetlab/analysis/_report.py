@@ -34,7 +34,8 @@ def build_report(store: StoreLike, run: str, *, n_boot: int = 1000, seed: int = 
     verdict (``correct`` unknown) and failed samples are left out; maj@k is reported only for
     configurations whose samples carry answers.
 
-    ``accuracy`` (per configuration): the chance that one sample is right, averaged over problems
+    ``empty`` (per configuration): done samples whose text is empty (the model stopped at once;
+    often a stop string or chat setting that does not suit the prompt). ``accuracy``: the chance that one sample is right, averaged over problems
     (each problem counts once, however many samples it drew; under a stopping policy, from the
     samples drawn before any stop, as ``adaptive`` pass@1). ``selection``: the accuracy of the answer ``selector`` settles on for
     each problem (a selector, or its spec such as ``"majority"`` or ``"weighted:source=logprob"``),
@@ -62,6 +63,7 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
     answered: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))  # every done sample
     finished: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     failed: dict[str, int] = defaultdict(int)
+    empty: dict[str, int] = defaultdict(int)  # done samples whose text is empty: nothing to judge
     done = 0
     for s in store.samples(run, [SampleState.DONE, SampleState.FAILED]):
         finished[s.config][s.problem] += 1
@@ -69,6 +71,8 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
             failed[s.config] += 1
             continue
         done += 1
+        if s.text is not None and not s.text.strip():
+            empty[s.config] += 1
         answered[s.config][s.problem].append(s)
         if s.correct is not None:
             by_config[s.config][s.problem].append(s)
@@ -82,6 +86,7 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
             "id": config.id,
             "samples": sum(len(v) for v in per_problem),
             "failed": failed.get(config.id, 0),
+            "empty": empty.get(config.id, 0),
             "problems": len(per_problem),
             "pass_at_k": {},
             "maj_at_k": {},
@@ -132,7 +137,8 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
         "budget": info.spec.budget.to_dict(),
         "stopped_because": info.stopped_because or "",
         "spec": info.spec.to_dict(),
-        "savings": _savings(info.spec.policy, stopping, [n for c in finished.values() for n in c.values()]),
+        "savings": _savings(info.spec.policy, stopping, [n for c in finished.values() for n in c.values()],
+                            cut_by_budget=(info.stopped_because or "").startswith("budget:")),
     }
 
 
@@ -218,11 +224,12 @@ def _adaptive(per_problem: list[list[Sample]], cap: int, prefix: int, n_boot: in
     return out
 
 
-def _savings(policy: str, stopping: tuple[int, int] | None, counts: list[int]) -> dict[str, Any] | None:
-    """Samples drawn per (problem, configuration) against the policy's maximum."""
+def _savings(policy: str, stopping: tuple[int, int] | None, counts: list[int], *, cut_by_budget: bool) -> dict[str, Any] | None:
+    """Samples drawn per (problem, configuration) against the policy's maximum; ``cut_by_budget``:
+    the budget stopped the run, so part of the saving is the budget's, not the policy's."""
     if stopping is None or not counts:
         return None
     cap = stopping[0]
     mean = float(np.mean(counts))
     return {"policy": policy, "max_samples": cap, "mean_samples": mean, "saved": 1.0 - mean / cap,
-            "drawn": int(sum(counts)), "fixed_k_samples": cap * len(counts)}  # fmt: skip
+            "drawn": int(sum(counts)), "fixed_k_samples": cap * len(counts), "cut_by_budget": cut_by_budget}  # fmt: skip

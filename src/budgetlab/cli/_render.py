@@ -60,6 +60,14 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     title = f"run {report['run']} · {plural(report['samples'], 'sample')} · {report['state']}"
     console.print(_figures_table(console, title, "configuration", headers, rows))
     console.print("% of problems solved (pass@k: any of k samples correct; maj@k: majority answer correct); intervals and every k: --json", style="dim")
+    for name, entry in report["configs"].items():
+        if entry.get("empty") and entry["empty"] * 4 >= max(entry.get("samples", 0), 1):  # a quarter or more: a set-up problem
+            console.print(
+                f"warning: {entry['empty']:,} of {name}'s samples are empty text: the model stopped before writing "
+                "anything; check stop= and chat= in --config (the embedded model's default stops at the first "
+                "newline and sends the prompt as plain text, for few-shot prompts)",
+                style="yellow", highlight=False,
+            )
     if any("adaptive" in entry for entry in report["configs"].values()):
         console.print(
             "this policy stops problems early: pass@k and maj@k above average only the problems that drew k samples "
@@ -111,8 +119,7 @@ def _print_selection(console: Console, report: dict[str, Any]) -> None:
     saved = report.get("savings")
     if saved:
         # A budget that stopped the run cut the samples too: the policy alone did not save them.
-        cut = (" (the budget stopped the run: not all of it is the policy's saving)"
-               if report.get("stopped_because", "").startswith("budget:") else "")  # fmt: skip
+        cut = " (the budget stopped the run: not all of it is the policy's saving)" if saved.get("cut_by_budget") else ""
         console.print(
             f"samples: mean {saved['mean_samples']:.1f} samples/problem vs max {saved['max_samples']} "
             f"({saved['drawn']:,} drawn vs {saved['fixed_k_samples']:,} for fixed k={saved['max_samples']}): "
