@@ -28,6 +28,11 @@ class DrawRequest:
 
 @runtime_checkable
 class Backend(Protocol):
+    """Where samples come from: ``draw`` turns a request for some samples of one problem under
+    one configuration into completions (text, tokens, cost, log-probabilities). Built by
+    :func:`budgetlab.backends.make_backend` from a spec such as ``"replay:FILE"``, ``"embedded"``
+    or ``"openai:http://127.0.0.1:8000/v1"``; write your own as any class with these methods."""
+
     name: str
 
     def check(self, problems: Sequence[Problem], configs: Sequence[SamplingConfig]) -> None:

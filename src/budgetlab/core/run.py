@@ -69,6 +69,9 @@ class RunState(str, enum.Enum):
 
 @dataclass(frozen=True)
 class RunInfo:
+    """A run as the store holds it: its spec, state, why it stopped, and spend (spent and held
+    by claims in flight)."""
+
     spec: RunSpec
     state: RunState
     stopped_because: str | None = None

@@ -15,6 +15,9 @@ __all__ = ["RunView"]
 
 
 class RunView:
+    """What a policy sees of a run: its problems, configurations, samples so far (per problem
+    and configuration, in draw order) and budget, with what is spent; read-only for policies."""
+
     def __init__(
         self,
         problems: Sequence[Problem],

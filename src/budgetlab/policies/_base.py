@@ -18,6 +18,11 @@ __all__ = ["Policy", "Proposal"]
 
 @runtime_checkable
 class Policy(Protocol):
+    """How many samples each (problem, configuration) gets and when to stop: ``propose`` reads
+    what the run holds (a :class:`~budgetlab.core.view.RunView`, rebuilt from the store, so a
+    resumed run or another worker decides alike) and asks for more. Registered ones are in
+    :data:`budgetlab.policies.POLICIES` (``fixed``, ``esc``, ``adaptive``, ``bayes``, ...)."""
+
     name: str
 
     def propose(self, view: RunView, limit: int) -> list[Proposal]:

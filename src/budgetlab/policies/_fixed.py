@@ -13,6 +13,8 @@ __all__ = ["FixedK"]
 
 @dataclass(frozen=True)
 class FixedK:
+    """Every problem gets ``k`` samples under every configuration (``fixed:k=8``)."""
+
     k: int = 8
     name: str = "fixed"
 

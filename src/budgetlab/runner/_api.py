@@ -257,7 +257,15 @@ def run(
     *,
     store: str | BaseStore = "budgetlab.db",
     on_progress: Callable[[Progress], None] | None = None,
-    **options: Any,
+    backend_options: Mapping[str, Any] | None = None,
+    policy: str | Policy | None = None,
+    policy_args: Mapping[str, Any] | None = None,
+    verifier: str | None = None,
+    budget: Budget | str | None = None,
+    problems: Sequence[Problem] | None = None,
+    configs: Sequence[SamplingConfig] | None = None,
+    seed: int | None = None,
+    concurrency: int | None = None,
 ) -> RunOutcome:
     """Start the run ``name``, or resume it if the store has it; returns how it ended.
 
@@ -273,7 +281,11 @@ def run(
     owned = isinstance(store, str)
     st = open_store(store) if isinstance(store, str) else store
     try:
-        return prepare(name, backend, store=st, **options).execute(on_progress)
+        prepared = prepare(
+            name, backend, store=st, backend_options=backend_options, policy=policy, policy_args=policy_args,
+            verifier=verifier, budget=budget, problems=problems, configs=configs, seed=seed, concurrency=concurrency,
+        )  # fmt: skip
+        return prepared.execute(on_progress)
     finally:
         if owned:
             st.close()

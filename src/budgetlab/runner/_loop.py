@@ -42,6 +42,9 @@ class Progress:
 
 @dataclass(frozen=True)
 class RunOutcome:
+    """How an invocation of a run ended: its state, why, the run's spend, and how many samples
+    this invocation settled (and how many of them failed at no cost, drawn again next time)."""
+
     state: RunState
     stopped_because: str
     spent: Spend

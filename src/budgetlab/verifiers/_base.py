@@ -20,6 +20,10 @@ __all__ = ["Verifier"]
 
 @runtime_checkable
 class Verifier(Protocol):
+    """Judges a completion of a problem: ``verify`` returns the answer it found, whether it is
+    correct (``None``: unknown) and an optional score. ``max_seconds`` bounds one verdict, for
+    a ``verify_seconds`` budget. Built by :func:`budgetlab.verifiers.make_verifier`."""
+
     name: str
     max_seconds: float
 
