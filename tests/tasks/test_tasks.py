@@ -248,3 +248,20 @@ def test_a_problem_line_with_an_empty_id_is_refused() -> None:
 
     with pytest.raises(InputError, match=r"stdin:3: field 'id' is missing or empty"):
         problem_from_json({"id": ""}, "stdin:3")
+
+
+def test_an_entry_point_written_with_spaces_is_the_function_name(tmp_path: Path) -> None:
+    # CodeT's MBPP file (the shared copy) writes MbppEval/6's as "is_Power_Of_Two ": the code
+    # verifier refused every sample of it (and of MbppEval/392) as "not a Python name".
+    from budgetlab.core import Completion
+    from budgetlab.verifiers import CodeVerifier
+
+    path = _jsonl(tmp_path / "mbpp.jsonl", [{
+        "task_id": "MbppEval/6", "prompt": "def is_Power_Of_Two (x): \n    '''\n    Power of two?\n    '''\n",
+        "entry_point": "is_Power_Of_Two ", "test": "def check(candidate):\n    assert candidate(8)\n    assert not candidate(6)\n",
+    }])
+    [problem] = mbpp_problems(path)
+    assert problem.metadata["entry_point"] == "is_Power_Of_Two"
+    if sys.platform.startswith("linux"):
+        body = "    return x > 0 and not (x & (x - 1))\n"
+        assert CodeVerifier(timeout=5).verify(problem, Completion(text=body)).correct is True

@@ -155,3 +155,44 @@ def test_the_one_spelling_never_rounds_a_number() -> None:
     answers = [verifier.verify(Problem("p", "?", reference="1/3"), Completion(text=f"\\boxed{{{t}}}")).answer
                for t in ("0.333", "\\frac{2}{6}", "1,450,001", "-\\frac{5}{4}", "x = 7", "\\sqrt{2}")]  # fmt: skip
     assert answers == ["0.333", "1/3", "1450001", "-1.25", "7", "\\sqrt{2}"]
+
+
+def test_an_answer_line_that_opens_the_reasoning_is_not_the_final_answer() -> None:
+    # GPT-4 on GSM8K as recorded by MoT-cascade (shared data): "Answer:" opens the chain of
+    # thought and "ans = X" ends it; the first sentence was taken as the answer, so 94% of
+    # correct samples were judged wrong.
+    cot = ("Answer: Janet uses 3 eggs for breakfast and 4 for muffins, so she uses 3 + 4 = <<3+4=7>>7 eggs daily.\n"
+           "She sells each egg for $2, so she makes 9 * 2 = $<<9*2=18>>18 per day.\nans = 18")
+    assert extract_final_answer(cot) == ("18", "last_number")
+    assert extract_final_answer("Answer: Marcia has 4 + 2 = <<4+2=6>>6 pets.\nSo 4 + 6 + 18 = 28 pets.\nans = 28")[0] == "28"
+    assert MathVerifier().verify(Problem("q", reference="18"), Completion(text=cot)).correct is True
+    # an answer stated first, then explained, or a sentence that ends the text, is still the answer
+    assert extract_final_answer("Answer: 42\n\nExplanation: 6 * 7 is 42, not 41.")[0] == "42"
+    assert extract_final_answer("Answer: Web Page Design class\nIt has the most students.")[0] == "Web Page Design class"
+    assert extract_final_answer("The answer is 18. That is how much she makes.\nDone in 3 steps.")[0] == "18"
+    assert extract_final_answer("30 - 20 = 10\n\nAnswer: A jade is 10 g heavier than a diamond.")[0] == "A jade is 10 g heavier than a diamond"
+    # an abbreviation's full stop does not end the answer
+    assert extract_final_answer('we will choose "Mr. Watson".\nAnswer: Mr. Watson') == ("Mr. Watson", "answer_is")
+
+
+@pytest.mark.parametrize(
+    "answer,reference",
+    [
+        ("1:45 P.M.", "1:15 P.M."),  # TabMWP (MoT-cascade): math-verify judged these equal
+        ("5:00 P.M.", "5:45 P.M."),
+        ("01/02/2020", "02/04/2020"),  # both 1/4040 as divisions
+        ("2", "Each term in pattern B can be found by multiplying the corresponding term in pattern A by 4 and then subtracting 2."),
+    ],
+)
+def test_times_dates_and_sentences_are_not_read_as_numbers(answer: str, reference: str) -> None:
+    assert math_equal(answer, reference) == (False, "text")
+    assert math_equal(reference, reference)[0] and math_equal("1:45 p.m.", "1:45 P.M.")[0]
+
+
+def test_scientific_notation_a_plus_sign_and_the_minus_sign_are_numbers_whose_votes_pool() -> None:
+    assert [math_equal(a, b) for a, b in (("1e3", "1000"), ("+5", "5"), ("\u22125", "-5"), ("2.5E-3", "0.0025"))] == [(True, "numeric")] * 4
+    assert math_equal("1e3", "1001") == (False, "numeric")
+    verifier, problem = MathVerifier(), Problem("p", "?", reference="1000")
+    texts = ["The answer is 1e3.", "\\boxed{1,000}", "The answer is 1000.0", "\\boxed{+1000}", "\\boxed{1.0E3}"]
+    assert {verifier.verify(problem, Completion(text=t)).answer for t in texts} == {"1000"}
+    assert extract_final_answer("so it is about 3e5")[0] == "3e5"

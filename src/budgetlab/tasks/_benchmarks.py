@@ -137,7 +137,8 @@ def _code_problem(where: str, rec: dict[str, Any], dataset: str) -> Problem:
     return Problem(
         id=str(rec["task_id"]),
         prompt=str(rec["prompt"]),
-        metadata={"verifier": "code", "dataset": dataset, "entry_point": str(rec["entry_point"]), "test": str(rec["test"])},
+        # str().strip(): CodeT's MBPP file writes some as "is_Power_Of_Two " (MbppEval/6, /392)
+        metadata={"verifier": "code", "dataset": dataset, "entry_point": str(rec["entry_point"]).strip(), "test": str(rec["test"])},
     )
 
 

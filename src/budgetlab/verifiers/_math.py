@@ -33,25 +33,48 @@ EXTRACTION_RULES = ("boxed", "answer_is", "choice", "last_number")
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_IS = re.compile(
-    r"answer\s*(?:is\s*[:=]?|[:=])\s*(.+?)\s*(?:\.(?:\s|$)|$)", re.IGNORECASE | re.MULTILINE
-)
+    r"answer\s*(?:is\s*[:=]?|[:=])\s*(.+?)\s*(?:(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)\.(?:\s|$)|$)",
+    re.IGNORECASE | re.MULTILINE,
+)  # the first full stop ends it, not the one of "Mr. Watson"
 _HASHES = re.compile(r"^\s*####\s*(.+?)\s*$", re.MULTILINE)
 _CHOICE = re.compile(
     r"(?i:answer|option|choice)\s*(?i:is)?\s*:?\s*(?:\\text\{)?\(?\s*([A-J])\s*\)?(?![A-Za-z])|\(([A-J])\)"
 )
 _NUMBER = re.compile(
-    r"\\[dt]?frac\{\s*-?\d+\s*\}\{\s*-?\d+\s*\}|-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+"
+    r"\\[dt]?frac\{\s*-?\d+\s*\}\{\s*-?\d+\s*\}|-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+(?![A-Za-z])|/\d+)?|-?\.\d+"
 )
 _FRAC = re.compile(r"^(-?)\\[dt]?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
 _FRAC_SHORT = re.compile(r"^(-?)\\[dt]?frac(\d)(\d)$")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
-_PLAIN = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?$")
+_PLAIN = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+|[eE][+-]?\d+)?$")  # 1e3: scientific notation too
 _UNIT_TAIL = re.compile(r"^(-?[\d.,/]+)\s*(?:[A-Za-z][A-Za-z .]*|°|\^\\circ|\^\{\\circ\})$")
 _LATEX_SPACES = re.compile(r"\\[,;:! ]|\\quad|\\qquad")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 
 
 # ---- extraction ---------------------------------------------------------------------------------------
+_PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")  # a word of 2+ letters, not a LaTeX command
+
+
+def _is_prose(text: str) -> bool:
+    """A sentence rather than an answer: 4 or more words (LaTeX commands and math not counted)."""
+    return len(_PROSE_WORD.findall(re.sub(r"\$[^$]*\$", " ", text))) >= 4
+
+
+def _opens_reasoning(text: str, stated: re.Match[str]) -> bool:
+    """Whether an "Answer: ..." opens a chain of thought rather than stating the final answer:
+    "Answer: Janet uses 3 eggs for ...\\n...\\nans = 18" or "Answer: Marcia has 4 + 2 = 6 pets.\\n...".
+    It does when more lines follow its line and it is not a number but a sentence (5 or more words
+    on its line) or a computation (an "=" among words)."""
+    answer = stated.group(1)
+    line_end = text.find("\n", stated.start(1))
+    if line_end < 0 or not text[line_end:].strip() or parse_plain_number(answer) is not None:
+        return False
+    return len(_PROSE_WORD.findall(text[stated.start(1) : line_end])) >= 5 or (
+        "=" in answer and len(_PROSE_WORD.findall(answer)) >= 2
+    )
+
+
 def _last_boxed(text: str) -> str | None:
     found = None
     for match in _BOX_START.finditer(text):
@@ -71,7 +94,7 @@ def _rule(name: str, text: str) -> str | None:
         found = [(m.start(), m.group(1)) for m in _HASHES.finditer(text)]
         for start in (m.start() for m in re.finditer("answer", text, re.IGNORECASE)):
             stated = _ANSWER_IS.match(text, start)  # at every "answer": "Answer: the final answer is X"
-            if stated:
+            if stated and not _opens_reasoning(text, stated):
                 found.append((start, stated.group(1)))
         if not found:
             return None
@@ -136,7 +159,8 @@ def parse_plain_number(answer: str) -> Fraction | None:
     ``"x = 5"``, ``"\\frac{3}{4}"``, ``"0.50"``; anything else (an expression, a tuple) ``None``."""
     s = _strip_latex(answer)
     s = re.sub(r"^[A-Za-z]\s*=\s*", "", s)  # "x = 5"
-    s = s.replace("$", "").replace("%", "").strip()
+    s = s.replace("$", "").replace("%", "").replace("\u2212", "-").strip()  # U+2212: the minus sign
+    s = re.sub(r"^\+\s*(?=[\d.])", "", s)  # "+5"
     s = re.sub(r"^(?:USD|US\$|EUR|€|£)\s*", "", s).strip()
     m = _UNIT_TAIL.match(s)
     if m:
@@ -177,6 +201,7 @@ def _parsed(expression: str, timeout: int | None) -> tuple[Any, ...]:
 
 
 _WORDS = re.compile(r"[A-Za-z]{2,}(?:\s+[A-Za-z]+)*")
+_CLOCK_OR_DATE = re.compile(r"\d:\d\d|\d/\d+/\d")  # 1:45 P.M., 05/01/2021
 
 
 def math_equal(answer: str, reference: str, rel_tol: float = 1e-6, timeout: int | None = 5) -> tuple[bool, str]:
@@ -191,6 +216,10 @@ def math_equal(answer: str, reference: str, rel_tol: float = 1e-6, timeout: int 
         return True, "text"
     if _WORDS.fullmatch(answer.strip()) and _WORDS.fullmatch(reference.strip()):
         # Words, not algebra: math-verify reads "rbye" as the product r*b*y*e, equal to "rbey".
+        return False, "text"
+    if _is_prose(reference) or any(_CLOCK_OR_DATE.search(s) for s in (answer, reference)):
+        # A sentence, a time or a date: math-verify reads "... then subtracting 2." as 2, "1:45 P.M."
+        # as 1:15 P.M.'s equal and 01/02/2020 as 1/4040, the value of 02/04/2020.
         return False, "text"
     if threading.current_thread() is not threading.main_thread():
         timeout = None  # math-verify times out with SIGALRM, which only the main thread may use
