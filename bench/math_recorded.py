@@ -66,7 +66,8 @@ def judge_file(path: Path, gsm_gold: list[str] | None, show: int) -> dict[str, A
     from budgetlab.verifiers import MathVerifier
 
     verifier = MathVerifier()
-    records = json.load(gzip.open(path, "rt"))
+    with gzip.open(path, "rt") as f:
+        records = json.load(f)
     agree = total = skipped = 0
     shown: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -77,7 +78,7 @@ def judge_file(path: Path, gsm_gold: list[str] | None, show: int) -> dict[str, A
                 skipped += 1
                 continue
             gold = gsm_gold[i]
-        gold = gold[:-2] if gold.endswith(".0") else gold
+        gold = gold.removesuffix(".0")
         problem = Problem(id=str(i), prompt=record["question"], reference=gold)
         for text, result in zip(_as_list(record["generated"]), _as_list(record["results"])):
             recorded = _recorded_verdict(result, record["answer"])
