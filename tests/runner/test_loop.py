@@ -481,7 +481,7 @@ def test_run_api_takes_a_policy_as_name_spec_or_instance_and_a_budget_as_text(tm
     assert run("spec", store=db, policy=FixedK(k=2)).drawn == 0  # the same policy, told another way
     with pytest.raises(InputError, match="exists with policy_args"):
         run("spec", store=db, policy="fixed:k=3")
-    assert run("object", f"replay:{path}", store=db, policy=FixedK(k=3), budget="samples=7").drawn == 7
+    assert run("object", f"replay:{path}", store=Path(db), policy=FixedK(k=3), budget="samples=7").drawn == 7  # a Path too
     with SQLiteStore(db) as store:
         info = store.find_run("object")
         assert (info.spec.policy, info.spec.policy_args, info.spec.budget.samples) == ("fixed", {"k": 3}, 7)

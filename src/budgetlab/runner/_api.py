@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import warnings
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
@@ -255,7 +256,7 @@ def run(
     name: str,
     backend: str | None = None,
     *,
-    store: str | BaseStore = "budgetlab.db",
+    store: str | os.PathLike[str] | BaseStore = "budgetlab.db",
     on_progress: Callable[[Progress], None] | None = None,
     backend_options: Mapping[str, Any] | None = None,
     policy: str | Policy | None = None,
@@ -278,8 +279,8 @@ def run(
     a name or spec (``"code:timeout=5"``); ``budget`` a :class:`Budget` or its text
     (``"samples=500,dollars=2"``).
     """
-    owned = isinstance(store, str)
-    st = open_store(store) if isinstance(store, str) else store
+    owned = isinstance(store, (str, os.PathLike))
+    st = open_store(os.fspath(store)) if owned else store  # type: ignore[arg-type]
     try:
         prepared = prepare(
             name, backend, store=st, backend_options=backend_options, policy=policy, policy_args=policy_args,
