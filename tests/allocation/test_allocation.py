@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,49 @@ def test_allocations_in_every_form_agree_and_bad_ones_are_refused() -> None:
         mix_pass_at_k(counts, [1, 2])
     with pytest.raises(ValueError, match="estimator must be one of"):
         mix_pass_at_k(counts, [1, 0, 0], estimator="exact")
+
+
+def test_fractional_counts_unknown_names_and_empty_tables_are_refused() -> None:
+    counts = SuccessCounts(("p",), ("a", "b"), [[5, 5]], [[5, 0]])
+    # 0.5 of a sample used to be truncated to 0 (pass@k 0.0) without a word
+    for bad in ([0.5, 0], [True, 0], {"a": 1.7}):
+        with pytest.raises(ValueError, match="whole sample counts"):
+            mix_pass_at_k(counts, bad)
+    assert mix_pass_at_k(counts, np.array([1, 0])) == 1.0
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        single_pass_at_k(counts, "a", [1], estimator="exact")
+    with pytest.raises(ValueError, match="no configuration 'zz'"):
+        single_pass_at_k(counts, "zz", [1])
+    empty = SuccessCounts((), ("a",), np.zeros((0, 1), dtype=int), np.zeros((0, 1), dtype=int))
+    with pytest.raises(ValueError, match="at least one problem"):
+        mix_pass_at_k(empty, [1])
+    with pytest.raises(ValueError, match="at least one training problem"):
+        HillClimbAllocator().fit(empty, 2)
+
+
+def test_unbiased_allocators_refuse_a_k_the_recordings_cannot_serve() -> None:
+    # "a" has 3 samples on p and "b" 2 on q: under the unbiased estimate at most 3 + 2 = 5 per problem.
+    # k = 6 used to come back as (4, 2), which mix_pass_at_k then refuses; k = 7 on a configuration
+    # with no samples came back as all 7 to it (best-single) or 2 to it (hill climbing).
+    counts = SuccessCounts(("p", "q"), ("a", "b"), [[3, 10], [10, 2]], [[1, 1], [1, 1]])
+    for allocator in (HillClimbAllocator(), BestSingleAllocator()):
+        with pytest.raises(ValueError, match="exceed the recorded ones.*at most 5"):
+            allocator.fit(counts, 6)
+    with pytest.raises(ValueError, match="no configuration has k=4 recorded samples on every problem"):
+        BestSingleAllocator().fit(counts, 4)
+    assert mix_pass_at_k(counts, HillClimbAllocator().fit(counts, 5)) == 1.0
+    assert HillClimbAllocator(estimator="plugin").fit(counts, 6).k == 6
+    unsampled = SuccessCounts(("p", "q"), ("a", "b"), [[0, 5], [0, 5]], [[0, 2], [0, 0]])
+    with pytest.raises(ValueError, match="at most 5"):
+        HillClimbAllocator().fit(unsampled, 7)
+    assert HillClimbAllocator().fit(unsampled, 3).counts == (0, 3)
+
+
+def test_hill_climbing_on_ragged_recordings_warns_nothing() -> None:
+    counts = SuccessCounts(("p", "q"), ("a", "b"), [[3, 10], [10, 2]], [[1, 1], [1, 1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow in moves that are masked out used to warn
+        assert HillClimbAllocator().fit(counts, 3).k == 3
 
 
 def _exhaustive_best(counts: SuccessCounts, k: int, estimator: str) -> float:

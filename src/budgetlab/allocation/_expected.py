@@ -74,9 +74,13 @@ def _as_vector(counts: SuccessCounts, allocation: Allocation | Sequence[int] | M
         unknown = set(allocation) - set(counts.configs)
         if unknown:
             raise ValueError(f"the allocation names configurations the counts do not have: {sorted(unknown)}")
-        vector = [int(allocation.get(c, 0)) for c in counts.configs]
+        vector = [allocation.get(c, 0) for c in counts.configs]
     else:
-        vector = [int(v) for v in allocation]
+        vector = list(allocation)
+    whole = [v for v in vector if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
+    if whole:
+        raise ValueError(f"an allocation needs whole sample counts, got {whole[0]!r} in {list(vector)}")
+    vector = [int(v) for v in vector]
     if len(vector) != len(counts.configs) or any(v < 0 for v in vector):
         raise ValueError(f"an allocation needs one count >= 0 per configuration ({len(counts.configs)}), got {vector}")
     return np.array(vector, dtype=np.int64)
@@ -93,6 +97,8 @@ def mix_pass_at_k(
     an :class:`Allocation`, a vector in ``counts.configs`` order or a name -> count mapping):
     the mean over problems, or each problem's with ``per_problem``."""
     _check_estimator(estimator)
+    if not len(counts.problems):
+        raise ValueError("mix_pass_at_k needs counts of at least one problem, got none")
     vector = _as_vector(counts, allocation)
     if estimator == "unbiased":
         short = vector[None, :] > counts.samples
@@ -108,6 +114,9 @@ def mix_pass_at_k(
 
 def single_pass_at_k(counts: SuccessCounts, config: str | int, ks: Sequence[int], *, estimator: str = "unbiased") -> npt.NDArray[np.float64]:
     """Expected pass@k (mean over problems) of one configuration alone, for each k in ``ks``."""
+    _check_estimator(estimator)
+    if isinstance(config, str) and config not in counts.configs:
+        raise ValueError(f"no configuration {config!r} in the counts (they have {', '.join(counts.configs)})")
     j = counts.configs.index(config) if isinstance(config, str) else int(config)
     k_arr = np.asarray(list(ks), dtype=np.int64)
     log_fail = _log_fail(counts.samples[:, j : j + 1], counts.correct[:, j : j + 1], k_arr[None, :], estimator)

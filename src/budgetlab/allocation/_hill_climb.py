@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from budgetlab.allocation._base import Allocation, SuccessCounts
 from budgetlab.allocation._expected import log_fail_table
-from budgetlab.allocation._single import _check_k
+from budgetlab.allocation._single import _check_feasible, _check_k
 
 __all__ = ["HillClimbAllocator", "climb"]
 
@@ -36,8 +36,10 @@ _SURE = -1e6  # stands for log(0) (a pair certain to succeed): finite, so differ
 
 
 def _objective(log_fail_sum: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Mean pass rate over problems (axis 0) for sums of log-failure chances."""
-    return -np.expm1(log_fail_sum).mean(axis=0)
+    """Mean pass rate over problems (axis 0) for sums of log-failure chances. Moves that are not
+    allowed can sum to large positive values (they are masked afterwards): no overflow warning."""
+    with np.errstate(over="ignore"):
+        return -np.expm1(log_fail_sum).mean(axis=0)
 
 
 def _prepare(table: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
@@ -130,6 +132,7 @@ class HillClimbAllocator:
         _check_k(k)
         if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 0:
             raise ValueError(f"restarts must be a whole number >= 0, got restarts={self.restarts!r}")
+        _check_feasible(counts, k, self.estimator)
         table = log_fail_table(counts, k, self.estimator)
         best_vector, best_value = climb(table, _greedy(table, k))
         rng = np.random.default_rng(self.seed)

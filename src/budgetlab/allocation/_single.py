@@ -26,10 +26,28 @@ class BestSingleAllocator:
 
     def fit(self, counts: SuccessCounts, k: int) -> Allocation:
         _check_k(k)
-        best = int(np.argmax(single_scores(counts, k, self.estimator)))  # ties: the first configuration
+        _check_feasible(counts, k, self.estimator)
+        scores = single_scores(counts, k, self.estimator)
+        if not np.isfinite(scores).any():
+            raise ValueError(f"best-single: no configuration has k={k} recorded samples on every problem (most: "
+                             f"{int(counts.samples.min(axis=0).max())}); use estimator='plugin' or a smaller k")  # fmt: skip
+        best = int(np.argmax(scores))  # ties: the first configuration
         return Allocation(counts.configs, tuple(k if j == best else 0 for j in range(len(counts.configs))))
 
 
 def _check_k(k: int) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"an allocation needs k >= 1 samples per problem, got k={k!r}")
+
+
+def _check_feasible(counts: SuccessCounts, k: int, estimator: str) -> None:
+    """Refuse a fit no allocation of ``k`` can satisfy: no training problems, or (``"unbiased"``)
+    fewer recorded samples than ``k`` in all, per problem, over what every problem has of each configuration."""
+    if not len(counts.problems):
+        raise ValueError("an allocation needs counts of at least one training problem, got none")
+    if estimator == "unbiased":
+        room = int(counts.samples.min(axis=0).sum())
+        if room < k:
+            raise ValueError(f"k={k} samples per problem exceed the recorded ones: under the unbiased estimate an allocation "
+                             f"can use at most {room} (each configuration's fewest samples on any problem, summed); "
+                             f"use estimator='plugin' or k <= {room}")  # fmt: skip
