@@ -140,3 +140,13 @@ def test_osca_tail_transfer_predicts_pass_at_300_from_ten_samples() -> None:
     est = ext.estimates[300]
     assert abs(est.value - truth) < 0.06
     assert est.lo <= truth <= est.hi
+
+
+@pytest.mark.parametrize("method", ["bracket", "beta", "zero-beta"])
+def test_problems_all_alike_get_an_interval_with_width(method: str) -> None:
+    # No problem solved (or one problem only): every bootstrap resample is the same data.
+    none = extrapolate_coverage([10] * 20, [0] * 20, [5, 40], method=method, n_boot=30)
+    for est in none.estimates.values():
+        assert est.lo <= est.value <= est.hi and est.hi > 0.05  # 20 problems cannot rule out 5%+
+    single = extrapolate_coverage([10], [3], [40], method=method, n_boot=30).estimates[40]
+    assert single.hi - single.lo > 0.3

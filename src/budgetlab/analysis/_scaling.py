@@ -221,11 +221,30 @@ def extrapolate_coverage(
         params[part] = fitted.describe() if isinstance(fitted, SuccessPrior) else _describe(fitted)
     value = np.mean(points, axis=0)
     lo, hi = np.min(lows, axis=0), np.max(highs, axis=0)
-    estimates = {
-        k: Estimate(value=float(value[j]), lo=float(lo[j]), hi=float(hi[j]), k=k, n_problems=counts.problems)
-        for j, k in enumerate(ks)
-    }
+    # Every problem alike (none solved, all solved, or a single problem): every bootstrap resample
+    # is the same data and the interval has no width, claiming a certainty that a few problems
+    # cannot give. The Wilson interval of a proportion over the problems is the floor then.
+    alike = n_boot > 0 and len(set(zip(counts.n.tolist(), counts.c.tolist()))) == 1
+    estimates = {}
+    for j, k in enumerate(ks):
+        low, high = float(lo[j]), float(hi[j])
+        if alike:
+            w_lo, w_hi = wilson_interval(float(value[j]), counts.problems, alpha)
+            low, high = min(low, w_lo), max(high, w_hi)
+        estimates[k] = Estimate(value=float(value[j]), lo=low, hi=high, k=k, n_problems=counts.problems)
     return Extrapolation(method, observed, estimates, params if len(parts) > 1 else params[method])
+
+
+def wilson_interval(p: float, n: int, alpha: float) -> tuple[float, float]:
+    """The Wilson score interval (level ``1 - alpha``) of a proportion ``p`` over ``n`` units:
+    never of zero width, even at ``p`` = 0 or 1."""
+    from scipy import stats
+
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    p = min(max(p, 0.0), 1.0)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * float(np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+    return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
 def _one_blas_thread() -> Any:

@@ -286,16 +286,13 @@ def _widen(est: Estimate, problems: int | None = None) -> Estimate:
     """The bootstrap interval, widened to at least the Wilson score interval of a proportion over
     the pilot's problems. A small pilot where every problem scored the same (say none solved)
     gives a bootstrap interval of zero width, which would claim certainty it does not have."""
-    from scipy import stats
+    from budgetlab.analysis._scaling import wilson_interval
 
     m = problems or est.n_problems
     if m < 1:
         return est
-    z = float(stats.norm.ppf(1 - ALPHA / 2))
-    p = min(max(est.value, 0.0), 1.0)
-    centre = (p + z * z / (2 * m)) / (1 + z * z / m)
-    half = z * np.sqrt(p * (1 - p) / m + z * z / (4 * m * m)) / (1 + z * z / m)
-    return Estimate(est.value, float(min(est.lo, max(centre - half, 0.0))), float(max(est.hi, min(centre + half, 1.0))), est.k, m)
+    lo, hi = wilson_interval(est.value, m, ALPHA)
+    return Estimate(est.value, float(min(est.lo, lo)), float(max(est.hi, hi)), est.k, m)
 
 
 def _row(label: str, k: int, pairs: int, tok: tuple[float, float, float], usd: tuple[float, float, float],
