@@ -203,6 +203,8 @@ def test_report_plot_writes_png_and_defaults_to_latest_run(capsys, finished_stor
     assert "run tiny" in out and "pass@1" in out
     data = png.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 1000
+    for extra in ("out-budget.png", "out-frontier.png"):  # every file written is named
+        assert (png.parent / extra).read_bytes().startswith(PNG_MAGIC) and extra in " ".join(out.split())
 
 
 def test_runs_lists_the_run_with_state_and_spend(capsys, finished_store: Path) -> None:

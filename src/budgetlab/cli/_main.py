@@ -245,7 +245,9 @@ def _cmd_report(args: argparse.Namespace, console: Console) -> int:
     else:
         print_report(console, report)
         if args.plot:
-            console.print(f"plot written to {args.plot}")
+            stem = Path(args.plot)
+            extra = [stem.with_name(stem.stem + suffix) for suffix in ("-budget.png", "-frontier.png")]
+            console.print(f"plots written to {args.plot} (coverage), {extra[0]} (coverage by budget) and {extra[1]} (cost frontier)")
     return 0
 
 

@@ -51,11 +51,11 @@ def _figures_table(console: Console, title: str, name: str, headers: list[str], 
 def print_report(console: Console, report: dict[str, Any]) -> None:
     ks = _shown_ks(sorted({int(k) for c in report["configs"].values() for k in c["pass_at_k"]}))
     maj_ks = [k for k in ks if k != 1]
-    rows = [
-        [name, f"{entry['samples']:,}", *(_pct(entry["pass_at_k"].get(str(k))) for k in ks),
-         *(_pct(entry["maj_at_k"].get(str(k))) for k in maj_ks)]  # fmt: skip
-        for name, entry in report["configs"].items()
-    ]
+    rows = []
+    for name, entry in report["configs"].items():
+        passes = [_pct(entry["pass_at_k"].get(str(k))) for k in ks]
+        majs = [_pct(entry["maj_at_k"].get(str(k))) for k in maj_ks]
+        rows.append([name, f"{entry['samples']:,}", *passes, *majs])
     headers = ["samples", *(f"pass@{k}" for k in ks), *(f"maj@{k}" for k in maj_ks)]
     title = f"run {report['run']} · {plural(report['samples'], 'sample')} · {report['state']}"
     console.print(_figures_table(console, title, "configuration", headers, rows))
@@ -95,16 +95,14 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
 
 def _print_selection(console: Console, report: dict[str, Any]) -> None:
     """The selector's accuracy per configuration, and what a self-stopping policy saved."""
+    unjudged: dict[tuple[str, str], list[tuple[str, int]]] = {}  # (selector, why) -> configurations: one line
     for name, entry in report["configs"].items():
         sel = entry.get("selection")
         if not sel or not sel.get("problems"):
             continue
         if sel.get("accuracy") is None:
-            console.print(
-                f"selected answer ({sel['selector']}), {name}: n/a for {plural(sel['problems'], 'problem')}: "
-                f"{sel.get('unjudged_because') or 'no selected answer has a verdict'}",
-                highlight=False,
-            )
+            why = sel.get("unjudged_because") or "no selected answer has a verdict"
+            unjudged.setdefault((sel["selector"], why), []).append((name, sel["problems"]))
             continue
         ci = sel.get("ci") or [None, None]
         note = f" · {sel['note']}" if sel.get("note") else ""
@@ -116,6 +114,13 @@ def _print_selection(console: Console, report: dict[str, Any]) -> None:
             f"(95% CI {_pct(ci[0])}-{_pct(ci[1])}){note}",
             highlight=False,
         )
+    for (selector, why), entries in unjudged.items():
+        if len(entries) == 1:
+            (name, problems), = entries
+            console.print(f"selected answer ({selector}), {name}: n/a for {plural(problems, 'problem')}: {why}", highlight=False)
+        else:
+            names = ", ".join(name for name, _ in entries)
+            console.print(f"selected answer ({selector}): n/a for {len(entries)} configurations ({names}): {why}", highlight=False)
     saved = report.get("savings")
     if saved:
         # A budget that stopped the run cut the samples too: the policy alone did not save them.
