@@ -117,6 +117,22 @@ def test_a_server_that_ignores_stop_strings_is_cut_at_the_delimiter() -> None:
     assert out.text == " a</think>\nFinal answer: 6\n"  # (nor did it honour the answer's stop)
 
 
+def test_text_a_server_wrote_past_the_delimiter_does_not_count_as_thinking() -> None:
+    # A server that ignores stop strings goes on into an answer; had those tokens counted, a
+    # model that closes its thinking at once would pass min_thinking_tokens without a wait.
+    script = ["</think>", " Final", " answer:", " 7", "\n", "</think>", " 7", " 7", " 7", "\n", " 7"]
+    out, _ = force(script, honour_stop=False, min_thinking_tokens=5, max_thinking_tokens=16, max_waits=1)
+    assert out.trace.waits == 1
+    assert out.text.startswith("Wait</think>\nFinal answer:")
+
+
+def test_a_model_that_ends_on_the_last_token_of_the_budget_ended_it_itself() -> None:
+    # The delimiter was the model's own end, as the embedded backend reports it, not a cut.
+    out, _ = force([*thoughts(3), "</think>", " 5"], max_thinking_tokens=4)
+    assert out.text == " t0 t1 t2</think>\nFinal answer: 5"
+    assert out.trace.ended_by_model and not out.trace.cut and out.trace.thinking_tokens == 4
+
+
 def test_the_token_grain_rules_count_and_cut() -> None:
     trace = ForcingTrace(BudgetForcing(min_thinking_tokens=2, max_thinking_tokens=3, max_waits=1))
     assert trace.end_attempt() == "Wait" and trace.phase == "thinking"

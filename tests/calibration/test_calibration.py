@@ -92,3 +92,50 @@ def test_sample_confidence_sources() -> None:
     assert sample_confidence(Sample("r", "p", "c", 0, 0), "score") is None
     with pytest.raises(ValueError, match="unknown confidence source"):
         sample_confidence(s, "entropy")
+
+
+def test_a_nan_confidence_is_no_confidence() -> None:
+    # min(0.0, nan) is 0.0, so a NaN log-probability read as the most confident sample possible.
+    nan = float("nan")
+    assert sample_confidence(Sample("r", "p", "c", 0, 0, logprob=nan)) is None
+    assert sample_confidence(Sample("r", "p", "c", 0, 0, score=nan), "score") is None
+    assert sample_confidence(Sample("r", "p", "c", 0, 0, score=nan, logprob=-0.5)) == pytest.approx(math.exp(-0.5))
+
+
+@pytest.mark.parametrize("kind", ["platt", "isotonic"])
+def test_labels_of_one_outcome_cannot_be_calibrated_on(kind: str) -> None:
+    # All correct, isotonic said P(correct)=1 for any confidence: every first sample "certain".
+    for labels in ([1, 1, 1], [0, 0, 0]):
+        with pytest.raises(ValueError, match="both correct and incorrect") as err:
+            fit_calibrator(kind, [0.1, 0.5, 0.9], labels)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"kind": "platt", "a": float("nan"), "b": 0.0}, "finite"),
+        ({"kind": "platt", "a": "x", "b": 0.0}, "number"),
+        ({"kind": "platt", "a": 1.0, "b": 0.0, "logit": "false"}, "true or false"),
+        ({"kind": "isotonic", "x": [0, 1], "y": [0, 2]}, "between 0 and 1"),
+        ({"kind": "isotonic", "x": [0, float("nan")], "y": [0, 1]}, "finite"),
+        ({"kind": "isotonic", "x": 1, "y": 1}, "lists"),
+    ],
+)
+def test_a_rebuilt_calibrator_maps_into_probabilities_or_says_why_not(spec, words: str) -> None:
+    # Unchecked, these mapped confidences to NaN or 2.0, or raised a TypeError no caller catches.
+    with pytest.raises(ValueError, match=words):
+        calibrator_from_dict(spec)
+
+
+def test_a_calibrator_is_read_from_the_json_file_to_dict_wrote(tmp_path) -> None:
+    # A command line can only name a file: --policy confidence:calibrator=cal.json.
+    import json
+
+    fitted = fit_calibrator("platt", *miscalibrated(500, 3))
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(fitted.to_dict()))
+    again = calibrator_from_dict(str(path))
+    assert np.allclose(again.predict([0.2, 0.9]), fitted.predict([0.2, 0.9]))
+    with pytest.raises(ValueError, match="cannot read the calibrator file"):
+        calibrator_from_dict(str(tmp_path / "missing.json"))

@@ -203,6 +203,24 @@ def test_confidence_weighted_adaptive_consistency() -> None:
     assert draws(policy, agreeing, [None] * 20) == 4  # no confidence: weight 1
 
 
+def test_a_nan_confidence_votes_like_none_in_the_confidence_policy() -> None:
+    # NaN weights reached beta_leader_probability, whose int(nan) crashed the run.
+    policy = ConfidenceStopping(mode="adaptive", threshold=0.95, max_samples=20)
+    assert draws(policy, ["a"] * 20, [float("nan")] * 20) == 4  # weight 1, as without a confidence
+    best = ConfidenceStopping(mode="best_of_n", threshold=0.8, max_samples=8)
+    assert draws(best, list("abcdefgh"), [float("nan"), 0.9, 0, 0, 0, 0, 0, 0]) == 2
+
+
+def test_the_confidence_policy_reads_its_calibrator_from_a_file(tmp_path) -> None:
+    import json
+
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps({"kind": "platt", "a": 10.0, "b": -8.0}))
+    policy = make_policy(f"confidence:mode=best_of_n,threshold=0.8,max_samples=8,calibrator={path}")
+    assert policy.calibrator == {"kind": "platt", "a": 10.0, "b": -8.0, "logit": False}  # read once, not per decision
+    assert draws(policy, list("abcdefgh"), [0.1, 0.5, 0.85, 0.2, 0.96, 0, 0, 0]) == 5
+
+
 def test_confidence_policy_reads_scores_from_the_view() -> None:
     problems, configs = [Problem("q0"), Problem("q1")], [SamplingConfig("m")]
     c = configs[0].id

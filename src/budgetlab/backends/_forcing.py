@@ -19,7 +19,8 @@ the answer; its ``completion_tokens`` count every token the model read or wrote 
 ``thinking_tokens`` counts the tokens the model sampled while thinking, not the forced strings:
 in the embedded backend only those kept in the text (not a refused end delimiter); over HTTP,
 where the server counts the tokens, what the thinking requests generated (an end delimiter the
-model wrote included, as servers count it).
+model wrote included, as servers count it; from a server that ignores the stop string and
+writes on, the share of its tokens up to the delimiter).
 
 The rules live here, once, as a small state machine (:class:`ForcingTrace`) that each backend
 feeds at its own grain: the embedded backend token by token in the same sequence, an HTTP
@@ -220,6 +221,17 @@ class ForcedText:
     pieces: list[Piece] = field(default_factory=list)
 
 
+def _tokens_through(piece: Piece, end: int) -> int:
+    """The tokens of ``piece`` that wrote its text up to ``end`` (its end delimiter included).
+    A server that honours the stop string generated just those; one that ignores it went on
+    into the answer, whose tokens are no thinking (counted, they would satisfy
+    ``min_thinking_tokens`` for a model that closed its thinking at once). Without the tokens,
+    the share of the text is the estimate, rounded up."""
+    if end >= len(piece.text) or not piece.text:
+        return piece.tokens
+    return min(piece.tokens, -(-piece.tokens * end // len(piece.text)))
+
+
 Continue = Callable[[str, int, tuple[str, ...] | None, bool], Awaitable[Piece]]
 
 
@@ -237,13 +249,19 @@ async def drive_forcing(forcing: BudgetForcing, step: Continue, max_tokens: int,
         chunk = piece.text
         at = chunk.find(forcing.think_end)  # a server that ignores stop strings goes on past it
         ended = at >= 0 or not piece.length
+        tokens = piece.tokens
         if at >= 0:
             chunk = chunk[:at]
+            tokens = _tokens_through(piece, at + len(forcing.think_end))
         out.text += chunk
-        forced = trace.count(min(piece.tokens, trace.room))
-        if forced is None and ended:
+        if ended:
+            # The model ended it, even on the budget's last token: counted without the cut that
+            # count() would report, like the embedded backend, which sees the delimiter first.
+            trace.thinking_tokens += min(tokens, trace.room)
             forced = trace.end_attempt()
-        elif forced is None:  # stopped for length with room left (the step had less to give)
+        else:
+            forced = trace.count(min(tokens, trace.room))
+        if forced is None:  # stopped for length with room left (the step had less to give)
             trace.cut, trace.phase, forced = True, ANSWERING, forcing.end_text
         out.text += forced
     piece = await step(out.text, max_tokens, stop, False)

@@ -7,6 +7,8 @@ Fit a calibrator on a calibration split of ``(confidence, correct)`` pairs, chec
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from budgetlab.calibration._base import Calibrator, _spec_value
+from budgetlab.calibration._base import Calibrator, spec_number, spec_numbers
 from budgetlab.calibration._confidence import CONFIDENCE_SOURCES, sample_confidence
 from budgetlab.calibration._isotonic import IsotonicCalibrator
 from budgetlab.calibration._metrics import ReliabilityBin, expected_calibration_error, reliability_table
@@ -79,13 +81,32 @@ def check_calibration(
     )
 
 
-def calibrator_from_dict(spec: Mapping[str, Any]) -> Calibrator:
-    """Rebuild a calibrator from ``to_dict()``'s mapping, e.g. ``{"kind": "platt", "a": 4.1, "b": -2.3}``."""
+def calibrator_from_dict(spec: Mapping[str, Any] | str | os.PathLike[str]) -> Calibrator:
+    """Rebuild a calibrator from ``to_dict()``'s mapping, e.g. ``{"kind": "platt", "a": 4.1, "b": -2.3}``,
+    or from the path of a JSON file holding it (what a command line can name:
+    ``--policy confidence:calibrator=cal.json``)."""
+    if isinstance(spec, (str, os.PathLike)):
+        spec = _read_calibrator_file(spec)
     if not isinstance(spec, Mapping):
         raise ValueError(f"a calibrator is given as a mapping such as {{'kind': 'platt', 'a': 4.1, 'b': -2.3}}, got {spec!r}")
     kind = spec.get("kind")
     if kind == "platt":
-        return PlattCalibrator(float(_spec_value(spec, "a", kind)), float(_spec_value(spec, "b", kind)), bool(spec.get("logit", False)))
+        logit = spec.get("logit", False)
+        if not isinstance(logit, bool):  # bool("false") is True
+            raise ValueError(f"calibrator 'platt': logit={logit!r} must be true or false")
+        return PlattCalibrator(spec_number(spec, "a", kind), spec_number(spec, "b", kind), logit)
     if kind == "isotonic":
-        return IsotonicCalibrator(tuple(_spec_value(spec, "x", kind)), tuple(_spec_value(spec, "y", kind)))
+        return IsotonicCalibrator(spec_numbers(spec, "x", kind), spec_numbers(spec, "y", kind))
     raise ValueError(f"unknown calibrator kind {kind!r} in {dict(spec)!r}; use one of: {', '.join(sorted(CALIBRATORS))}")
+
+
+def _read_calibrator_file(path: str | os.PathLike[str]) -> Any:
+    """The mapping in a JSON file written with ``json.dump(calibrator.to_dict(), f)``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"cannot read the calibrator file {str(path)!r} ({type(err).__name__}: {err}); write it with "
+            "json.dump(calibrator.to_dict(), open(path, 'w'))"
+        ) from None

@@ -42,7 +42,39 @@ def as_pairs(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[npt.NDA
     return x, y
 
 
+def fit_pairs(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`as_pairs` for fitting: a calibrator learns how confidence separates right from
+    wrong answers, so it needs both (all correct, isotonic said P(correct)=1 at any confidence)."""
+    x, y = as_pairs(confidence, correct)
+    right = int(y.sum())
+    if right in (0, y.size):
+        which = "correct" if right else "incorrect"
+        raise ValueError(
+            f"a calibrator needs both correct and incorrect samples, got {y.size} {which} only; add samples of the "
+            "other kind to the calibration split, or use the confidences uncalibrated"
+        )
+    return x, y
+
+
 def _spec_value(spec: Mapping[str, Any], key: str, kind: str) -> Any:
     if key not in spec:
         raise ValueError(f"calibrator {kind!r} needs {key!r}, got keys {sorted(spec)}; write it as {kind}.to_dict() gives it")
     return spec[key]
+
+
+def spec_number(spec: Mapping[str, Any], key: str, kind: str) -> float:
+    """A finite number of a calibrator's mapping (NaN would make every prediction NaN)."""
+    value = _spec_value(spec, key, kind)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"calibrator {kind!r}: {key}={value!r} must be a finite number; write it as {kind}.to_dict() gives it")
+    return float(value)
+
+
+def spec_numbers(spec: Mapping[str, Any], key: str, kind: str) -> tuple[float, ...]:
+    """A list of finite numbers of a calibrator's mapping."""
+    value = _spec_value(spec, key, kind)
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"calibrator {kind!r}: {key}={value!r} must be lists of numbers; write it as {kind}.to_dict() gives it")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value):
+        raise ValueError(f"calibrator {kind!r}: {key} must hold finite numbers, got {list(value)!r}")
+    return tuple(float(v) for v in value)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from budgetlab.calibration._base import as_pairs
+from budgetlab.calibration._base import fit_pairs
 
 __all__ = ["IsotonicCalibrator"]
 
@@ -29,6 +29,10 @@ class IsotonicCalibrator:
         x, y = tuple(float(v) for v in self.x), tuple(float(v) for v in self.y)
         if len(x) != len(y) or not x:
             raise ValueError(f"isotonic calibrator needs x and y of the same non-zero length, got {len(x)} and {len(y)}")
+        if not all(np.isfinite(v) for v in x + y):
+            raise ValueError(f"isotonic calibrator needs finite x and y, got x={list(x)!r}, y={list(y)!r}")
+        if any(not 0.0 <= v <= 1.0 for v in y):  # y are the blocks' accuracies: probabilities
+            raise ValueError(f"isotonic calibrator needs y between 0 and 1 (probabilities), got y={list(y)!r}")
         if any(b < a for a, b in zip(x, x[1:])) or any(b < a for a, b in zip(y, y[1:])):
             raise ValueError("isotonic calibrator needs non-decreasing x and y; refit it with IsotonicCalibrator.fit")
         object.__setattr__(self, "x", x)
@@ -42,7 +46,7 @@ class IsotonicCalibrator:
 
     @classmethod
     def fit(cls, confidence: npt.ArrayLike, correct: npt.ArrayLike) -> IsotonicCalibrator:
-        x, y = as_pairs(confidence, correct)
+        x, y = fit_pairs(confidence, correct)
         order = np.argsort(x, kind="stable")
         xs, ys = x[order], y[order]
         # Pool adjacent violators over groups of equal confidence.

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from budgetlab.calibration._base import as_pairs
+from budgetlab.calibration._base import fit_pairs
 
 __all__ = ["PlattCalibrator"]
 
@@ -30,6 +30,10 @@ class PlattCalibrator:
     logit: bool = False  # fit on logit(x), for confidences that are already probabilities
     kind: str = "platt"
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.a) and math.isfinite(self.b)):  # NaN would map every confidence to NaN
+            raise ValueError(f"platt calibrator needs finite a and b, got a={self.a!r}, b={self.b!r}; refit it with PlattCalibrator.fit")
+
     def predict(self, confidence: npt.ArrayLike) -> npt.NDArray[np.float64]:
         x = _feature(np.asarray(confidence, dtype=np.float64), self.logit)
         z = np.clip(self.a * x + self.b, -500, 500)
@@ -41,7 +45,7 @@ class PlattCalibrator:
     @classmethod
     def fit(cls, confidence: npt.ArrayLike, correct: npt.ArrayLike, logit: bool = False, iters: int = 100) -> PlattCalibrator:
         """Maximum likelihood with Platt's smoothed targets (no separation blow-up), by Newton steps."""
-        x, y = as_pairs(confidence, correct)
+        x, y = fit_pairs(confidence, correct)
         f = _feature(x, logit)
         pos, neg = float(y.sum()), float(y.size - y.sum())
         t = np.where(y == 1, (pos + 1) / (pos + 2), 1 / (neg + 2))

@@ -14,6 +14,8 @@ P(correct) by a calibrator fitted on a calibration split:
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +42,7 @@ class ConfidenceStopping(SequentialStopping):
     threshold: float = 0.9
     max_samples: int = 16
     source: str = "auto"
-    calibrator: Mapping[str, Any] | None = field(default=None, hash=False)
+    calibrator: Mapping[str, Any] | str | None = field(default=None, hash=False)  # or a JSON file of one
     batch: int = 1
     min_samples: int = 1
     name: str = "confidence"
@@ -57,9 +59,11 @@ class ConfidenceStopping(SequentialStopping):
         check_count("confidence", "min_samples", self.min_samples, 1, _EXAMPLE)
         if self.calibrator is not None:
             try:
-                calibrator_from_dict(self.calibrator)
+                calibrator = calibrator_from_dict(self.calibrator)
             except ValueError as err:
                 raise InputError(f"policy confidence: bad calibrator: {err}") from None
+            if isinstance(self.calibrator, (str, os.PathLike)):  # a file (the command line's form): read once, not per decision
+                object.__setattr__(self, "calibrator", calibrator.to_dict())
 
     @property
     def step(self) -> int:  # type: ignore[override]
@@ -70,10 +74,13 @@ class ConfidenceStopping(SequentialStopping):
         return self.source
 
     def calibrated(self, confidences: Sequence[float | None]) -> list[float | None]:
+        # A NaN is no confidence (as documented for None): as a weight it reached the Beta
+        # criterion, whose int(nan) crashed the run.
+        known = [None if c is None or math.isnan(c) else float(c) for c in confidences]
         if self.calibrator is None:
-            return [None if c is None else float(c) for c in confidences]
-        mapped = calibrator_from_dict(self.calibrator).predict(np.array([0.0 if c is None else c for c in confidences]))
-        return [None if c is None else float(m) for c, m in zip(confidences, mapped)]
+            return known
+        mapped = calibrator_from_dict(self.calibrator).predict(np.array([0.0 if c is None else c for c in known]))
+        return [None if c is None or math.isnan(m) else float(m) for c, m in zip(known, mapped)]
 
     def should_stop(self, answers: Sequence[Hashable | None], confidences: Sequence[float | None] | None = None) -> bool:
         calibrated = self.calibrated(confidences) if confidences is not None else [None] * len(answers)
