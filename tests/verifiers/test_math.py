@@ -196,3 +196,14 @@ def test_scientific_notation_a_plus_sign_and_the_minus_sign_are_numbers_whose_vo
     texts = ["The answer is 1e3.", "\\boxed{1,000}", "The answer is 1000.0", "\\boxed{+1000}", "\\boxed{1.0E3}"]
     assert {verifier.verify(problem, Completion(text=t)).answer for t in texts} == {"1000"}
     assert extract_final_answer("so it is about 3e5")[0] == "3e5"
+
+
+def test_the_answer_is_read_after_the_thinking_not_from_it() -> None:
+    from budgetlab.verifiers import extract_answer
+
+    text = "Maybe 5? The answer is 5.</think>\nFinal answer: 7"
+    assert extract_answer(text) == "7"
+    assert extract_final_answer(text)[0] == "7"
+    assert MathVerifier().verify(Problem("p", "?", reference="7"), Completion(text=text)).correct is True
+    # Cut while thinking: no final answer, not one of the candidates it was weighing.
+    assert extract_final_answer("so it is 5</think>")[0] is None and extract_answer("so 5</think>  ") is None

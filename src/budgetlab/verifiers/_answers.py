@@ -6,16 +6,29 @@ import math
 import re
 from fractions import Fraction
 
-__all__ = ["answers_match", "canonical_number", "extract_answer", "normalize_answer", "parse_number", "vote_form"]
+__all__ = ["after_thinking", "answers_match", "canonical_number", "extract_answer", "normalize_answer", "parse_number", "vote_form"]
 
 _ANSWER_IS = re.compile(r"answer is\s*[:\"'$]*\s*(.+?)\s*(?:\.(?:\s|$)|$)", re.IGNORECASE | re.MULTILINE)
 _BOXED = re.compile(r"\\boxed\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 
 
+#: Where a reasoning model's thinking ends (DeepSeek-R1, Qwen3, s1 and budget forcing's default).
+THINK_END = "</think>"
+
+
+def after_thinking(text: str) -> str:
+    """The part of ``text`` after the last ``</think>``: the answer a reasoning model gives once
+    it has thought, not the candidates it weighed while thinking. Text without it is returned whole."""
+    at = text.rfind(THINK_END)
+    return text if at < 0 else text[at + len(THINK_END) :]
+
+
 def extract_answer(text: str | None) -> str | None:
-    """The final answer in ``text``: the last ``\\boxed{...}``, else the last "the answer is X",
-    else the last number, else the stripped text if it is a single short line."""
+    """The final answer in ``text`` (after its thinking, see :func:`after_thinking`): the last
+    ``\\boxed{...}``, else the last "the answer is X", else the last number, else the stripped
+    text if it is a single short line."""
+    text = after_thinking(text) if text else text
     if not text:
         return None
     boxed = _BOXED.findall(text)

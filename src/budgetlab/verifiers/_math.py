@@ -25,7 +25,7 @@ from typing import Any
 
 from budgetlab.core import Completion, Problem, Verdict
 from budgetlab.errors import InputError, pip_dependency_error
-from budgetlab.verifiers._answers import canonical_number
+from budgetlab.verifiers._answers import after_thinking, canonical_number
 
 __all__ = ["EXTRACTION_RULES", "MathVerifier", "extract_final_answer", "math_equal", "parse_plain_number"]
 
@@ -125,8 +125,9 @@ def _rules(extract: str | Sequence[str], reference: str | None) -> list[str]:
 
 
 def extract_final_answer(text: str | None, extract: str | Sequence[str] = "auto", reference: str | None = None) -> tuple[str | None, str | None]:
-    """The final answer in ``text`` and the rule that found it: ``(answer, rule)``, or
-    ``(None, None)``."""
+    """The final answer in ``text`` (after its thinking: text up to the last ``</think>`` is
+    not read) and the rule that found it: ``(answer, rule)``, or ``(None, None)``."""
+    text = after_thinking(text) if text else text
     if not text:
         return None, None
     for name in _rules(extract, reference):
