@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from budgetlab.calibration._base import Calibrator, spec_number, spec_numbers
+from budgetlab.calibration._base import Calibrator
+from budgetlab.calibration._base import spec_number as _spec_number
+from budgetlab.calibration._base import spec_numbers as _spec_numbers
 from budgetlab.calibration._confidence import CONFIDENCE_SOURCES, sample_confidence
 from budgetlab.calibration._isotonic import IsotonicCalibrator
 from budgetlab.calibration._metrics import ReliabilityBin, expected_calibration_error, reliability_table
@@ -94,9 +96,9 @@ def calibrator_from_dict(spec: Mapping[str, Any] | str | os.PathLike[str]) -> Ca
         logit = spec.get("logit", False)
         if not isinstance(logit, bool):  # bool("false") is True
             raise ValueError(f"calibrator 'platt': logit={logit!r} must be true or false")
-        return PlattCalibrator(spec_number(spec, "a", kind), spec_number(spec, "b", kind), logit)
+        return PlattCalibrator(_spec_number(spec, "a", kind), _spec_number(spec, "b", kind), logit)
     if kind == "isotonic":
-        return IsotonicCalibrator(spec_numbers(spec, "x", kind), spec_numbers(spec, "y", kind))
+        return IsotonicCalibrator(_spec_numbers(spec, "x", kind), _spec_numbers(spec, "y", kind))
     raise ValueError(f"unknown calibrator kind {kind!r} in {dict(spec)!r}; use one of: {', '.join(sorted(CALIBRATORS))}")
 
 
