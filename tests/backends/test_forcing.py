@@ -197,3 +197,12 @@ def test_bad_values_are_one_line_input_errors(value, words) -> None:
     assert "\n" not in message and "configuration 'c'" in message
     for word in words:
         assert word in message
+
+
+def test_whole_numbers_written_as_floats_are_token_counts() -> None:
+    from budgetlab.backends._forcing import BudgetForcing
+
+    forcing = BudgetForcing.parse({"max_thinking_tokens": 1e3, "max_waits": 2.0}, "config m")
+    assert forcing.max_thinking_tokens == 1000 and forcing.max_waits == 2
+    with pytest.raises(InputError, match="must be a whole number >= 0"):
+        BudgetForcing.parse({"max_thinking_tokens": 10.5}, "config m")

@@ -140,3 +140,11 @@ def test_a_prompt_too_long_for_the_model_says_how_to_fit_it(tmp_path: Path, monk
         _, samples = stored(tmp_path)
         error = samples[0].error or ""
         assert "\n" not in error and "context" in error and "max_tokens=8" in error
+
+
+def test_a_proxys_html_error_page_is_summed_up_by_its_title() -> None:
+    from budgetlab.backends._openai._wire import error_text
+
+    page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
+    assert error_text(page) == "an HTML page: 502 Bad Gateway"
+    assert error_text(b"<!DOCTYPE html><html><body><h1>Service <b>Unavailable</b></h1></body></html>") == "an HTML page: Service Unavailable"

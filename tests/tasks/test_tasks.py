@@ -265,3 +265,8 @@ def test_an_entry_point_written_with_spaces_is_the_function_name(tmp_path: Path)
     if sys.platform.startswith("linux"):
         body = "    return x > 0 and not (x & (x - 1))\n"
         assert CodeVerifier(timeout=5).verify(problem, Completion(text=body)).correct is True
+
+
+def test_an_unknown_task_name_is_named_as_such_not_as_a_missing_file() -> None:
+    with pytest.raises(InputError, match=r"unknown task 'aime' in 'aime:/data/aime.jsonl'; use one of: .*math500:/data/aime.jsonl"):
+        load_task("aime:/data/aime.jsonl")

@@ -89,11 +89,14 @@ class BudgetForcing:
         for key in ("think_start", "think_end", "wait", "answer_prefix"):
             if key in value and not isinstance(value[key], str):
                 raise InputError(f"{where}: {key}={value[key]!r} must be a string (e.g. {key}={getattr(cls(), key)!r})")
+        value = dict(value)
         for key in ("min_thinking_tokens", "max_thinking_tokens", "max_waits"):
             v = value.get(key)
+            if isinstance(v, float) and v.is_integer():  # 1e3, as a --budget takes it
+                value[key] = v = int(v)
             if key in value and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise InputError(f"{where}: {key}={v!r} must be a whole number >= 0 (e.g. {_EXAMPLE})")
-        forcing = cls(**dict(value))
+        forcing = cls(**value)
         if not forcing.think_end:
             raise InputError(f"{where}: think_end must not be empty; give the delimiter that closes the thinking, e.g. '</think>'")
         if forcing.min_thinking_tokens > forcing.max_thinking_tokens:

@@ -4,6 +4,7 @@ problem files (JSONL, CSV). ``load_task`` picks one from a spec."""
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,6 +60,11 @@ def load_task(spec: str) -> list[Problem]:
     else:
         name, args = spec, {}
     factory = TASKS.get(name)
+    asked = spec.partition(":")[0]
+    if factory is None and ":" in spec and re.fullmatch(r"[A-Za-z][\w-]+", asked) and not Path(spec).exists():
+        # "aime:/data/aime.jsonl": a task name we do not have, not a file named "aime:/data/...".
+        raise InputError(f"unknown task {asked!r} in {spec!r}; use one of: {', '.join(sorted(TASKS))} (e.g. "
+                         f"math500:/data/{asked}.jsonl for a file of MATH-style problems), or give the file itself")  # fmt: skip
     if factory is not None:
         check_arguments(factory, args, f"task {name}", f"{name}:path=/data/{name}.jsonl,n=50" if name != "arithmetic" else f"{name}:n=50")
         return factory(**args)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -297,7 +298,12 @@ def error_text(content: bytes) -> str:
         msg = None
     if msg:
         return msg
-    return one_line(content[:200].decode("utf-8", "replace")) or "no message"
+    text = content[:4096].decode("utf-8", "replace")
+    if re.search(r"<html|<!doctype", text, re.IGNORECASE):  # a proxy's error page: its title says it
+        title = re.search(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", text, re.IGNORECASE | re.DOTALL)
+        found = next((g for g in title.groups() if g), "") if title else ""
+        return f"an HTML page{': ' + one_line(re.sub(r'<[^>]+>', ' ', found)) if found.strip() else ''}"
+    return one_line(text[:200]) or "no message"
 
 
 def error_code(content: bytes) -> str:
