@@ -83,3 +83,12 @@ def test_top_level_names_are_the_subpackages_objects() -> None:
 
 def test_version_is_exposed() -> None:
     assert isinstance(budgetlab.__version__, str) and budgetlab.__version__
+
+
+def test_every_plug_in_family_is_reachable_from_the_package() -> None:
+    import importlib
+
+    import budgetlab
+
+    for name in ("allocation", "calibration", "evaluation", "forecast", "pacing", "selectors", "testing"):
+        assert getattr(budgetlab, name) is importlib.import_module(f"budgetlab.{name}")

@@ -70,3 +70,15 @@ __all__ = [
     "pass_at_k",
     "run",
 ]
+
+# The plug-in families that `import budgetlab` does not load (some pull in heavy dependencies):
+# imported on first use, so that `budgetlab.pacing.BudgetPacer` works after `import budgetlab`.
+_LAZY_SUBPACKAGES = frozenset({"allocation", "calibration", "evaluation", "forecast", "pacing", "selectors", "testing"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"budgetlab.{name}")
+    raise AttributeError(f"module 'budgetlab' has no attribute {name!r}")
