@@ -6,7 +6,7 @@ the problem, the offending value and the fix; the CLI prints it and exits with c
 
 from __future__ import annotations
 
-__all__ = ["BudgetlabError", "RunNotFound", "StoreError", "InputError", "UnpricedModelWarning", "pip_dependency_error"]
+__all__ = ["BudgetlabError", "InvalidArgument", "RunNotFound", "StoreError", "InputError", "UnpricedModelWarning", "pip_dependency_error"]
 
 
 class BudgetlabError(Exception):
@@ -17,6 +17,12 @@ class BudgetlabError(Exception):
 
 class InputError(BudgetlabError):
     """A file, option or value given by the user is malformed."""
+
+
+class InvalidArgument(InputError, ValueError):
+    """A bad argument to a library function (an estimator, a fit, a calibrator): a ValueError, as
+    Python code expects, and an InputError, so that ``except BudgetlabError`` and the CLI's
+    one-line message cover it too."""
 
 
 class StoreError(BudgetlabError):

@@ -114,3 +114,12 @@ def test_many_errors_name_the_problem() -> None:
         pass_at_k_many([10, 10], [1], 5)
     with pytest.raises(ValueError, match="whole-number"):
         pass_at_k_many([10.5], [1], 5)
+
+
+def test_a_bad_argument_is_both_a_value_error_and_a_budgetlab_error() -> None:
+    from budgetlab.errors import BudgetlabError, InvalidArgument
+
+    with pytest.raises(InvalidArgument) as caught:
+        pass_at_k(5, 2, 10)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, BudgetlabError)
+    assert "k <= n" in str(caught.value) and "\n" not in str(caught.value)

@@ -15,6 +15,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from budgetlab.errors import InvalidArgument
+
 __all__ = ["Allocation", "Allocator", "SuccessCounts"]
 
 
@@ -33,11 +35,11 @@ class SuccessCounts:
         correct = np.array(self.correct, dtype=np.int64, copy=True)
         shape = (len(self.problems), len(self.configs))
         if samples.shape != shape or correct.shape != shape:
-            raise ValueError(f"SuccessCounts needs {shape} arrays (problems x configs), got samples {samples.shape} and correct {correct.shape}")
+            raise InvalidArgument(f"SuccessCounts needs {shape} arrays (problems x configs), got samples {samples.shape} and correct {correct.shape}")
         if (correct < 0).any() or (correct > samples).any():
-            raise ValueError("SuccessCounts needs 0 <= correct <= samples for every pair")
+            raise InvalidArgument("SuccessCounts needs 0 <= correct <= samples for every pair")
         if len(set(self.problems)) != len(self.problems) or len(set(self.configs)) != len(self.configs):
-            raise ValueError("SuccessCounts needs distinct problem ids and distinct configuration names")
+            raise InvalidArgument("SuccessCounts needs distinct problem ids and distinct configuration names")
         samples.setflags(write=False)
         correct.setflags(write=False)
         object.__setattr__(self, "problems", tuple(self.problems))
@@ -55,13 +57,13 @@ class SuccessCounts:
         for row in rows:
             key = (str(row["problem"]), str(row["config"]))
             if key in table:
-                raise ValueError(f"SuccessCounts.from_rows: pair {key} appears twice")
+                raise InvalidArgument(f"SuccessCounts.from_rows: pair {key} appears twice")
             table[key] = (int(row["n"]), int(row["correct"]))  # type: ignore[call-overload]
             problems.setdefault(key[0])
             configs.setdefault(key[1])
         missing = [(p, c) for p in problems for c in configs if (p, c) not in table]
         if missing:
-            raise ValueError(f"SuccessCounts.from_rows: {len(missing)} pairs have no row, e.g. {missing[0]}")
+            raise InvalidArgument(f"SuccessCounts.from_rows: {len(missing)} pairs have no row, e.g. {missing[0]}")
         grid = np.array([[table[p, c] for c in configs] for p in problems], dtype=np.int64).reshape(len(problems), len(configs), 2)
         return cls(tuple(problems), tuple(configs), grid[..., 0], grid[..., 1])
 
@@ -96,9 +98,9 @@ class Allocation:
 
     def __post_init__(self) -> None:
         if len(self.configs) != len(self.counts):
-            raise ValueError(f"an Allocation needs one count per configuration, got {len(self.counts)} counts for {len(self.configs)} configurations")
+            raise InvalidArgument(f"an Allocation needs one count per configuration, got {len(self.counts)} counts for {len(self.configs)} configurations")
         if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0 for c in self.counts):
-            raise ValueError(f"an Allocation needs whole counts >= 0, got {self.counts}")
+            raise InvalidArgument(f"an Allocation needs whole counts >= 0, got {self.counts}")
         object.__setattr__(self, "configs", tuple(self.configs))
         object.__setattr__(self, "counts", tuple(int(c) for c in self.counts))
 

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from scipy.special import gammaln
 
 from budgetlab.allocation._base import Allocation, SuccessCounts
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["ESTIMATORS", "log_fail_table", "mix_pass_at_k", "single_pass_at_k"]
 
@@ -33,7 +34,7 @@ ESTIMATORS = ("unbiased", "plugin")
 
 def _check_estimator(estimator: str) -> None:
     if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got estimator={estimator!r}")
+        raise InvalidArgument(f"estimator must be one of {ESTIMATORS}, got estimator={estimator!r}")
 
 
 def _log_fail(n: npt.NDArray[np.int64], c: npt.NDArray[np.int64], a: npt.NDArray[np.int64], estimator: str) -> npt.NDArray[np.float64]:
@@ -73,16 +74,16 @@ def _as_vector(counts: SuccessCounts, allocation: Allocation | Sequence[int] | M
     if isinstance(allocation, Mapping):
         unknown = set(allocation) - set(counts.configs)
         if unknown:
-            raise ValueError(f"the allocation names configurations the counts do not have: {sorted(unknown)}")
+            raise InvalidArgument(f"the allocation names configurations the counts do not have: {sorted(unknown)}")
         vector = [allocation.get(c, 0) for c in counts.configs]
     else:
         vector = list(allocation)
     whole = [v for v in vector if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
     if whole:
-        raise ValueError(f"an allocation needs whole sample counts, got {whole[0]!r} in {list(vector)}")
+        raise InvalidArgument(f"an allocation needs whole sample counts, got {whole[0]!r} in {list(vector)}")
     vector = [int(v) for v in vector]
     if len(vector) != len(counts.configs) or any(v < 0 for v in vector):
-        raise ValueError(f"an allocation needs one count >= 0 per configuration ({len(counts.configs)}), got {vector}")
+        raise InvalidArgument(f"an allocation needs one count >= 0 per configuration ({len(counts.configs)}), got {vector}")
     return np.array(vector, dtype=np.int64)
 
 
@@ -98,13 +99,13 @@ def mix_pass_at_k(
     the mean over problems, or each problem's with ``per_problem``."""
     _check_estimator(estimator)
     if not len(counts.problems):
-        raise ValueError("mix_pass_at_k needs counts of at least one problem, got none")
+        raise InvalidArgument("mix_pass_at_k needs counts of at least one problem, got none")
     vector = _as_vector(counts, allocation)
     if estimator == "unbiased":
         short = vector[None, :] > counts.samples
         if short.any():
             i, j = map(int, np.argwhere(short)[0])
-            raise ValueError(f"the unbiased estimate needs at most the recorded samples per pair: the allocation gives "
+            raise InvalidArgument(f"the unbiased estimate needs at most the recorded samples per pair: the allocation gives "
                              f"{vector[j]} samples of {counts.configs[j]!r} but problem {counts.problems[i]!r} has "
                              f"{counts.samples[i, j]}; use estimator='plugin' or a smaller allocation")  # fmt: skip
     log_fail = _log_fail(counts.samples, counts.correct, vector[None, :], estimator).sum(axis=1)
@@ -116,10 +117,10 @@ def single_pass_at_k(counts: SuccessCounts, config: str | int, ks: Sequence[int]
     """Expected pass@k (mean over problems) of one configuration alone, for each k in ``ks``."""
     _check_estimator(estimator)
     if isinstance(config, str) and config not in counts.configs:
-        raise ValueError(f"no configuration {config!r} in the counts (they have {', '.join(counts.configs)})")
+        raise InvalidArgument(f"no configuration {config!r} in the counts (they have {', '.join(counts.configs)})")
     j = counts.configs.index(config) if isinstance(config, str) else int(config)
     k_arr = np.asarray(list(ks), dtype=np.int64)
     log_fail = _log_fail(counts.samples[:, j : j + 1], counts.correct[:, j : j + 1], k_arr[None, :], estimator)
     if estimator == "unbiased" and (k_arr[None, :] > counts.samples[:, j : j + 1]).any():
-        raise ValueError(f"some k exceeds the samples recorded for {counts.configs[j]!r}; ask for k <= {int(counts.samples[:, j].min())}")
+        raise InvalidArgument(f"some k exceeds the samples recorded for {counts.configs[j]!r}; ask for k <= {int(counts.samples[:, j].min())}")
     return -np.expm1(log_fail).mean(axis=0)

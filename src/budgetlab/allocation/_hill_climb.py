@@ -28,6 +28,7 @@ import numpy.typing as npt
 from budgetlab.allocation._base import Allocation, SuccessCounts
 from budgetlab.allocation._expected import log_fail_table
 from budgetlab.allocation._single import _check_feasible, _check_k
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["HillClimbAllocator", "climb"]
 
@@ -131,7 +132,7 @@ class HillClimbAllocator:
     def fit(self, counts: SuccessCounts, k: int) -> Allocation:
         _check_k(k)
         if isinstance(self.restarts, bool) or not isinstance(self.restarts, int) or self.restarts < 0:
-            raise ValueError(f"restarts must be a whole number >= 0, got restarts={self.restarts!r}")
+            raise InvalidArgument(f"restarts must be a whole number >= 0, got restarts={self.restarts!r}")
         _check_feasible(counts, k, self.estimator)
         table = log_fail_table(counts, k, self.estimator)
         best_vector, best_value = climb(table, _greedy(table, k))

@@ -38,6 +38,7 @@ import numpy.typing as npt
 from scipy.special import betaln, logsumexp
 
 from budgetlab.allocation._base import SuccessCounts
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["AtomPrior", "OnlineBetaPrior", "fit_online_prior", "fit_planner_prior", "mix_terms"]
 
@@ -65,7 +66,7 @@ class AtomPrior:
     def from_counts(cls, counts: SuccessCounts, smoothing: float = 0.5) -> AtomPrior:
         """One type per training problem, with rates ``(c + smoothing) / (n + 2 smoothing)``."""
         if smoothing <= 0:
-            raise ValueError(f"smoothing must be > 0, got smoothing={smoothing}")
+            raise InvalidArgument(f"smoothing must be > 0, got smoothing={smoothing}")
         atoms = (counts.correct + smoothing) / (counts.samples + 2 * smoothing)
         return cls(counts.configs, atoms, np.ones(len(counts.problems)))
 
@@ -74,21 +75,21 @@ class AtomPrior:
         """From ``{"configs": [...], "atoms": [[...], ...], "weights": [...]}`` (weights optional);
         raises ValueError saying what is wrong."""
         if not isinstance(data, Mapping) or "configs" not in data or "atoms" not in data:
-            raise ValueError('a prior must be a mapping {"configs": [names], "atoms": [[chance per config], ...], "weights": [...]}')
+            raise InvalidArgument('a prior must be a mapping {"configs": [names], "atoms": [[chance per config], ...], "weights": [...]}')
         configs = [str(c) for c in data["configs"]]
         try:
             atoms = np.array(data["atoms"], dtype=np.float64)
             weights = np.array(data.get("weights") or [1.0] * len(atoms), dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError("prior atoms and weights must be numbers") from None
+            raise InvalidArgument("prior atoms and weights must be numbers") from None
         if atoms.ndim != 2 or atoms.shape[1] != len(configs) or not len(atoms):
-            raise ValueError(f"prior atoms must be a non-empty list of lists of {len(configs)} chances (one per config), got shape {atoms.shape}")
+            raise InvalidArgument(f"prior atoms must be a non-empty list of lists of {len(configs)} chances (one per config), got shape {atoms.shape}")
         if len(set(configs)) != len(configs):
-            raise ValueError(f"prior configs must be distinct, got {configs}")
+            raise InvalidArgument(f"prior configs must be distinct, got {configs}")
         if not np.isfinite(atoms).all() or (atoms < 0).any() or (atoms > 1).any():
-            raise ValueError("prior atoms must be chances between 0 and 1")
+            raise InvalidArgument("prior atoms must be chances between 0 and 1")
         if weights.shape != (len(atoms),) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"prior weights must be {len(atoms)} numbers >= 0, not all 0")
+            raise InvalidArgument(f"prior weights must be {len(atoms)} numbers >= 0, not all 0")
         return cls(tuple(configs), atoms, weights)
 
     def to_dict(self, digits: int = 6) -> dict[str, Any]:

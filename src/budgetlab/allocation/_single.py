@@ -8,6 +8,7 @@ import numpy as np
 
 from budgetlab.allocation._base import Allocation, SuccessCounts
 from budgetlab.allocation._expected import log_fail_table
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["BestSingleAllocator", "single_scores"]
 
@@ -29,7 +30,7 @@ class BestSingleAllocator:
         _check_feasible(counts, k, self.estimator)
         scores = single_scores(counts, k, self.estimator)
         if not np.isfinite(scores).any():
-            raise ValueError(f"best-single: no configuration has k={k} recorded samples on every problem (most: "
+            raise InvalidArgument(f"best-single: no configuration has k={k} recorded samples on every problem (most: "
                              f"{int(counts.samples.min(axis=0).max())}); use estimator='plugin' or a smaller k")  # fmt: skip
         best = int(np.argmax(scores))  # ties: the first configuration
         return Allocation(counts.configs, tuple(k if j == best else 0 for j in range(len(counts.configs))))
@@ -37,17 +38,17 @@ class BestSingleAllocator:
 
 def _check_k(k: int) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"an allocation needs k >= 1 samples per problem, got k={k!r}")
+        raise InvalidArgument(f"an allocation needs k >= 1 samples per problem, got k={k!r}")
 
 
 def _check_feasible(counts: SuccessCounts, k: int, estimator: str) -> None:
     """Refuse a fit no allocation of ``k`` can satisfy: no training problems, or (``"unbiased"``)
     fewer recorded samples than ``k`` in all, per problem, over what every problem has of each configuration."""
     if not len(counts.problems):
-        raise ValueError("an allocation needs counts of at least one training problem, got none")
+        raise InvalidArgument("an allocation needs counts of at least one training problem, got none")
     if estimator == "unbiased":
         room = int(counts.samples.min(axis=0).sum())
         if room < k:
-            raise ValueError(f"k={k} samples per problem exceed the recorded ones: under the unbiased estimate an allocation "
+            raise InvalidArgument(f"k={k} samples per problem exceed the recorded ones: under the unbiased estimate an allocation "
                              f"can use at most {room} (each configuration's fewest samples on any problem, summed); "
                              f"use estimator='plugin' or k <= {room}")  # fmt: skip

@@ -50,6 +50,7 @@ import numpy as np
 from budgetlab.analysis._curves import bootstrap_ci
 from budgetlab.analysis._majority import maj_at_k
 from budgetlab.analysis._passk import pass_at_k
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["AdaptiveEstimate", "adaptive_maj_at_k", "adaptive_pass_at_k"]
 
@@ -85,9 +86,9 @@ class AdaptiveEstimate:
 def _check(k: int, prefix: int) -> tuple[int, int]:
     k, prefix = operator.index(k), operator.index(prefix)
     if k < 1:
-        raise ValueError(f"adaptive estimate needs k >= 1, got k={k}; ask for k of at least 1")
+        raise InvalidArgument(f"adaptive estimate needs k >= 1, got k={k}; ask for k of at least 1")
     if prefix < 0:
-        raise ValueError(f"prefix must be >= 0 (samples always drawn before any decision), got prefix={prefix}")
+        raise InvalidArgument(f"prefix must be >= 0 (samples always drawn before any decision), got prefix={prefix}")
     return k, prefix
 
 
@@ -181,6 +182,6 @@ def adaptive_maj_at_k(
     values = []
     for i, (answers, correct) in enumerate(problems):
         if len(answers) != len(correct):
-            raise ValueError(f"problem {i}: answers and correct differ in length ({len(answers)} vs {len(correct)})")
+            raise InvalidArgument(f"problem {i}: answers and correct differ in length ({len(answers)} vs {len(correct)})")
         values.append(_maj_one(list(answers), list(correct), k, prefix))
     return _summarise(values, k, n_boot, alpha, seed)

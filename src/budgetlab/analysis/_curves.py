@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from budgetlab.analysis._majority import maj_at_k
 from budgetlab.analysis._passk import _as_counts, pass_at_k_many
+from budgetlab.errors import InvalidArgument
 
 __all__ = [
     "Estimate",
@@ -43,7 +44,7 @@ def default_ks(max_n: int) -> list[int]:
     """1, 2, 4, ... up to ``max_n``, plus ``max_n`` itself (the largest k a run supports)."""
     max_n = operator.index(max_n)
     if max_n < 1:
-        raise ValueError(
+        raise InvalidArgument(
             f"default_ks needs max_n >= 1, got max_n={max_n}; pass the samples per problem"
         )
     ks = [1 << e for e in range(max_n.bit_length()) if 1 << e <= max_n]
@@ -62,10 +63,10 @@ def coverage_curve(
     """
     n_arr = _as_counts(ns, "ns")
     if n_arr.size == 0:
-        raise ValueError("coverage_curve needs at least one problem, got none")
+        raise InvalidArgument("coverage_curve needs at least one problem, got none")
     ks = sorted({operator.index(k) for k in ks})
     if ks and ks[0] < 1:
-        raise ValueError(f"coverage_curve needs every k >= 1, got k={ks[0]}")
+        raise InvalidArgument(f"coverage_curve needs every k >= 1, got k={ks[0]}")
     limit = int(n_arr.min())
     return {k: float(pass_at_k_many(n_arr, cs, k).mean()) for k in ks if k <= limit}
 
@@ -80,11 +81,11 @@ def bootstrap_ci(
     """
     values = np.asarray(per_problem_values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"bootstrap_ci needs a non-empty 1-D array, got shape {values.shape}")
+        raise InvalidArgument(f"bootstrap_ci needs a non-empty 1-D array, got shape {values.shape}")
     if not np.all(np.isfinite(values)):
-        raise ValueError("bootstrap_ci needs finite values; drop or fix the nan/inf entries first")
+        raise InvalidArgument("bootstrap_ci needs finite values; drop or fix the nan/inf entries first")
     if n_boot < 1 or not 0.0 < alpha < 1.0:
-        raise ValueError(
+        raise InvalidArgument(
             f"bootstrap_ci needs n_boot >= 1 and 0 < alpha < 1, got {n_boot=}, {alpha=}"
         )
     size = values.size
@@ -130,5 +131,5 @@ def maj_at_k_with_ci(
         try:
             values[i] = maj_at_k(answers, correct, k)
         except ValueError as err:
-            raise ValueError(f"problem {i}: {err}") from None
+            raise InvalidArgument(f"problem {i}: {err}") from None
     return _estimate(values, operator.index(k), n_boot, alpha, seed)

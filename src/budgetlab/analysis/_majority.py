@@ -20,6 +20,8 @@ import operator
 from collections.abc import Hashable, Sequence
 from fractions import Fraction
 
+from budgetlab.errors import InvalidArgument
+
 __all__ = ["maj_at_k", "majority_answer"]
 
 
@@ -32,7 +34,7 @@ def _flag(ok: object, i: int) -> bool | None:
     except (TypeError, ValueError):  # an array (ambiguous truth) or an odd object
         valid = False
     if not valid:
-        raise ValueError(
+        raise InvalidArgument(
             f"correct[{i}] must be True, False or None (unjudged), got {ok!r}; "
             "mark an unjudged sample None (not NaN), and pass answers and correct flags in that order"
         )
@@ -44,7 +46,7 @@ def _groups(
 ) -> tuple[list[int], list[Fraction], int]:
     """Sizes and correctness weights of the answer groups, and the number of ``None`` answers."""
     if len(answers) != len(correct):
-        raise ValueError(
+        raise InvalidArgument(
             f"answers and correct must have the same length, got {len(answers)} and {len(correct)}"
         )
     tallies: dict[Hashable, list[int]] = {}  # answer -> [size, judged correct, judged wrong]
@@ -133,9 +135,9 @@ def maj_at_k(answers: Sequence[Hashable | None], correct: Sequence[bool | None],
     sizes, weights, n_none = _groups(answers, correct)
     n = len(answers)
     if k < 1:
-        raise ValueError(f"maj@k needs k >= 1, got k={k}; ask for k of at least 1")
+        raise InvalidArgument(f"maj@k needs k >= 1, got k={k}; ask for k of at least 1")
     if k > n:
-        raise ValueError(
+        raise InvalidArgument(
             f"maj@k needs k <= n samples, got k={k}, n={n}; "
             "draw more samples or ask for a smaller k"
         )

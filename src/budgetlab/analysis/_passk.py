@@ -13,23 +13,25 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from budgetlab.errors import InvalidArgument
+
 __all__ = ["pass_at_k", "pass_at_k_many"]
 
 
 def _check(n: int, c: int, k: int) -> None:
     if n < 0 or c < 0:
-        raise ValueError(
+        raise InvalidArgument(
             f"pass@k needs non-negative counts, got n={n}, c={c}; "
             "pass the number of samples n and of correct samples c"
         )
     if k < 1:
-        raise ValueError(f"pass@k needs k >= 1, got k={k}; ask for k of at least 1")
+        raise InvalidArgument(f"pass@k needs k >= 1, got k={k}; ask for k of at least 1")
     if c > n:
-        raise ValueError(
+        raise InvalidArgument(
             f"pass@k needs c <= n, got c={c}, n={n}; c counts the correct samples among the n"
         )
     if k > n:
-        raise ValueError(
+        raise InvalidArgument(
             f"pass@k needs k <= n samples, got k={k}, n={n}; "
             "draw more samples or ask for a smaller k"
         )
@@ -87,14 +89,14 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def _as_counts(values: Sequence[int] | npt.ArrayLike, name: str) -> npt.NDArray[np.int64]:
     arr = np.asarray(values)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D sequence of counts, got shape {arr.shape}")
+        raise InvalidArgument(f"{name} must be a 1-D sequence of counts, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         # Counts read back from float columns are accepted only if they are whole numbers.
         whole = np.issubdtype(arr.dtype, np.floating) and bool(
             np.all(np.isfinite(arr) & (arr == np.round(arr)))
         )
         if not whole:
-            raise ValueError(f"{name} must hold whole-number counts, got dtype {arr.dtype}")
+            raise InvalidArgument(f"{name} must hold whole-number counts, got dtype {arr.dtype}")
     return arr.astype(np.int64)
 
 
@@ -110,7 +112,7 @@ def pass_at_k_many(
     k = operator.index(k)
     n_arr, c_arr = _as_counts(ns, "ns"), _as_counts(cs, "cs")
     if n_arr.shape != c_arr.shape:
-        raise ValueError(f"ns and cs must have the same length, got {n_arr.size} and {c_arr.size}")
+        raise InvalidArgument(f"ns and cs must have the same length, got {n_arr.size} and {c_arr.size}")
     if n_arr.size == 0:
         return np.zeros(0, dtype=np.float64)
     bad = (n_arr < 0) | (c_arr < 0) | (c_arr > n_arr) | (k > n_arr) | (k < 1)
@@ -119,7 +121,7 @@ def pass_at_k_many(
         try:
             _check(int(n_arr[i]), int(c_arr[i]), k)
         except ValueError as err:
-            raise ValueError(f"problem {i}: {err}") from None
+            raise InvalidArgument(f"problem {i}: {err}") from None
     pairs, inverse = np.unique(np.stack([n_arr, c_arr], axis=1), axis=0, return_inverse=True)
     values = np.array([_pass_at_k_unchecked(int(n), int(c), k) for n, c in pairs])
     return values[inverse.reshape(-1)]

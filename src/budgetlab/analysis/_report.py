@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from budgetlab.analysis._adaptive_estimators import (
+    adaptive_maj_at_k,
+    adaptive_pass_at_k,
+)
 from budgetlab.analysis._curves import bootstrap_ci, default_ks
-from budgetlab.analysis._adaptive_estimators import adaptive_maj_at_k, adaptive_pass_at_k
 from budgetlab.analysis._majority import maj_at_k
 from budgetlab.analysis._passk import pass_at_k_many
 from budgetlab.analysis._store_arg import StoreLike, reading

@@ -39,6 +39,7 @@ from budgetlab.analysis._success_priors import (
     fit_parametric,
     fit_tail_transfer,
 )
+from budgetlab.errors import InvalidArgument
 
 __all__ = [
     "EXTRAPOLATION_METHODS",
@@ -76,10 +77,10 @@ def fit_success_prior(
     counts = SuccessCounts.from_counts(ns, cs)
     if method == "tail-transfer":
         if reference is None:
-            raise ValueError("method tail-transfer needs reference=(ns, cs): counts of problems sampled many times")
+            raise InvalidArgument("method tail-transfer needs reference=(ns, cs): counts of problems sampled many times")
         return fit_tail_transfer(counts, SuccessCounts.from_counts(*reference))
     if method not in _PRIOR_FITS:
-        raise ValueError(f"unknown success prior {method!r}; choose from: {', '.join(_PRIOR_FITS)}, tail-transfer")
+        raise InvalidArgument(f"unknown success prior {method!r}; choose from: {', '.join(_PRIOR_FITS)}, tail-transfer")
     return _PRIOR_FITS[method](counts)
 
 
@@ -91,7 +92,7 @@ def fit_power_law(ns: npt.ArrayLike, cs: npt.ArrayLike) -> tuple[float, float]:
     cov = np.array([pass_at_k_many(n_arr, c_arr, int(k)).mean() for k in ks])
     usable = (cov > 0) & (cov < 1)
     if usable.sum() < 2:
-        raise ValueError(
+        raise InvalidArgument(
             "the power law needs coverage strictly between 0 and 1 at two or more k; "
             f"got coverage {np.round(cov, 3).tolist()} over k = 1..{ks[-1]}"
         )
@@ -194,13 +195,13 @@ def extrapolate_coverage(
     """
     ks = sorted({operator.index(k) for k in ks})
     if not ks or ks[0] < 1:
-        raise ValueError(f"extrapolation needs ks >= 1, got {ks}")
+        raise InvalidArgument(f"extrapolation needs ks >= 1, got {ks}")
     if method not in EXTRAPOLATION_METHODS:
-        raise ValueError(f"unknown extrapolation method {method!r}; choose from: {', '.join(EXTRAPOLATION_METHODS)}")
+        raise InvalidArgument(f"unknown extrapolation method {method!r}; choose from: {', '.join(EXTRAPOLATION_METHODS)}")
     if not 0.0 < alpha < 1.0 or n_boot < 0:
-        raise ValueError(f"extrapolation needs 0 < alpha < 1 and n_boot >= 0 (0: no interval), got {alpha=}, {n_boot=}")
+        raise InvalidArgument(f"extrapolation needs 0 < alpha < 1 and n_boot >= 0 (0: no interval), got {alpha=}, {n_boot=}")
     if method == "tail-transfer" and reference is None:
-        raise ValueError("method tail-transfer needs reference=(ns, cs): counts of problems sampled many times")
+        raise InvalidArgument("method tail-transfer needs reference=(ns, cs): counts of problems sampled many times")
     counts = SuccessCounts.from_counts(ns, cs)
     ref = SuccessCounts.from_counts(*reference) if reference is not None and method == "tail-transfer" else None
     observed = int(counts.n.min())

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from budgetlab.analysis._curves import bootstrap_ci
 from budgetlab.analysis._majority import majority_answer
 from budgetlab.core import Sample, SampleState
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["StoppingSimulation", "simulate_stopping", "stopping_orders"]
 
@@ -75,7 +76,7 @@ class StoppingSimulation:
         """Accuracy minus a per-problem baseline (e.g. exact maj@40), paired over problems."""
         base = np.asarray(baseline, dtype=np.float64)
         if base.shape != self.per_problem_accuracy.shape:
-            raise ValueError(f"baseline needs one value per problem ({self.per_problem_accuracy.size}), got shape {base.shape}")
+            raise InvalidArgument(f"baseline needs one value per problem ({self.per_problem_accuracy.size}), got shape {base.shape}")
         return bootstrap_ci(self.per_problem_accuracy - base, n_boot=self.n_boot, alpha=alpha, seed=self.seed)
 
     def subset(self, problems: Sequence[int] | npt.NDArray[np.int64]) -> StoppingSimulation:
@@ -89,7 +90,7 @@ def stopping_orders(sizes: Sequence[int], orderings: int = 200, seed: int = 0) -
     ``(orderings, sizes[i])`` array per problem; the same seed gives the same orders, so policies
     compared with one seed see the very same draws."""
     if orderings < 1:
-        raise ValueError(f"stopping_orders needs orderings >= 1, got orderings={orderings}")
+        raise InvalidArgument(f"stopping_orders needs orderings >= 1, got orderings={orderings}")
     rng = np.random.default_rng(seed)
     return [np.argsort(rng.random((orderings, int(n))), axis=1) for n in sizes]
 
@@ -125,18 +126,18 @@ def simulate_stopping(
     """
     next_count = getattr(policy, "next_count", None)
     if next_count is None:
-        raise ValueError(f"simulate_stopping needs a stopping policy (one with next_count), got {type(policy).__name__}")
+        raise InvalidArgument(f"simulate_stopping needs a stopping policy (one with next_count), got {type(policy).__name__}")
     if confidences is not None and len(confidences) != len(problems):
-        raise ValueError(f"confidences needs one list per problem ({len(problems)}), got {len(confidences)}")
+        raise InvalidArgument(f"confidences needs one list per problem ({len(problems)}), got {len(confidences)}")
     if orders is None:
         order_list = stopping_orders([len(a) for a, _ in problems], orderings, seed)
     else:
         if len(orders) != len(problems):
-            raise ValueError(f"orders needs one entry per problem ({len(problems)}), got {len(orders)}")
+            raise InvalidArgument(f"orders needs one entry per problem ({len(problems)}), got {len(orders)}")
         order_list = [np.atleast_2d(np.asarray(o, dtype=np.int64)) for o in orders]
     n_orders = order_list[0].shape[0] if order_list else 0
     if any(o.shape[0] != n_orders for o in order_list):
-        raise ValueError("every problem needs the same number of orders")
+        raise InvalidArgument("every problem needs the same number of orders")
     uses_confidence = bool(getattr(policy, "uses_confidence", False))
     by_index = uses_confidence or selector is not None  # prefixes differ by sample, not by answer
     drawn = np.zeros((n_orders, len(problems)), dtype=np.int64)
@@ -144,13 +145,13 @@ def simulate_stopping(
     exhausted = 0
     for i, (answers, correct) in enumerate(problems):
         if len(answers) != len(correct):
-            raise ValueError(f"problem {i}: {len(answers)} answers but {len(correct)} verdicts")
+            raise InvalidArgument(f"problem {i}: {len(answers)} answers but {len(correct)} verdicts")
         conf = list(confidences[i]) if confidences is not None else None
         if conf is not None and len(conf) != len(answers):
-            raise ValueError(f"problem {i}: {len(answers)} answers but {len(conf)} confidences")
+            raise InvalidArgument(f"problem {i}: {len(answers)} answers but {len(conf)} confidences")
         order = order_list[i]
         if order.shape[1] > len(answers) or (order.size and (order.min() < 0 or order.max() >= len(answers))):
-            raise ValueError(f"problem {i}: an order indexes past its {len(answers)} samples")
+            raise InvalidArgument(f"problem {i}: an order indexes past its {len(answers)} samples")
         scores = _group_scores(answers, correct)
         answer_list = list(answers)
         # trie node: [next_count or None, score at stop or None, children]

@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, special
 
+from budgetlab.errors import InvalidArgument
+
 __all__ = ["SuccessCounts", "SuccessPrior"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -46,12 +48,12 @@ class SuccessCounts:
     def from_counts(cls, ns: npt.ArrayLike, cs: npt.ArrayLike) -> SuccessCounts:
         n_arr, c_arr = np.asarray(ns, dtype=np.int64), np.asarray(cs, dtype=np.int64)
         if n_arr.shape != c_arr.shape or n_arr.ndim != 1 or n_arr.size == 0:
-            raise ValueError(
+            raise InvalidArgument(
                 f"success counts need two 1-D arrays of the same non-zero length, got shapes {n_arr.shape} and {c_arr.shape}"
             )
         if (n_arr < 1).any() or (c_arr < 0).any() or (c_arr > n_arr).any():
             i = int(np.argmax((n_arr < 1) | (c_arr < 0) | (c_arr > n_arr)))
-            raise ValueError(f"problem {i}: need n >= 1 and 0 <= c <= n, got n={n_arr[i]}, c={c_arr[i]}")
+            raise InvalidArgument(f"problem {i}: need n >= 1 and 0 <= c <= n, got n={n_arr[i]}, c={c_arr[i]}")
         pairs, counts = np.unique(np.stack([n_arr, c_arr], axis=1), axis=0, return_counts=True)
         return cls(pairs[:, 0], pairs[:, 1], counts.astype(np.float64))
 

@@ -21,8 +21,13 @@ from budgetlab.calibration._base import spec_number as _spec_number
 from budgetlab.calibration._base import spec_numbers as _spec_numbers
 from budgetlab.calibration._confidence import CONFIDENCE_SOURCES, sample_confidence
 from budgetlab.calibration._isotonic import IsotonicCalibrator
-from budgetlab.calibration._metrics import ReliabilityBin, expected_calibration_error, reliability_table
+from budgetlab.calibration._metrics import (
+    ReliabilityBin,
+    expected_calibration_error,
+    reliability_table,
+)
 from budgetlab.calibration._platt import PlattCalibrator
+from budgetlab.errors import InvalidArgument
 
 __all__ = [
     "CALIBRATORS",
@@ -47,7 +52,7 @@ def fit_calibrator(kind: str, confidence: npt.ArrayLike, correct: npt.ArrayLike,
     """Fit a ``"platt"`` or ``"isotonic"`` calibrator on (confidence, correct) pairs."""
     factory = CALIBRATORS.get(kind)
     if factory is None:
-        raise ValueError(f"unknown calibrator {kind!r}; use one of: {', '.join(sorted(CALIBRATORS))}")
+        raise InvalidArgument(f"unknown calibrator {kind!r}; use one of: {', '.join(sorted(CALIBRATORS))}")
     return factory.fit(confidence, correct, **options)  # type: ignore[attr-defined]
 
 
@@ -90,16 +95,16 @@ def calibrator_from_dict(spec: Mapping[str, Any] | str | os.PathLike[str]) -> Ca
     if isinstance(spec, (str, os.PathLike)):
         spec = _read_calibrator_file(spec)
     if not isinstance(spec, Mapping):
-        raise ValueError(f"a calibrator is given as a mapping such as {{'kind': 'platt', 'a': 4.1, 'b': -2.3}}, got {spec!r}")
+        raise InvalidArgument(f"a calibrator is given as a mapping such as {{'kind': 'platt', 'a': 4.1, 'b': -2.3}}, got {spec!r}")
     kind = spec.get("kind")
     if kind == "platt":
         logit = spec.get("logit", False)
         if not isinstance(logit, bool):  # bool("false") is True
-            raise ValueError(f"calibrator 'platt': logit={logit!r} must be true or false")
+            raise InvalidArgument(f"calibrator 'platt': logit={logit!r} must be true or false")
         return PlattCalibrator(_spec_number(spec, "a", kind), _spec_number(spec, "b", kind), logit)
     if kind == "isotonic":
         return IsotonicCalibrator(_spec_numbers(spec, "x", kind), _spec_numbers(spec, "y", kind))
-    raise ValueError(f"unknown calibrator kind {kind!r} in {dict(spec)!r}; use one of: {', '.join(sorted(CALIBRATORS))}")
+    raise InvalidArgument(f"unknown calibrator kind {kind!r} in {dict(spec)!r}; use one of: {', '.join(sorted(CALIBRATORS))}")
 
 
 def _read_calibrator_file(path: str | os.PathLike[str]) -> Any:
@@ -108,7 +113,7 @@ def _read_calibrator_file(path: str | os.PathLike[str]) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError) as err:
-        raise ValueError(
+        raise InvalidArgument(
             f"cannot read the calibrator file {str(path)!r} ({type(err).__name__}: {err}); write it with "
             "json.dump(calibrator.to_dict(), open(path, 'w'))"
         ) from None

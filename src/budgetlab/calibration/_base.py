@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from budgetlab.errors import InvalidArgument
+
 __all__ = ["Calibrator"]
 
 
@@ -32,13 +34,13 @@ def as_pairs(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[npt.NDA
     x = np.asarray(confidence, dtype=np.float64).ravel()
     y = np.asarray(correct, dtype=np.float64).ravel()
     if x.shape != y.shape:
-        raise ValueError(f"confidence and correct must have the same length, got {x.size} and {y.size}")
+        raise InvalidArgument(f"confidence and correct must have the same length, got {x.size} and {y.size}")
     if x.size == 0:
-        raise ValueError("a calibrator needs at least one (confidence, correct) pair, got none")
+        raise InvalidArgument("a calibrator needs at least one (confidence, correct) pair, got none")
     if not np.all(np.isfinite(x)):
-        raise ValueError("confidences must be finite; drop the samples without a confidence first")
+        raise InvalidArgument("confidences must be finite; drop the samples without a confidence first")
     if not np.all((y == 0) | (y == 1)):
-        raise ValueError("correct must hold booleans (or 0/1); drop unjudged samples first")
+        raise InvalidArgument("correct must hold booleans (or 0/1); drop unjudged samples first")
     return x, y
 
 
@@ -49,7 +51,7 @@ def fit_pairs(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[npt.ND
     right = int(y.sum())
     if right in (0, y.size):
         which = "correct" if right else "incorrect"
-        raise ValueError(
+        raise InvalidArgument(
             f"a calibrator needs both correct and incorrect samples, got {y.size} {which} only; add samples of the "
             "other kind to the calibration split, or use the confidences uncalibrated"
         )
@@ -58,7 +60,7 @@ def fit_pairs(confidence: npt.ArrayLike, correct: npt.ArrayLike) -> tuple[npt.ND
 
 def _spec_value(spec: Mapping[str, Any], key: str, kind: str) -> Any:
     if key not in spec:
-        raise ValueError(f"calibrator {kind!r} needs {key!r}, got keys {sorted(spec)}; write it as {kind}.to_dict() gives it")
+        raise InvalidArgument(f"calibrator {kind!r} needs {key!r}, got keys {sorted(spec)}; write it as {kind}.to_dict() gives it")
     return spec[key]
 
 
@@ -66,7 +68,7 @@ def spec_number(spec: Mapping[str, Any], key: str, kind: str) -> float:
     """A finite number of a calibrator's mapping (NaN would make every prediction NaN)."""
     value = _spec_value(spec, key, kind)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise ValueError(f"calibrator {kind!r}: {key}={value!r} must be a finite number; write it as {kind}.to_dict() gives it")
+        raise InvalidArgument(f"calibrator {kind!r}: {key}={value!r} must be a finite number; write it as {kind}.to_dict() gives it")
     return float(value)
 
 
@@ -74,7 +76,7 @@ def spec_numbers(spec: Mapping[str, Any], key: str, kind: str) -> tuple[float, .
     """A list of finite numbers of a calibrator's mapping."""
     value = _spec_value(spec, key, kind)
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
-        raise ValueError(f"calibrator {kind!r}: {key}={value!r} must be lists of numbers; write it as {kind}.to_dict() gives it")
+        raise InvalidArgument(f"calibrator {kind!r}: {key}={value!r} must be lists of numbers; write it as {kind}.to_dict() gives it")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value):
-        raise ValueError(f"calibrator {kind!r}: {key} must hold finite numbers, got {list(value)!r}")
+        raise InvalidArgument(f"calibrator {kind!r}: {key} must hold finite numbers, got {list(value)!r}")
     return tuple(float(v) for v in value)

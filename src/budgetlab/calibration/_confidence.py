@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from budgetlab.core import Sample
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["CONFIDENCE_SOURCES", "sample_confidence"]
 
@@ -18,7 +19,7 @@ def sample_confidence(sample: Sample, source: str = "auto") -> float | None:
     when there is one, else the log-probability. ``None`` when the sample carries neither (a NaN
     counts as none)."""
     if source not in CONFIDENCE_SOURCES:
-        raise ValueError(f"unknown confidence source {source!r}; use one of: {', '.join(CONFIDENCE_SOURCES)}")
+        raise InvalidArgument(f"unknown confidence source {source!r}; use one of: {', '.join(CONFIDENCE_SOURCES)}")
     # A NaN is no confidence: min(0.0, nan) is 0.0, which read a NaN log-probability as certainty.
     if source in ("auto", "score") and sample.score is not None and not math.isnan(sample.score):
         return float(sample.score)

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from budgetlab.calibration._base import fit_pairs
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["IsotonicCalibrator"]
 
@@ -28,13 +29,13 @@ class IsotonicCalibrator:
     def __post_init__(self) -> None:
         x, y = tuple(float(v) for v in self.x), tuple(float(v) for v in self.y)
         if len(x) != len(y) or not x:
-            raise ValueError(f"isotonic calibrator needs x and y of the same non-zero length, got {len(x)} and {len(y)}")
+            raise InvalidArgument(f"isotonic calibrator needs x and y of the same non-zero length, got {len(x)} and {len(y)}")
         if not all(np.isfinite(v) for v in x + y):
-            raise ValueError(f"isotonic calibrator needs finite x and y, got x={list(x)!r}, y={list(y)!r}")
+            raise InvalidArgument(f"isotonic calibrator needs finite x and y, got x={list(x)!r}, y={list(y)!r}")
         if any(not 0.0 <= v <= 1.0 for v in y):  # y are the blocks' accuracies: probabilities
-            raise ValueError(f"isotonic calibrator needs y between 0 and 1 (probabilities), got y={list(y)!r}")
+            raise InvalidArgument(f"isotonic calibrator needs y between 0 and 1 (probabilities), got y={list(y)!r}")
         if any(b < a for a, b in zip(x, x[1:])) or any(b < a for a, b in zip(y, y[1:])):
-            raise ValueError("isotonic calibrator needs non-decreasing x and y; refit it with IsotonicCalibrator.fit")
+            raise InvalidArgument("isotonic calibrator needs non-decreasing x and y; refit it with IsotonicCalibrator.fit")
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
 

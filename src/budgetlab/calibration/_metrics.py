@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from budgetlab.calibration._base import as_pairs
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["ReliabilityBin", "expected_calibration_error", "reliability_table"]
 
@@ -24,7 +25,7 @@ class ReliabilityBin:
 def reliability_table(confidence: npt.ArrayLike, correct: npt.ArrayLike, bins: int = 10) -> list[ReliabilityBin]:
     """Equal-width bins over [0, 1] (confidences are clipped into it); empty bins are left out."""
     if bins < 1:
-        raise ValueError(f"reliability_table needs bins >= 1, got bins={bins}")
+        raise InvalidArgument(f"reliability_table needs bins >= 1, got bins={bins}")
     x, y = as_pairs(confidence, correct)
     x = np.clip(x, 0.0, 1.0)
     index = np.minimum((x * bins).astype(np.int64), bins - 1)

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from budgetlab.calibration._base import fit_pairs
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["PlattCalibrator"]
 
@@ -32,7 +33,7 @@ class PlattCalibrator:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.a) and math.isfinite(self.b)):  # NaN would map every confidence to NaN
-            raise ValueError(f"platt calibrator needs finite a and b, got a={self.a!r}, b={self.b!r}; refit it with PlattCalibrator.fit")
+            raise InvalidArgument(f"platt calibrator needs finite a and b, got a={self.a!r}, b={self.b!r}; refit it with PlattCalibrator.fit")
 
     def predict(self, confidence: npt.ArrayLike) -> npt.NDArray[np.float64]:
         x = _feature(np.asarray(confidence, dtype=np.float64), self.logit)
