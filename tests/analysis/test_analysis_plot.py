@@ -28,3 +28,19 @@ def test_plot_accepts_plain_coverage_points(tmp_path: Path) -> None:
     points = {k: {"value": v, "lo": v, "hi": v} for k, v in curve.items()}
     out = plot_coverage({"cfg": points}, str(tmp_path / "c.png"))
     assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_many_curves_put_the_legend_beside_the_plot_not_over_it() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from budgetlab.analysis._plot import _legend
+
+    for curves, inside in ((3, True), (12, False)):
+        fig = Figure(layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for i in range(curves):
+            ax.plot([1, 2], [0.1 * i, 0.1 * i + 0.05], label=f"config-{i}")
+        _legend(fig, ax)
+        assert (ax.get_legend() is not None) is inside and (len(fig.legends) == 1) is not inside

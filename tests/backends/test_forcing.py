@@ -206,3 +206,10 @@ def test_whole_numbers_written_as_floats_are_token_counts() -> None:
     assert forcing.max_thinking_tokens == 1000 and forcing.max_waits == 2
     with pytest.raises(InputError, match="must be a whole number >= 0"):
         BudgetForcing.parse({"max_thinking_tokens": 10.5}, "config m")
+
+
+def test_a_start_delimiter_equal_to_the_end_one_is_refused() -> None:
+    from budgetlab.backends._forcing import BudgetForcing
+
+    with pytest.raises(InputError, match="think_start and think_end are both '<t>'; give two different delimiters"):
+        BudgetForcing.parse({"think_start": "<t>", "think_end": "<t>"}, "m")

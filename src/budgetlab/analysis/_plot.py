@@ -100,6 +100,18 @@ def _budget_series(entry: Mapping[str, Any]) -> tuple[list[int], list[tuple[floa
     return ks, seen, eks, far
 
 
+def _legend(fig: Any, ax: Any) -> None:
+    """A few curves: the legend inside, lower right. Many (a run of ten configurations has twenty
+    labels): beside the plot, where it cannot cover the curves."""
+    labels = ax.get_legend_handles_labels()[1]
+    if not labels:
+        return
+    if len(labels) <= 6:
+        ax.legend(loc="lower right", fontsize="x-small")
+    else:
+        fig.legend(loc="outside right upper", fontsize="x-small")
+
+
 def plot_budget_curves(
     curves: Mapping[str, Any],
     coverage_path: str | os.PathLike[str],
@@ -138,8 +150,7 @@ def plot_budget_curves(
     ax.set_ylabel("fraction of problems solved (pass@k)")
     ax.set_title(f"{title} ({curves.get('method', '')}, {curves.get('interval', '')} bands)")
     ax.grid(True, alpha=0.35)
-    if entries:
-        ax.legend(loc="lower right", fontsize="x-small")
+    _legend(fig, ax)
     out = Path(coverage_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150, format="png")
@@ -178,7 +189,7 @@ def plot_budget_curves(
         ax.set_title(f"{title}: cost frontier")
         ax.grid(True, alpha=0.35)
         if ax.get_legend_handles_labels()[1]:
-            ax.legend(loc="lower right", fontsize="x-small")
+            _legend(fig, ax)
         else:
             # No sample recorded its tokens (e.g. a replay file without them): say so on the
             # figure, rather than an empty plot and matplotlib's "no artists" warning.

@@ -99,6 +99,10 @@ class BudgetForcing:
         forcing = cls(**value)
         if not forcing.think_end:
             raise InputError(f"{where}: think_end must not be empty; give the delimiter that closes the thinking, e.g. '</think>'")
+        if forcing.think_start and forcing.think_start == forcing.think_end:
+            # The end could not be told from the start: every thinking would read as ended at once.
+            raise InputError(f"{where}: think_start and think_end are both {forcing.think_end!r}; give two different "
+                             "delimiters, e.g. think_start='<think>' and think_end='</think>'")  # fmt: skip
         if forcing.min_thinking_tokens > forcing.max_thinking_tokens:
             raise InputError(
                 f"{where}: min_thinking_tokens={forcing.min_thinking_tokens} exceeds max_thinking_tokens="
