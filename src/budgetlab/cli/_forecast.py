@@ -7,11 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.cells import cell_len
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
+from budgetlab.cli._tables import fitted_tables
 from budgetlab.errors import BudgetlabError, InputError
 
 __all__ = ["add_forecast_parser", "cmd_forecast"]
@@ -168,7 +166,7 @@ def print_forecast(console: Console, fc: Any) -> None:
     title = (f"forecast {fc.run} · {fc.problems:,} problems x {len(fc.configs)} configurations · "
              f"pilot {fc.pilot_problems} problems at k={fc.pilot_k}")
     headers = ["k", "samples", "tokens", "dollars", "wall time"]
-    for table in _fitted_tables(console, (title, "forecast, continued"), ["what"], headers, cost_rows):
+    for table in fitted_tables(console, (title, "forecast, continued"), ["what"], headers, cost_rows):
         console.print(table)
     cover_rows = []
     for name in fc.configs:
@@ -177,63 +175,10 @@ def print_forecast(console: Console, fc: Any) -> None:
             cover_rows.append([name, "maj@k", *[_cell(r.maj_at_k.get(name), "pct") for r in fc.rows]])
     ks = [f"k={row.k:,}" + (" *" if row.extrapolated else "") for row in fc.rows]
     titles = ("expected coverage, % of problems", "expected coverage, continued")
-    for table in _fitted_tables(console, titles, ["configuration", "metric"], ks, cover_rows):
+    for table in fitted_tables(console, titles, ["configuration", "metric"], ks, cover_rows):
         console.print(table)
     console.print(f"90% intervals below each value; * extrapolated beyond the pilot's k={fc.pilot_k} with method {fc.method}; "
                   "time assumes the pilot's throughput (same machine and load)", style="dim")
     for note in fc.notes:
         if "extrapolated" not in note:
             console.print(f"note: {note}", style="dim", highlight=False)
-
-
-# What each name column keeps at least when figures crowd it (the rest of a name folds): enough
-# for "planned" whole, so the docs' example fits 80 columns in one table.
-_NAME_ROOM = 7
-
-
-def _fitted_tables(console: Console, titles: tuple[str, str], names: list[str], headers: list[str],
-                   rows: list[list[str]]) -> list[Table]:
-    """Tables of name columns then figure columns that fit the terminal: figures keep their width,
-    headers wrap at spaces, names fold. A figure column that would still not fit starts another
-    table with the same names (titled ``titles[1]``) rather than be cut to "…": a forecast with
-    many --budgets has many coverage columns, and dollars and minutes of a large run are wide."""
-    plain = [[Text.from_markup(cell).plain.split("\n") for cell in row] for row in rows]
-    lead = len(names)
-    need = [max([cell_len(line) for row in plain for line in row[lead + i]] + [1]) for i in range(len(headers))]
-    full = [max(n, cell_len(h)) for n, h in zip(need, headers)]
-    wrapped = [max([n] + [cell_len(w) for w in h.split()]) for n, h in zip(need, headers)]
-    longest = [max([cell_len(line) for row in plain for line in row[i]] + [cell_len(names[i])]) for i in range(lead)]
-    room = sum(min(n, _NAME_ROOM) for n in longest)
-    tables = []
-    for n, group in enumerate(_column_groups(wrapped, room, lead, console.width)):
-        # Full headers when they fit beside whole names; wrapped ones only when they do not.
-        widths = {i: full[i] for i in group}
-        if sum(widths.values()) + sum(longest) + _frame(lead + len(group)) > console.width:
-            widths = {i: wrapped[i] for i in group}
-        table = Table(title=titles[min(n, 1)])
-        for name in names:
-            table.add_column(name, overflow="fold")
-        for i in group:
-            table.add_column(headers[i], justify="right", width=widths[i])
-        for row in rows:
-            table.add_row(*row[:lead], *[row[lead + i] for i in group])
-        tables.append(table)
-    return tables
-
-
-def _column_groups(widths: list[int], room: int, lead: int, width: int) -> list[list[int]]:
-    """The figure columns (by their narrowest ``widths``), in order, split into runs that each fit
-    ``width`` beside ``lead`` name columns kept ``room`` wide; a column too wide even alone is a
-    run of its own."""
-    groups: list[list[int]] = [[]]
-    for i, w in enumerate(widths):
-        group = groups[-1]
-        if group and room + sum(widths[j] for j in group) + w + _frame(lead + len(group) + 1) > width:
-            groups.append([])
-        groups[-1].append(i)
-    return groups
-
-
-def _frame(columns: int) -> int:
-    """The cells a table's borders and padding take beside its columns' own."""
-    return 3 * columns + 1

@@ -7,8 +7,8 @@ from typing import Any
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
+from budgetlab.cli._tables import fitted_tables
 from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunInfo
 
@@ -30,24 +30,6 @@ def _shown_ks(ks: list[int]) -> list[int]:
     return ([1] if 1 in ks else []) + rest
 
 
-def _figures_table(console: Console, title: str, name: str, headers: list[str], rows: list[list[str]]) -> Table:
-    """A table of names and figures that fits the terminal: figures keep their width and
-    headers wrap at spaces only when their full width does not fit; names fold last."""
-    lines = [[Text.from_markup(cell).plain.split("\n") for cell in row] for row in rows]
-    need = [max([len(line) for row in lines for line in row[i + 1]] or [1]) for i in range(len(headers))]
-    full = [max(n, len(h)) for n, h in zip(need, headers)]
-    longest_name = max([len(line) for row in lines for line in row[0]] + [len(name)])
-    frame = 3 * (len(headers) + 1) + 1  # borders and padding
-    widths = full if sum(full) + longest_name + frame <= console.width else [max([n] + [len(w) for w in h.split()]) for n, h in zip(need, headers)]
-    table = Table(title=title)
-    table.add_column(name, overflow="fold")
-    for header, width in zip(headers, widths):
-        table.add_column(header, justify="right", width=width)
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
 def print_report(console: Console, report: dict[str, Any]) -> None:
     ks = _shown_ks(sorted({int(k) for c in report["configs"].values() for k in c["pass_at_k"]}))
     maj_ks = [k for k in ks if k != 1]
@@ -58,7 +40,8 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         rows.append([name, f"{entry['samples']:,}", *passes, *majs])
     headers = ["samples", *(f"pass@{k}" for k in ks), *(f"maj@{k}" for k in maj_ks)]
     title = f"run {report['run']} · {plural(report['samples'], 'sample')} · {report['state']}"
-    console.print(_figures_table(console, title, "configuration", headers, rows))
+    for table in fitted_tables(console, (title, f"{title}, continued"), ["configuration"], headers, rows):
+        console.print(table)
     console.print("% of problems solved (pass@k: any of k samples correct; maj@k: majority answer correct); intervals and every k: --json", style="dim")
     for name, entry in report["configs"].items():
         if entry.get("empty") and entry["empty"] * 4 >= max(entry.get("samples", 0), 1):  # a quarter or more: a set-up problem
@@ -226,6 +209,7 @@ def print_budget_curves(console: Console, curves: dict[str, Any]) -> None:
         rows.append([name, str(e["observed_k"]), f"{entries[name]['tokens_per_sample']:,.0f}", *cells])
     headers = ["drawn k", "tokens per sample", *(f"k = {m}x drawn" for m in shown)]
     title = f"extrapolated pass@k ({curves['method']}, {curves['interval']} intervals)"
-    console.print(_figures_table(console, title, "configuration", headers, rows))
+    for table in fitted_tables(console, (title, f"{title}, continued"), ["configuration"], headers, rows):
+        console.print(table)
     console.print("beyond the samples drawn the curve is a model: see docs/forecast.md for which fit to trust where",
                   style="dim")
