@@ -12,11 +12,11 @@ import asyncio
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from budgetlab.backends import Backend, DrawRequest
-from budgetlab.core import Budget, Completion, Sample, SampleState, Spend
+from budgetlab.core import Budget, Completion, Problem, Sample, SampleState, SamplingConfig, Spend
 from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunState
 from budgetlab.core.view import RunView
@@ -166,10 +166,9 @@ async def execute(
     store.heartbeat(run, worker)
     store.set_run_state(run, RunState.RUNNING)
 
-    view = RunView(problems, configs, store.samples(run), budget)
     spent = store.get_run(run).spent
-    view.spent = spent
-    queue: deque[Sample] = deque(s for s in store.samples(run, [SampleState.PENDING]))
+    queue: deque[Sample] = deque()
+    view = _take_up_store(store, run, problems, configs, budget, spent, queue)
     in_flight: dict[asyncio.Task[list[Sample]], int] = {}
     n_in_flight = 0
     drawn = 0
@@ -202,9 +201,7 @@ async def execute(
                 if len(created) < sum(p.count for p in proposals):
                     # Another worker added some of these first: take up the store's truth, and
                     # help draw whatever is pending (claims are atomic, so no sample is drawn twice).
-                    view = RunView(problems, configs, store.samples(run), budget)
-                    view.spent = spent
-                    queue.extend(store.samples(run, [SampleState.PENDING]))
+                    view = _take_up_store(store, run, problems, configs, budget, spent, queue)
                 else:
                     view.update(created)
                     queue.extend(created)
@@ -240,10 +237,7 @@ async def execute(
                     # A worker that died after this one started left claims that hold budget or
                     # samples the policy counts as drawn: take them back and draw them, rather
                     # than stop the run as complete (or blocked) with them stuck running.
-                    view = RunView(problems, configs, store.samples(run), budget)
-                    view.spent = spent
-                    queued = {s.key for s in queue}
-                    queue.extend(s for s in store.samples(run, [SampleState.PENDING]) if s.key not in queued)
+                    view = _take_up_store(store, run, problems, configs, budget, spent, queue)
                     blocked_by, blocked_need, policy_idle = None, None, False
                     continue
                 if blocked_by is not None:
@@ -307,6 +301,17 @@ async def execute(
     finally:
         # Whatever this worker still holds goes back to pending, to be drawn again with its seed.
         store.release(run, worker)
+
+
+def _take_up_store(store: BaseStore, run: str, problems: Sequence[Problem], configs: Sequence[SamplingConfig],
+                   budget: Budget, spent: Spend, queue: deque[Sample]) -> RunView:  # fmt: skip
+    """The run as the store has it now (other workers' samples included): a fresh view, and every
+    pending sample not queued yet added to ``queue``."""
+    view = RunView(problems, configs, store.samples(run), budget)
+    view.spent = spent
+    queued = {s.key for s in queue}
+    queue.extend(s for s in store.samples(run, [SampleState.PENDING]) if s.key not in queued)
+    return view
 
 
 def _describe_failures(failed: list[Sample], settled: int) -> str:
