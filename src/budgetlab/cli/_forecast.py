@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from budgetlab.cli._output import close_or_discard
 from budgetlab.cli._tables import fitted_tables
 from budgetlab.errors import BudgetlabError, InputError
 
@@ -98,10 +99,7 @@ def cmd_forecast(args: argparse.Namespace, console: Console) -> int:
                 with ProgressBar(console, f"pilot {name}") as bar:
                     result, pilot = forecast(name, args.backend, on_progress=bar, **kwargs, **options)
         except BudgetlabError:
-            if new_store and store.find_run(name) is None:
-                store.close()
-                for suffix in ("", "-wal", "-shm"):
-                    Path(args.store + suffix).unlink(missing_ok=True)
+            close_or_discard(store, args.store, new_store)
             raise
     finally:
         store.close()

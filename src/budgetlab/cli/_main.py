@@ -20,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from budgetlab.cli import _estimate, _evaluate, _forecast, _pace
+from budgetlab.cli._output import close_or_discard
 from budgetlab.core import Budget, content_id
 from budgetlab.core.spec import parse_config, parse_spec
 from budgetlab.errors import BudgetlabError, InputError
@@ -163,13 +164,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
                 configs=configs, seed=args.seed, concurrency=args.concurrency,
             )
         except BudgetlabError:
-            # Nothing was recorded: leave no empty store behind, unless a worker started at the
-            # same moment recorded its run there meanwhile (it is writing to that file).
-            empty = new_store and not store.list_runs()
-            store.close()
-            if empty:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(args.store + suffix).unlink(missing_ok=True)
+            close_or_discard(store, args.store, new_store)
             raise
         if not args.json:
             console.print(f"run [bold]{name}[/] · store {args.store}", highlight=False)
