@@ -46,6 +46,7 @@ class ConfidenceStopping(SequentialStopping):
     batch: int = 1
     min_samples: int = 1
     name: str = "confidence"
+    _mapping: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
     uses_confidence = True
 
     def __post_init__(self) -> None:
@@ -62,8 +63,9 @@ class ConfidenceStopping(SequentialStopping):
                 calibrator = calibrator_from_dict(self.calibrator)
             except ValueError as err:
                 raise InputError(f"policy confidence: bad calibrator: {err}") from None
-            if isinstance(self.calibrator, (str, os.PathLike)):  # a file (the command line's form): read once, not per decision
+            if isinstance(self.calibrator, (str, os.PathLike)):  # a file (the command line's form): recorded as its mapping
                 object.__setattr__(self, "calibrator", calibrator.to_dict())
+            object.__setattr__(self, "_mapping", calibrator)  # built once, not for every decision
 
     @property
     def step(self) -> int:  # type: ignore[override]
@@ -79,7 +81,7 @@ class ConfidenceStopping(SequentialStopping):
         known = [None if c is None or math.isnan(c) else float(c) for c in confidences]
         if self.calibrator is None:
             return known
-        mapped = calibrator_from_dict(self.calibrator).predict(np.array([0.0 if c is None else c for c in known]))
+        mapped = self._mapping.predict(np.array([0.0 if c is None else c for c in known]))
         return [None if c is None or math.isnan(m) else float(m) for c, m in zip(known, mapped)]
 
     def should_stop(self, answers: Sequence[Hashable | None], confidences: Sequence[float | None] | None = None) -> bool:

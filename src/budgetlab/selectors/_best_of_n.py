@@ -24,13 +24,14 @@ class BestOfN:
     source: str = "score"
     calibrator: Mapping[str, Any] | None = field(default=None, hash=False)
     name: str = "best_of_n"
+    _mapping: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.source not in CONFIDENCE_SOURCES:
             raise InputError(f"selector best_of_n: source must be one of {', '.join(CONFIDENCE_SOURCES)}, got source={self.source!r}")
         if self.calibrator is not None:
-            try:
-                calibrator_from_dict(self.calibrator)
+            try:  # built once, not for every problem
+                object.__setattr__(self, "_mapping", calibrator_from_dict(self.calibrator))
             except ValueError as err:
                 raise InputError(f"selector best_of_n: bad calibrator: {err}") from None
 
@@ -45,5 +46,5 @@ class BestOfN:
             return NOTHING
         confidence = best_score
         if self.calibrator is not None:
-            confidence = float(calibrator_from_dict(self.calibrator).predict([best_score])[0])
+            confidence = float(self._mapping.predict([best_score])[0])
         return Selection(best.answer, best.correct, confidence)

@@ -35,6 +35,7 @@ class WeightedVote:
     calibrator: Mapping[str, Any] | None = field(default=None, hash=False)
     scale: str = "linear"
     name: str = "weighted"
+    _mapping: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.source not in CONFIDENCE_SOURCES:
@@ -42,15 +43,15 @@ class WeightedVote:
         if self.scale not in _SCALES:
             raise InputError(f"selector weighted: scale must be one of {', '.join(_SCALES)}, got scale={self.scale!r}; e.g. weighted:scale=exp")
         if self.calibrator is not None:
-            try:
-                calibrator_from_dict(self.calibrator)
+            try:  # built once: a calibrator given as a file is not read again for every problem
+                object.__setattr__(self, "_mapping", calibrator_from_dict(self.calibrator))
             except ValueError as err:
                 raise InputError(f"selector weighted: bad calibrator: {err}") from None
 
     def weights(self, samples: Sequence[Sample]) -> list[float | None]:
         raw = [sample_confidence(s, self.source) for s in samples]
         if self.calibrator is not None:
-            calibrated = calibrator_from_dict(self.calibrator).predict([0.0 if r is None else r for r in raw])
+            calibrated = self._mapping.predict([0.0 if r is None else r for r in raw])
             raw = [None if r is None else float(c) for r, c in zip(raw, calibrated)]
         known = [w for w in raw if w is not None]
         if self.scale == "exp" and known:
