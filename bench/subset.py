@@ -11,7 +11,8 @@ all items? Spearman and Kendall (tau-b) correlation, per set, method and size.
   has no automatic metric: there only output-based methods (diversity) and random run.
 * budgetlab's methods: ``budgetlab.evaluation.subset`` (variance, consistency in its default
   whole-subset form and per item, diversity over word unigrams and character trigrams, IRT 2PL
-  with Fisher information, rank separation, random). Its utility-ordered methods keep the set's
+  with Fisher information, rank separation, random; and ``combined``, the places of irt and
+  diversity averaged, added after round 3). Its utility-ordered methods keep the set's
   mix of items by which systems are on them; that changes only emnlp_2017, where each item
   has two of the three systems.
 * subset2evaluate's own methods, called on our local data through
@@ -116,6 +117,7 @@ OURS = {
     "diversity-char": ("diversity", {"kind": "char"}, False),
     "irt": ("irt", {}, False),
     "separation": ("separation", {}, False),
+    "combined": ("combined", {}, False),  # irt and diversity, places averaged (added after round 3)
 }
 #: budgetlab's one method for the headline: chosen on other data by bench/subset_validation.py's
 #: pre-registered rule, never on these sets; that script says whether it still agrees.

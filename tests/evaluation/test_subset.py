@@ -43,6 +43,8 @@ METHODS = [
     pytest.param("irt", {}, id="irt"),
     pytest.param("irt", {"binarize": False}, id="irt-soft"),
     pytest.param("separation", {}, id="separation"),
+    pytest.param("combined", {}, id="combined"),
+    pytest.param("combined", {"methods": "variance+diversity+consistency"}, id="combined-three"),
 ]
 SYSTEMS = ("s0", "s1", "s2", "s3", "s4")
 
@@ -447,3 +449,41 @@ def test_rank_agreement_warns_nothing_for_a_system_never_rated() -> None:
         warnings.simplefilter("error")
         rho, _ = rank_agreement(target, np.array([0, 1]))
     assert rho == pytest.approx(1.0)
+
+
+def test_combined_places_each_item_by_its_mean_place_in_the_members_orders() -> None:
+    data = synthetic(seed=5)
+    n = len(data)
+    places, rng = np.zeros(n), np.random.default_rng(0)  # the members break ties with the same generator
+    for member in ("variance", "diversity"):
+        places[make_subset_method(member).order(data, n, rng)] += np.arange(n)
+    combined = make_subset_method("combined", {"methods": "variance+diversity"}).order(data, n, np.random.default_rng(0))
+    # Without strata (every item has every system) the order is by mean place, best first.
+    assert np.all(np.diff(places[combined]) >= 0)
+    # An item first in both orders comes first.
+    assert places[combined[0]] == places.min()
+
+
+@pytest.mark.parametrize(
+    "methods,message",
+    [
+        ("irt", "two or more methods"),
+        ("irt+", "two or more methods"),
+        ("irt+oracle", "cannot use 'oracle'"),
+        ("irt+combined", "cannot use 'combined'"),
+        ("irt+irt", "lists a method twice"),
+    ],
+)
+def test_combined_refuses_a_bad_list_of_methods_when_made(methods: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        make_subset_method("combined", {"methods": methods})
+
+
+def test_combined_with_a_metric_method_needs_a_metric() -> None:
+    items = [
+        Item(id=str(i), tgt={"a": f"x{i}", "b": "y"}, scores={"a": {"quality": 1.0}, "b": {"quality": 2.0}})
+        for i in range(4)
+    ]
+    data = ItemSet(items, "humans-only")
+    with pytest.raises(InputError, match="no automatic metric"):
+        choose(data, make_subset_method("combined"), size=2)

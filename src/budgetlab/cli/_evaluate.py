@@ -93,10 +93,11 @@ def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument(
         "--method",
         default="auto",
-        help="random, variance, agreement, consistency, diversity, irt or separation, with arguments, e.g. "
-        "variance:metric=BLEU_4 (default auto: irt for a continuous metric, the best on the NLG human-evaluation "
-        "sets of bench/subset.py; agreement for a metric with few levels such as pass/fail, the best on the "
-        "recorded-LLM sets of bench/subset_validation.py; diversity for a set with no metric)",
+        help="random, variance, agreement, consistency, diversity, irt, separation or combined (several methods' "
+        "orders averaged), with arguments, e.g. variance:metric=BLEU_4 or combined:methods=irt+diversity (default "
+        "auto: irt for a continuous metric, the best on the NLG human-evaluation sets of bench/subset.py; agreement "
+        "for a metric with few levels such as pass/fail, the best on the recorded-LLM sets of "
+        "bench/subset_validation.py; diversity for a set with no metric)",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(

@@ -5,7 +5,8 @@ systems' ranking on them matches the ranking on all items.
 Methods (one module each): metric variance, metric agreement (variance signed by whether the
 item orders systems as the rest of the set does), metric consistency (per item, or the whole subset
 balanced on the metric), output diversity, item response theory (2PL, Fisher information),
-rank separation (items that make the 2PL model's ranking of the systems most certain), random;
+rank separation (items that make the 2PL model's ranking of the systems most certain), random,
+several methods' orders averaged (combined);
 and cost-aware selection of any of them under a budget of item costs. Methods that order items
 by a utility keep the set's mix of items by which systems are on them (a set where systems
 vary item by item), so that no system is judged on an unusual share of items.
@@ -26,6 +27,7 @@ from budgetlab.core.spec import check_arguments
 from budgetlab.errors import InputError
 from budgetlab.evaluation._base import SubsetMethod
 from budgetlab.evaluation.subset._agreement import MetricAgreement, signed_variance
+from budgetlab.evaluation.subset._combined import CombinedRanks
 from budgetlab.evaluation.subset._consistency import MetricConsistency
 from budgetlab.evaluation.subset._cost import select_under_budget, utilities_from_order
 from budgetlab.evaluation.subset._data import Item, ItemSet, is_human_key, load_items, rank_agreement
@@ -38,6 +40,7 @@ from budgetlab.evaluation.subset._variance import MetricVariance
 
 __all__ = [
     "SUBSET_METHODS",
+    "CombinedRanks",
     "HeldOutChoice",
     "IRTInformation",
     "IRTParams",
@@ -74,6 +77,7 @@ SUBSET_METHODS: dict[str, Callable[..., SubsetMethod]] = {
     "diversity": OutputDiversity,
     "irt": IRTInformation,
     "separation": RankSeparation,
+    "combined": CombinedRanks,
 }
 
 
