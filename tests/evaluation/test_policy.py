@@ -186,3 +186,34 @@ def test_budgetlab_run_accepts_a_selection_policy(
     assert main(["select", "--run", "sel", "--store", store, "--algorithm", "ucbe", "--budget", "1.0", "--json"]) == 0
     chosen = json.loads(capsys.readouterr().out)
     assert chosen["evaluations"] == 100 and chosen["methods"] == 4
+
+
+def test_the_run_and_its_report_name_the_best_configuration(tmp_path: Path, counts: Path, capsys) -> None:
+    """``budgetlab run --policy ucbe`` ends by naming the configuration it found best, whether
+    the confidence test already tells it apart, and what to do when it does not."""
+    from budgetlab.cli._main import main
+
+    store = str(tmp_path / "cli.db")
+    common = ["--backend", f"replay:{counts}", "--policy", "ucbe", "--store", store, "--no-progress", "--name", "sel"]
+    assert main(["run", *common, "--budget", "samples=30"]) == 0
+    cut = capsys.readouterr().out
+    assert "best configuration (ucbe, 30 evaluations)" in " ".join(cut.split())
+    assert "raise the budget and run the same name again" in " ".join(cut.split())
+
+    assert main(["run", *common, "--budget", f"samples={4 * N_PROBLEMS}", "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)["best_arm"]
+    assert best["algorithm"] == "ucbe" and best["best"] == "best" and best["identified"] is True
+    assert best["evaluations"] < len(CONFIG_RATES) * N_PROBLEMS and not best["complete"]
+    assert best["means"]["best"] > max(v for k, v in best["means"].items() if k != "best")
+
+    assert main(["report", "sel", "--store", store]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "best configuration (ucbe" in text and ": best (mean evaluation" in text and "identified: better" in text
+
+
+def test_a_policy_that_is_not_best_arm_names_no_best_configuration(tmp_path: Path, counts: Path, capsys) -> None:
+    from budgetlab.cli._main import main
+
+    args = ["run", "--backend", f"replay:{counts}", "-k", "1", "--store", str(tmp_path / "f.db"), "--no-progress"]
+    assert main([*args, "--budget", "samples=20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["best_arm"] is None

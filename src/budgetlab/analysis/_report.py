@@ -142,6 +142,7 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
         "spec": info.spec.to_dict(),
         "savings": _savings(info.spec.policy, stopping, [n for c in finished.values() for n in c.values()],
                             cut_by_budget=(info.stopped_because or "").startswith("budget:")),
+        "best_arm": _best_arm(store, run, info, configs),
     }
 
 
@@ -189,14 +190,51 @@ def _unjudged_because(selector: Any, samples: list[Sample], picks: list[Any]) ->
     return f"no answer {selector.name} selected has a verdict"
 
 
-def _stopping(policy: str, args: dict[str, Any]) -> tuple[int, int] | None:
-    """(max_samples, min_samples) of a policy that stops each problem by itself, else None."""
+def _policy(policy: str, args: dict[str, Any]) -> Any:
+    """The run's policy, or None for one this version does not know (nothing to compare with)."""
     from budgetlab.errors import BudgetlabError
     from budgetlab.policies import make_policy
 
     try:
-        made = make_policy(policy, args)
-    except BudgetlabError:  # a policy this version does not know: nothing to compare with
+        return make_policy(policy, args)
+    except BudgetlabError:
+        return None
+
+
+def _best_arm(store: BaseStore, run: str, info: Any, configs: list[Any]) -> dict[str, Any] | None:
+    """For a best-arm policy (``--policy ucbe``, ``ucbe-lrf``, ``select-halving``, ...): the
+    configuration it names best from the run's samples, whether the paired test already tells
+    it apart from every other at its ``delta``, and each configuration's mean evaluation."""
+    from budgetlab.core.view import RunView
+    from budgetlab.evaluation import identified
+
+    made = _policy(info.spec.policy, dict(info.spec.policy_args))
+    if made is None or not callable(getattr(made, "observations", None)) or not hasattr(made, "algorithm"):
+        return None
+    view = RunView(store.problems(run), configs, store.samples(run), info.spec.budget)
+    obs = made.observations(view)
+    if obs.used == 0:
+        return None
+    arm = int(made.algorithm.recommend(obs))
+    means = obs.arm_means()
+    return {
+        "algorithm": made.name,
+        "best": configs[arm].name,
+        "delta": made.delta,
+        "identified": made.delta is not None and identified(obs, arm, made.delta),
+        "evaluations": int(obs.used),
+        # Every (problem, configuration) pair drew all its passes: more budget buys nothing here.
+        "complete": bool(obs.used >= int(obs.capacity.sum())),
+        "passes": int(obs.passes),
+        "means": {c.name: (None if np.isnan(m) else float(m)) for c, m in zip(configs, means)},
+        "evaluations_per_config": {c.name: int(n) for c, n in zip(configs, obs.arm_counts)},
+    }
+
+
+def _stopping(policy: str, args: dict[str, Any]) -> tuple[int, int] | None:
+    """(max_samples, min_samples) of a policy that stops each problem by itself, else None."""
+    made = _policy(policy, args)
+    if made is None:
         return None
     cap = getattr(made, "max_samples", None)
     if not isinstance(cap, int) or cap < 1:

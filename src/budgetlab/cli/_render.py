@@ -64,6 +64,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     if report.get("budget_curves"):
         print_budget_curves(console, report["budget_curves"])
     _print_selection(console, report)
+    _print_best_arm(console, report.get("best_arm"))
     spent = report["spent"]
     console.print(
         f"spent: {plural(spent['samples'], 'sample')}, {plural(spent['tokens'], 'token')}, ${spent['dollars']:.4f}, "
@@ -114,6 +115,30 @@ def _print_selection(console: Console, report: dict[str, Any]) -> None:
             f"{100 * saved['saved']:.0f}% saved{cut}",
             highlight=False,
         )
+
+
+def _print_best_arm(console: Console, best: dict[str, Any] | None) -> None:
+    """What a best-arm policy (--policy ucbe, ...) names best, and how sure it is."""
+    if not best:
+        return
+    mean = best["means"].get(best["best"])
+    shown = f" (mean evaluation {mean:.3f} over {best['evaluations_per_config'][best['best']]:,})" if mean is not None else ""
+    if best["identified"]:
+        sure = f"identified: better than every other configuration with confidence {1 - best['delta']:.0%}"
+    elif best["delta"] is None:
+        sure = "its algorithm's choice (no confidence test: delta=none)"
+    elif best.get("complete"):
+        sure = (f"every (problem, configuration) pair evaluated (passes={best['passes']}), and the lead is within "
+                f"noise at confidence {1 - best['delta']:.0%}; more samples per pair: --policy "
+                f"{best['algorithm']}:passes={best['passes'] + 1}")  # fmt: skip
+    else:
+        sure = (f"not yet told apart from every other configuration with confidence {1 - best['delta']:.0%}; "
+                "raise the budget and run the same name again to continue")  # fmt: skip
+    console.print(
+        f"[bold]best configuration ({best['algorithm']}, {plural(best['evaluations'], 'evaluation')}): {best['best']}[/]"
+        f"{shown} · {sure}",
+        highlight=False,
+    )
 
 
 # Left out in this order when the terminal is too narrow for every column (--json has them all);
