@@ -18,7 +18,7 @@ import numpy as np
 from budgetlab.analysis._curves import default_ks, pass_at_k_with_ci
 from budgetlab.analysis._scaling import extrapolate_coverage
 from budgetlab.analysis._store_arg import StoreLike, reading
-from budgetlab.core import SampleState
+from budgetlab.core import SampleState, with_distinct_names
 from budgetlab.stores import BaseStore
 
 __all__ = ["budget_curves"]
@@ -69,7 +69,7 @@ def budget_curves(
 def _budget_curves(
     store: BaseStore, run: str, *, method: str, horizon: int, n_boot: int, alpha: float, seed: int
 ) -> dict[str, Any]:
-    configs = store.configs(run)
+    configs = with_distinct_names(store.configs(run))
     counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     spend: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # samples, tokens, dollars
     for s in store.samples(run, [SampleState.DONE, SampleState.FAILED]):

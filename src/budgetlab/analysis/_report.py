@@ -15,7 +15,7 @@ from budgetlab.analysis._curves import bootstrap_ci, default_ks
 from budgetlab.analysis._majority import maj_at_k
 from budgetlab.analysis._passk import pass_at_k_many
 from budgetlab.analysis._store_arg import StoreLike, reading
-from budgetlab.core import Sample, SampleState
+from budgetlab.core import Sample, SampleState, with_distinct_names
 from budgetlab.stores import BaseStore
 
 __all__ = ["build_report"]
@@ -61,7 +61,7 @@ def build_report(store: StoreLike, run: str, *, n_boot: int = 1000, seed: int = 
 
 def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selector: Any) -> dict[str, Any]:
     info = store.get_run(run)
-    configs = store.configs(run)
+    configs = with_distinct_names(store.configs(run))  # runs stored before names were kept apart
     by_config: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
     answered: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))  # every done sample
     finished: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

@@ -11,6 +11,7 @@ from budgetlab.core.types import (
     Verdict,
     content_id,
     derive_seed,
+    with_distinct_names,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "Verdict",
     "content_id",
     "derive_seed",
+    "with_distinct_names",
 ]

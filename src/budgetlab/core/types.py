@@ -6,8 +6,8 @@ import enum
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from budgetlab.core.budget import Spend
@@ -22,6 +22,7 @@ __all__ = [
     "Verdict",
     "derive_seed",
     "content_id",
+    "with_distinct_names",
 ]
 
 
@@ -114,6 +115,37 @@ class SamplingConfig:
             template=data.get("template"),
             label=data.get("label"),
         )
+
+
+def with_distinct_names(configs: Sequence[SamplingConfig]) -> list[SamplingConfig]:
+    """``configs`` with a label for each one whose name another shares (the same model at two
+    temperatures): its name plus the parameters that set it apart, e.g. ``smollm2
+    temperature=0.2``, so that reports never merge two configurations under one name. Labels
+    are not part of a configuration's id: a run resumes whatever its configurations are called."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(c.name, []).append(i)
+    out = list(configs)
+    for name, members in groups.items():
+        if len(members) < 2:
+            continue
+        keys = sorted({k for i in members for k in configs[i].params})
+        differing = [k for k in keys if len({repr(configs[i].params.get(k)) for i in members}) > 1]
+        for n, i in enumerate(members, 1):
+            c = configs[i]
+            parts = [f"{k}={c.params[k]}" if k in c.params else f"no {k}" for k in differing]
+            if len({configs[j].backend for j in members}) > 1:
+                parts.insert(0, f"backend={c.backend}")
+            label = " ".join([name, *parts]) if parts else f"{name} #{n}"  # e.g. only the prompt template differs
+            out[i] = replace(c, label=label)
+    names = [c.name for c in out]
+    if len(set(names)) < len(names):  # a label built above met a given one: number every duplicate
+        seen: dict[str, int] = {}
+        for i, c in enumerate(out):
+            seen[c.name] = seen.get(c.name, 0) + 1
+            if names.count(c.name) > 1:
+                out[i] = replace(c, label=f"{c.name} #{seen[c.name]}")
+    return out
 
 
 class SampleState(str, enum.Enum):

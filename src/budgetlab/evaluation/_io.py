@@ -286,11 +286,11 @@ def load_run_matrix(store: Any, run: str) -> ScoreMatrix:
     URL): a cell's score is the mean of its done samples' scores (else correctness); a pair with
     none is missing."""
     from budgetlab.analysis._store_arg import reading
-    from budgetlab.core.types import SampleState
+    from budgetlab.core.types import SampleState, with_distinct_names
 
     with reading(store, "load_run_matrix") as st:
         st.get_run(run)
-        names = {c.id: c.name for c in st.configs(run)}
+        names = {c.id: c.name for c in with_distinct_names(st.configs(run))}
         sums: dict[tuple[str, str], list[float]] = {}
         for s in st.samples(run, [SampleState.DONE]):
             value = s.score if s.score is not None else (None if s.correct is None else float(s.correct))

@@ -31,7 +31,7 @@ from budgetlab.analysis import (
     maj_at_k_with_ci,
     pass_at_k_with_ci,
 )
-from budgetlab.core import Problem, Sample, SampleState, SamplingConfig
+from budgetlab.core import Problem, Sample, SampleState, SamplingConfig, with_distinct_names
 from budgetlab.errors import InputError
 
 __all__ = ["Forecast", "ForecastRow", "Scenario", "parse_scenarios", "predict"]
@@ -190,6 +190,7 @@ def predict(
 ) -> Forecast:
     """The forecast of ``run`` from its samples on the ``pilot`` problems (see the module doc).
     ``untimed``: why there is no ``throughput``, for the note that says so."""
+    configs = with_distinct_names(configs)
     pilot_set = set(pilot)
     sizes = {p.id: _prompt_size(p) for p in problems}
     by_pair: dict[tuple[str, str], list[Sample]] = defaultdict(list)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from budgetlab.backends import Backend, canonical_backend, make_backend
-from budgetlab.core import Budget, Problem, SamplingConfig, Spend
+from budgetlab.core import Budget, Problem, SamplingConfig, Spend, with_distinct_names
 from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunInfo, RunSpec
 from budgetlab.errors import InputError, UnpricedModelWarning
@@ -53,7 +53,7 @@ def resume_or_create(
         if not configs:
             raise InputError(f"run {spec.name!r} has no sampling configurations; give at least one")
         _check(backend, problems, configs, spec.budget)
-        return store.create_run(spec, problems, configs), backend
+        return store.create_run(spec, problems, with_distinct_names(configs)), backend
     stored = existing.spec
     for field in ("backend", "policy", "policy_args", "verifier", "seed"):
         asked, have = getattr(spec, field), getattr(stored, field)
