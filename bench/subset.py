@@ -119,6 +119,8 @@ OURS = {
     "separation": ("separation", {}, False),
     "combined": ("combined", {}, False),  # irt and diversity, places averaged (added after round 3)
 }
+#: budgetlab's methods that read the outputs' texts.
+NEEDS_TEXT = frozenset({"diversity", "diversity-char", "combined"})
 #: budgetlab's one method for the headline: chosen on other data by bench/subset_validation.py's
 #: pre-registered rule, never on these sets; that script says whether it still agrees.
 DECLARED = "agreement"
@@ -231,9 +233,10 @@ def evaluate_set(
     baseline = [[rank_agreement(human, np.random.default_rng(seed).permutation(n)[: _k(n, size)]) for size in SIZES]
                 for seed in range(args.random_seeds)]  # fmt: skip
     out["budgetlab"]["random"] = np.mean(baseline, axis=0)
+    has_text = any(item.tgt for item in data.items)  # a set of scores alone (HANNA's file) has no outputs
     for label, (name, options, stochastic) in OURS.items():
         method = make_subset_method(name, options)
-        if hasattr(method, "metric") and not data.has_metric:  # the metric-based methods
+        if (hasattr(method, "metric") and not data.has_metric) or (label in NEEDS_TEXT and not has_text):
             out["budgetlab"][label] = None
             continue
         scores = []
@@ -247,7 +250,7 @@ def evaluate_set(
     if have_theirs:
         items = _their_format(data)
         for label, (key, kwargs, needs_metric, stochastic) in THEIRS.items():
-            if needs_metric and not data.has_metric:
+            if (needs_metric and not data.has_metric) or (key == "diversity" and not has_text):
                 out["subset2evaluate"][label] = None
                 continue
             if key == "pyirt_fic" and irt_problem:

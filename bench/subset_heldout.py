@@ -30,10 +30,37 @@ Pre-registered (this file was committed before its first run on REALSumm):
   subset2evaluate's best method, chosen after the fact on these sets (random included), at
   every size (10/25/50%), on Spearman and on Kendall. Reported whatever it says.
 
+Round 4 (``--hanna FILE``; pre-registered: this text and the HANNA reader were committed before
+their first run on HANNA). Data: HANNA (Chhun et al., COLING 2022 and TACL 2024, "Of Human
+Criteria and Automatic Metrics" / "Do Language Models Enjoy Their Own Stories?"; MIT license),
+``hanna_metric_scores_llm.csv`` from github.com/dig-team/hanna-benchmark-asg: 96 WritingPrompts
+prompts, stories of 10 generation systems, each rated by 3 crowd workers on 6 criteria, and 72
+automatic metrics. Round 3 taught that output diversity can beat every metric-based method;
+HANNA's file has no story texts, so round 4 tests the metric-based methods only (diversity of
+neither library can run), on data no one here has looked at beyond the file's header and first
+row.
+
+* Sets: one per criterion (``hanna_relevance``, ``_coherence``, ``_empathy``, ``_surprise``,
+  ``_engagement``, ``_complexity``), 96 items x 10 systems; the human score is the criterion's
+  mean over the 3 raters. The "Human" row (the human-written stories) is left out: its
+  reference-based metrics compare a story with itself (BLEU 100).
+* Cheap score: ``auto`` (the mean of the standardized metrics, as everywhere) over the file's
+  automatic metrics (the columns from BLEU to BARTScore-SP), less the 10 text statistics with no
+  "higher is better" direction (Coverage, Density, Compression, Text length, Novelty-1/2/3,
+  Repetition-1/2/3), with the distances (BaryScore-*, DepthScore, InfoLM-*FisherRao) negated.
+  The LLM raters' columns are not used.
+* Declared: ``irt``, what ``budgetlab subset --method auto`` uses for a continuous metric.
+* Each set in full and on 2 random 75% samples (``--resamples 2``, seeds 7000 + r; fewer than
+  round 3 because six sets with subset2evaluate's IRT take long); per set the mean over its 3
+  instances; the headline is the mean over the six sets. Target as in round 3: the declared
+  method beats subset2evaluate's best (after the fact, random included) at every size, on
+  Spearman and on Kendall. Reported whatever it says.
+
 Usage::
 
     python bench/subset_heldout.py --realsumm REALSumm          # table (about 10 minutes)
     python bench/subset_heldout.py --realsumm REALSumm --json   # then one JSON object, last
+    python bench/subset_heldout.py --hanna hanna_metric_scores_llm.csv --resamples 2 [--json]   # round 4
 """
 
 from __future__ import annotations
@@ -93,18 +120,66 @@ def load_realsumm(path: Path, name: str) -> ItemSet:
     return ItemSet(items, name=name, human=HUMAN)
 
 
-def _instances(data: ItemSet, resamples: int) -> list[ItemSet]:
+HANNA_CRITERIA = ("Relevance", "Coherence", "Empathy", "Surprise", "Engagement", "Complexity")
+#: Text statistics with no "higher is better" direction: not metrics of quality.
+HANNA_STATISTICS = ("Coverage", "Density", "Compression", "Text length", "Novelty-", "Repetition-")
+#: Distances between the story and the reference: lower is better.
+HANNA_DISTANCES = ("BaryScore", "DepthScore", "FisherRao")
+
+
+def _hanna_metric(column: str) -> str | None:
+    """The metric's name for a HANNA column (its family marks stripped), negated distances
+    prefixed ``neg``; None for a column that is not a metric used here."""
+    name = column.rsplit(" ", 1)[0]  # every metric column ends in its family's marks, e.g. "BLEU Ξ§"
+    if name.startswith(HANNA_STATISTICS):
+        return None
+    return f"neg {name}" if any(d in name for d in HANNA_DISTANCES) else name
+
+
+def load_hanna(path: Path) -> list[ItemSet]:
+    """One set per criterion (see the module docstring, round 4)."""
+    import ast
+    import csv
+
+    csv.field_size_limit(1 << 30)
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], [r for r in rows[1:] if r and r[0] != "Human"]
+    first, last = header.index("BLEU Ξ§"), header.index("BARTScore-SP ¤Δ")
+    metrics = {j: _hanna_metric(header[j]) for j in range(first, last + 1)}
+    metrics = {j: m for j, m in metrics.items() if m is not None}
+    values = {(r[0], j): ast.literal_eval(r[j]) for r in body for j in [*metrics, *(header.index(c) for c in HANNA_CRITERIA)]}
+    systems = [r[0] for r in body]
+    n_items = len(values[(systems[0], first)])
+    sets = []
+    for criterion in HANNA_CRITERIA:
+        c = header.index(criterion)
+        key = f"human_{criterion.lower()}"
+        items = []
+        for i in range(n_items):
+            scores = {}
+            for s in systems:
+                negate = {j: m.startswith("neg ") for j, m in metrics.items()}
+                scores[s] = {m: (-1 if negate[j] else 1) * float(values[(s, j)][i]) for j, m in metrics.items()}
+                scores[s][key] = float(values[(s, c)][i])
+            items.append(Item(id=str(i), scores=scores))
+        sets.append(ItemSet(items, name=f"hanna_{criterion.lower()}", human=key))
+    return sets
+
+
+def _instances(data: ItemSet, resamples: int, human: str = HUMAN) -> list[ItemSet]:
     out = [data]
     for r in range(resamples):
         rng = np.random.default_rng(RESAMPLE_SEED + r)
         keep = np.sort(rng.choice(len(data), size=round(0.75 * len(data)), replace=False))
-        out.append(ItemSet([data.items[i] for i in keep], name=data.name, human=HUMAN))
+        out.append(ItemSet([data.items[i] for i in keep], name=data.name, human=human))
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--realsumm", type=Path, help="a clone of github.com/neulab/REALSumm")
+    parser.add_argument("--realsumm", type=Path, help="a clone of github.com/neulab/REALSumm (round 3)")
+    parser.add_argument("--hanna", type=Path, help="hanna_metric_scores_llm.csv of github.com/dig-team/hanna-benchmark-asg (round 4)")
     parser.add_argument("--resamples", type=int, default=5, help="75%% samples of each set besides the full set (default 5)")
     parser.add_argument("--seeds", type=int, default=10, help="seeds for stochastic methods (default 10, as bench/subset.py)")
     parser.add_argument("--random-seeds", type=int, default=100, help="seeds for the random baselines (default 100)")
@@ -112,6 +187,15 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()
 
+    if args.hanna is not None:
+        if not args.hanna.is_file():
+            print(f"SKIPPED: no HANNA score file at {args.hanna}; get hanna_metric_scores_llm.csv from "
+                  "github.com/dig-team/hanna-benchmark-asg", file=sys.stderr)  # fmt: skip
+            if args.json:
+                print(json.dumps({"skipped": "HANNA not given", "target_met": {}}))
+            return 0
+        loaded = {d.name: d for d in load_hanna(args.hanna)}
+        return _compare(loaded, args, "HANNA, held out (round 4)")
     folder = args.realsumm / "scores_dicts" if args.realsumm else None
     if folder is None or not all((folder / f).exists() for f in SETS.values()):
         where = f"under {folder}" if folder else "given"
@@ -120,6 +204,11 @@ def main() -> int:
         if args.json:
             print(json.dumps({"skipped": "REALSumm not given", "target_met": {}}))
         return 0
+    return _compare({name: load_realsumm(folder / file, name) for name, file in SETS.items()}, args,
+                    "REALSumm, held out (round 3)")  # fmt: skip
+
+
+def _compare(loaded: dict[str, ItemSet], args: argparse.Namespace, title: str) -> int:
     try:
         import subset2evaluate  # noqa: F401
     except ImportError:
@@ -129,11 +218,10 @@ def main() -> int:
     notes: list[str] = [f"subset2evaluate pyirt_fic not run: {irt_problem}"] if irt_problem else []
 
     per_set: dict[str, dict[str, dict[str, np.ndarray]]] = {"budgetlab": {}, "subset2evaluate": {}}
-    for name, file in SETS.items():
+    for name, data in loaded.items():
         started = time.perf_counter()
-        data = load_realsumm(folder / file, name)
         runs: dict[str, dict[str, list[np.ndarray]]] = {"budgetlab": {}, "subset2evaluate": {}}
-        for instance in _instances(data, args.resamples):
+        for instance in _instances(data, args.resamples, data.human_keys[0]):
             for side, methods in evaluate_set(instance, args, True, irt_problem, notes).items():
                 for label, value in methods.items():
                     if value is not None:
@@ -145,13 +233,13 @@ def main() -> int:
         print(f"{name}: {len(data)} items x {len(data.systems)} systems, {args.resamples + 1} instances, "
               f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
 
-    sets = list(SETS)
+    sets = list(loaded)
     means = {
         side: {label: np.mean([by_set[s] for s in sets], axis=0) for label, by_set in methods.items() if set(by_set) == set(sets)}
         for side, methods in per_set.items()
     }
     sizes = " / ".join(f"{int(100 * s)}%" for s in SIZES)
-    print(f"REALSumm, held out (round 3). Mean over {', '.join(sets)}, each the full set and {args.resamples} "
+    print(f"{title}. Mean over {', '.join(sets)}, each the full set and {args.resamples} "
           f"random 75% samples (Spearman / Kendall at {sizes}):")  # fmt: skip
     for side in ("budgetlab", "subset2evaluate"):
         for label, m in means[side].items():

@@ -139,3 +139,22 @@ def test_the_held_out_subset_bench_reads_plain_score_files_and_refuses_code(tmp_
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps({1: Payload()}))
     with pytest.raises(pickle.UnpicklingError, match="refused"):
         heldout.load_realsumm(tmp_path / "evil.pkl", "evil")
+
+
+def test_the_held_out_subset_bench_reads_hanna_one_set_per_criterion(tmp_path: Path) -> None:
+    heldout = load("subset_heldout")
+    criteria = list(heldout.HANNA_CRITERIA)
+    metrics = ["BLEU Ξ§", "Text length ¤§", "BaryScore-W Ξε", "BARTScore-SP ¤Δ"]
+    rows = [["Model", *criteria, *metrics, "Human 1 RE"]]
+    for j, system in enumerate(("Human", "A", "B")):
+        rows.append([system, *(str([j + 1.0, j + 2.0]) for _ in criteria), *(str([10.0 * j, 5.0]) for _ in metrics), "[1, 2]"])
+    path = tmp_path / "hanna.csv"
+    path.write_text("\n".join(",".join(f'"{c}"' for c in r) for r in rows) + "\n", encoding="utf-8")
+    sets = heldout.load_hanna(path)
+    assert [s.name for s in sets] == [f"hanna_{c.lower()}" for c in criteria]
+    first = sets[0]
+    assert first.systems == ("A", "B") and len(first) == 2  # the human-written stories are left out
+    assert first.human_keys == ("human_relevance",)
+    # Text statistics are dropped, distances negated, and the raters' columns never read as metrics.
+    assert first.metric_keys == ("BLEU", "neg BaryScore-W", "BARTScore-SP")
+    assert first.items[0].scores["B"]["neg BaryScore-W"] == -20.0 and first.items[1].scores["A"]["human_relevance"] == 3.0
