@@ -37,7 +37,8 @@ def build_report(store: StoreLike, run: str, *, n_boot: int = 1000, seed: int = 
     verdict (``correct`` unknown) and failed samples are left out; maj@k is reported only for
     configurations whose samples carry answers.
 
-    ``empty`` (per configuration): done samples whose text is empty (the model stopped at once;
+    ``model``, ``params`` and ``template`` (per configuration): the configuration itself, which
+    its name may only abbreviate. ``empty``: done samples whose text is empty (the model stopped at once;
     often a stop string or chat setting that does not suit the prompt). ``accuracy``: the chance that one sample is right, averaged over problems
     (each problem counts once, however many samples it drew; under a stopping policy, from the
     samples drawn before any stop, as ``adaptive`` pass@1). ``selection``: the accuracy of the answer ``selector`` settles on for
@@ -87,6 +88,10 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
         per_problem = list(by_config[config.id].values())
         entry: dict[str, Any] = {
             "id": config.id,
+            # What sets it apart, for names that cannot say it all (two prompt templates: "m #1", "m #2").
+            "model": config.model,
+            "params": dict(config.params),
+            "template": config.template,
             "samples": sum(len(v) for v in per_problem),
             "failed": failed.get(config.id, 0),
             "empty": empty.get(config.id, 0),

@@ -34,15 +34,39 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     ks = _shown_ks(sorted({int(k) for c in report["configs"].values() for k in c["pass_at_k"]}))
     maj_ks = [k for k in ks if k != 1]
     rows = []
+    total = report.get("problems", 0)
+    partial: dict[str, str] = {}  # configuration -> the problems its starred values cover, e.g. "105 (k=1), 42 (k=8)"
+
+    def cell(entry: dict[str, Any], metric: str, k: int) -> str:
+        value = entry[metric].get(str(k))
+        n = entry.get("n_problems", {}).get(str(k))
+        return _pct(value) + ("*" if value is not None and n is not None and n < total else "")
+
     for name, entry in report["configs"].items():
-        passes = [_pct(entry["pass_at_k"].get(str(k))) for k in ks]
-        majs = [_pct(entry["maj_at_k"].get(str(k))) for k in maj_ks]
+        passes = [cell(entry, "pass_at_k", k) for k in ks]
+        majs = [cell(entry, "maj_at_k", k) for k in maj_ks]
         rows.append([name, f"{entry['samples']:,}", *passes, *majs])
+        counts = entry.get("n_problems", {})
+        short = [(k, counts[str(k)]) for k in ks if entry["pass_at_k"].get(str(k)) is not None and counts.get(str(k), total) < total]
+        if len({n for _, n in short}) == 1:
+            partial[name] = f"{short[0][1]:,}"
+        elif short:
+            partial[name] = ", ".join(f"{n:,} (k={k})" for k, n in short)
     headers = ["samples", *(f"pass@{k}" for k in ks), *(f"maj@{k}" for k in maj_ks)]
     title = f"run {report['run']} · {plural(report['samples'], 'sample')} · {report['state']}"
     for table in fitted_tables(console, (title, f"{title}, continued"), ["configuration"], headers, rows):
         console.print(table)
     console.print("% of problems solved (pass@k: any of k samples correct; maj@k: majority answer correct); intervals and every k: --json", style="dim")
+    if partial:
+        # A policy that stops or skips problems (esc, planner, ...), the budget or failures left some problems
+        # without k samples: those values cover other problems than the rest of the table.
+        which = "; ".join(f"{name} over {counts}" for name, counts in partial.items())
+        console.print(
+            f"* over only some of the run's {total:,} problems, those with k samples of that configuration (a policy, "
+            f"the budget or failures left out the rest); values over different problems do not compare: {which}; "
+            "counts per k: --json n_problems",
+            style="dim", highlight=False,
+        )
     for name, entry in report["configs"].items():
         if entry.get("empty") and entry["empty"] * 4 >= max(entry.get("samples", 0), 1):  # a quarter or more: a set-up problem
             console.print(

@@ -230,13 +230,18 @@ def predict(
         verdicts[c.name] = (ns, cs, votes)
     pilot_k = min((min(v[0]) for v in verdicts.values() if v[0]), default=0)
 
+    notes = []
+    per_round = {"samples": float(pairs), "tokens": tok_per_round[0], "dollars": usd_per_round[0]}
+    free = [sc for sc in scenarios if sc.limit is not None and sc.label.startswith("--budget ") and per_round[sc.limit[0]] <= 0]
+    for sc in free:  # the run's own --budget on a resource the pilot did not spend: it limits nothing
+        notes.append(f"the run's {sc.label} limits no k: the pilot's samples cost no {sc.limit[0]}")  # type: ignore[index]
+    scenarios = [sc for sc in scenarios if sc not in free]
     ks = [sc.k if sc.k is not None else _affordable_k(sc, pairs, tok_per_round[0], usd_per_round[0]) for sc in scenarios]
     coverage = _coverage(verdicts, sorted(set(ks)), method, n_boot, seed)
     rows = [
         _row(sc.label, k, pairs, tok_per_round, usd_per_round, throughput, coverage, pilot_k)
         for sc, k in zip(scenarios, ks)
     ]
-    notes = []
     if pilot_k and any(r.k > pilot_k for r in rows):
         notes.append(f"pass@k beyond k={pilot_k} (the pilot's samples per problem) is extrapolated with method {method}")
     if throughput is None:
