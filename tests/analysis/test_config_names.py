@@ -15,7 +15,7 @@ def test_configurations_sharing_a_name_are_labelled_by_what_sets_them_apart() ->
     plain = SamplingConfig("m", "openai", {"max_tokens": 8})
     other = SamplingConfig("n", "openai", {"temperature": 0.2})
     named = with_distinct_names([cold, hot, plain, other])
-    assert [c.name for c in named] == ["m temperature=0.2", "m temperature=1.0", "m no temperature", "n"]
+    assert [c.name for c in named] == ["m temperature=0.2", "m temperature=1.0", "m (defaults)", "n"]
     assert [c.id for c in named] == [c.id for c in (cold, hot, plain, other)]  # a run resumes by id
     assert named[3] is other
 
@@ -23,7 +23,16 @@ def test_configurations_sharing_a_name_are_labelled_by_what_sets_them_apart() ->
 def test_only_a_template_differs_or_a_given_label_collides() -> None:
     a = SamplingConfig("m", template="Q: {question}")
     b = SamplingConfig("m", template="{question}\nA:")
-    assert [c.name for c in with_distinct_names([a, b])] == ["m #1", "m #2"]
+    assert [c.name for c in with_distinct_names([a, b])] == ["m template='Q: {question}'", "m template='{question}\\nA:'"]
+    long = SamplingConfig("m", template="Answer the question below in one word: {question}")
+    assert [c.name for c in with_distinct_names([a, long])][1] == "m template='Answer the question...'"
+    # One configuration sets max_tokens, three others differ by template only: each is named by its own difference.
+    short = SamplingConfig("m", params={"max_tokens": 1})
+    names = [c.name for c in with_distinct_names([short, a, b])]
+    assert names == ["m max_tokens=1 no template", "m template='Q: {question}'", "m template='{question}\\nA:'"]
+    same = SamplingConfig("m", params={"seed_offset": 1}, template="x")
+    assert [c.name for c in with_distinct_names([same, SamplingConfig("m", params={"seed_offset": 1}, template="x", backend="b")])] == [
+        "m backend=replay", "m backend=b"]
     taken = SamplingConfig("x", label="m temperature=1")
     c = SamplingConfig("m", params={"temperature": 1})
     d = SamplingConfig("m", params={"temperature": 2})

@@ -271,7 +271,7 @@ def test_the_same_command_with_config_resumes_and_another_config_is_refused(caps
     assert drawn_now(out) == 0 and sample_rows(store) == 8
     name = json.loads(cli(capsys, "runs", "--store", store, "--json")[1])[0]["name"]
     rc, _, err = cli(capsys, "run", "--name", name, "--backend", f"replay:{samples}", "--config", "model=other", "--store", store)
-    assert rc == 2 and "exists with configuration(s) m, not other" in err and err.count("\n") == 1
+    assert rc == 2 and "exists with other configurations than those asked for (new: other; not asked for: m)" in err and err.count("\n") == 1
     # Resuming by name, the run's own backend reads --config: no need to say --backend again.
     rc, out, err = cli(capsys, "run", "--name", name, "--config", "model=m", "--no-progress", "--store", store)
     assert rc == 0 and drawn_now(out) == 0, err
@@ -441,12 +441,12 @@ BAD_INPUT: dict[str, Case] = {
         ["'p9'", "replay file"],
     ),
     "resume with conflicting --policy": lambda tmp, s: (
-        ["run", "--name", "tiny", "--policy", "fixed:k=8"],
-        ["'tiny'", "{'k': 4}", "{'k': 8}", "another --name"],
+        ["run", "--name", "tiny", "--policy", "esc"],
+        ["'tiny'", "policy='fixed', not 'esc'", "another --name"],
     ),
     "resume with conflicting -k": lambda tmp, s: (
         ["run", "--backend", f"replay:{s}", "--name", "tiny", "-k", "2"],
-        ["'tiny'", "{'k': 2}", "another --name"],
+        ["'tiny'", "fixed:k=4; k may only grow", "another --name"],
     ),
     "unknown configuration": lambda tmp, s: (
         ["run", "--backend", f"replay:{s}", "--configs", "m,zz", "--name", "new"],
@@ -454,7 +454,7 @@ BAD_INPUT: dict[str, Case] = {
     ),
     "another --config on an existing run": lambda tmp, s: (
         ["run", "--backend", f"replay:{s}", "--config", "model=other", "--name", "tiny"],
-        ["'tiny'", "not other", "--name"],
+        ["'tiny'", "new: other", "--name"],
     ),
     "new run without backend": lambda tmp, s: (
         ["run", "--name", "new"],

@@ -101,3 +101,13 @@ def test_report_json_says_what_each_configuration_is(tmp_path: Path, capsys: pyt
     entries = json.loads(out)["configs"]
     assert sorted(e["template"] for e in entries.values()) == ["Q: {prompt}", "{prompt}"]
     assert all(e["model"] == "m" and e["params"] == {} for e in entries.values())
+
+
+def test_configs_on_a_backend_that_lists_none_says_to_use_config(capsys: pytest.CaptureFixture[str]) -> None:
+    from budgetlab.testing.faulty_server import FaultyServer
+
+    with FaultyServer(models=["echo", "other"]) as server:
+        rc, _, err = _cli(capsys, "run", "--backend", f"openai:{server.url}", "--configs", "other", "--task", "arithmetic:n=2",
+                          "--store", ":memory:")  # fmt: skip
+    assert rc == 2 and err.count("\n") == 1
+    assert "offers no list of configurations to pick from with --configs; give each as --config model=other" in err

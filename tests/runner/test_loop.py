@@ -433,8 +433,11 @@ def test_run_api_creates_resumes_and_checks_options(tmp_path: Path) -> None:
         run("r", store=db)
     out = run("r", f"replay:{path}", store=db, policy="fixed", policy_args={"k": 2})
     assert out.state is RunState.DONE and out.drawn == 10
-    with pytest.raises(InputError, match="exists with policy_args"):
-        run("r", f"replay:{path}", store=db, policy="fixed", policy_args={"k": 3})
+    with pytest.raises(InputError, match="fixed does not take 'seed'"):
+        run("r", f"replay:{path}", store=db, policy="fixed", policy_args={"k": 2, "seed": 1})
+    run("stops", f"replay:{path}", store=db, policy="esc", policy_args={"window": 2, "max_samples": 4})
+    with pytest.raises(InputError, match="exists with policy_args"):  # only fixed's k may change on resume
+        run("stops", f"replay:{path}", store=db, policy="esc", policy_args={"window": 3, "max_samples": 4})
     with pytest.raises(InputError, match="concurrency must be at least 1"):
         run("r", store=db, concurrency=0)
     again = run("r", store=db)
@@ -445,10 +448,10 @@ def test_run_api_creates_resumes_and_checks_options(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"verifier exact compares each answer with its problem's reference, and none of the 5"):
         run("noref", f"replay:{path}", store=db, verifier="exact")
     with SQLiteStore(db) as store:
-        assert [r.name for r in store.list_runs()] == ["r"]  # the bad run was never created
+        assert [r.name for r in store.list_runs()] == ["r", "stops"]  # the bad run was never created
     # The same configurations asked for again resume the run; other ones are refused.
     assert run("r", store=db, configs=[SamplingConfig(model="cfg-a")]).drawn == 0
-    with pytest.raises(InputError, match=r"exists with configuration\(s\) cfg-a, not nope"):
+    with pytest.raises(InputError, match=r"exists with other configurations than those asked for \(new: nope; not asked for: cfg-a\)"):
         run("r", store=db, configs=[SamplingConfig(model="nope")])
 
 
@@ -479,8 +482,8 @@ def test_run_api_takes_a_policy_as_name_spec_or_instance_and_a_budget_as_text(tm
     db = str(tmp_path / "store.db")
     assert run("spec", f"replay:{path}", store=db, policy="fixed:k=2").drawn == 10
     assert run("spec", store=db, policy=FixedK(k=2)).drawn == 0  # the same policy, told another way
-    with pytest.raises(InputError, match="exists with policy_args"):
-        run("spec", store=db, policy="fixed:k=3")
+    with pytest.raises(InputError, match="has fixed:k=2; k may only grow"):
+        run("spec", store=db, policy="fixed:k=1")
     assert run("object", f"replay:{path}", store=Path(db), policy=FixedK(k=3), budget="samples=7").drawn == 7  # a Path too
     with SQLiteStore(db) as store:
         info = store.find_run("object")

@@ -86,3 +86,22 @@ def test_a_dollar_budget_on_a_model_without_a_price_is_refused(tmp_path: Path, m
         run("d", f"unpriced:{path}", store=db, budget="dollars=1")
     with pytest.warns(UnpricedModelWarning):  # without a dollar budget it is only worth a warning
         assert run("t", f"unpriced:{path}", store=db, budget="samples=2").drawn == 2
+
+
+def test_a_fixed_run_resumed_with_a_larger_k_draws_only_the_samples_k_adds(tmp_path: Path) -> None:
+    path = tmp_path / "recorded.jsonl"
+    write_replay(path, 3, ("cfg-a", "cfg-b"), per_pair=8)
+    db = str(tmp_path / "store.db")
+    assert run("r", f"replay:{path}", store=db, policy="fixed", policy_args={"k": 2}).drawn == 12
+    more = run("r", store=db, policy="fixed", policy_args={"k": 5})
+    assert more.drawn == 18  # 3 more for each of the 6 pairs; the first 2 are never drawn again
+    with open_store(db) as store:
+        assert store.get_run("r").spec.policy_args == {"k": 5}
+        per_pair = {}
+        for s in store.samples("r"):
+            per_pair.setdefault((s.problem, s.config), []).append(s.index)
+        assert all(sorted(v) == [0, 1, 2, 3, 4] for v in per_pair.values())
+    with pytest.raises(InputError, match=r"has fixed:k=5; k may only grow when a run resumes"):
+        run("r", store=db, policy="fixed", policy_args={"k": 3})
+    with pytest.raises(InputError, match=r"exists with policy='fixed', not 'esc'"):
+        run("r", store=db, policy="esc", policy_args={})

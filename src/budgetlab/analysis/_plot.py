@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,14 @@ def plot_coverage(
     path: str | os.PathLike[str],
     title: str = "Coverage vs. samples",
     maj_curves: Mapping[str, Mapping[int, EstimateLike]] | None = None,
+    partial: Mapping[str, Collection[int]] | None = None,
 ) -> Path:
     """Write a PNG of pass@k per configuration, optionally with maj@k, and return its path.
 
     A configuration present in both mappings keeps one colour so the two lines read as
-    a pair. Parent folders of ``path`` are created.
+    a pair. ``partial``: per configuration, the ks whose points cover fewer problems than the
+    others (a policy or the budget left the rest without k samples); they are drawn hollow and a
+    note says why. Parent folders of ``path`` are created.
     """
     # Figure + the Agg canvas directly, never pyplot: no global backend switch and no
     # figure registry, so this is safe in headless workers and threads.
@@ -51,22 +54,21 @@ def plot_coverage(
     colour = {name: palette[i % len(palette)] for i, name in enumerate(names)}
     all_ks: set[int] = set()
 
-    for name, curve in curves.items():
-        ks, points = _series(curve)
-        if not ks:
-            continue
-        value, lo, hi = zip(*points)
-        ax.plot(ks, value, marker="o", ms=3.5, color=colour[name], label=f"{name} pass@k")
-        ax.fill_between(ks, lo, hi, color=colour[name], alpha=0.18, linewidth=0)
-        all_ks.update(ks)
-    for name, curve in maj_curves.items():
-        ks, points = _series(curve)
-        if not ks:
-            continue
-        value, lo, hi = zip(*points)
-        ax.plot(ks, value, ls="--", marker="s", ms=3, color=colour[name], label=f"{name} maj@k")
-        ax.fill_between(ks, lo, hi, color=colour[name], alpha=0.08, linewidth=0)
-        all_ks.update(ks)
+    partial = partial or {}
+    for style, lines in (({"marker": "o", "ms": 3.5}, curves), ({"ls": "--", "marker": "s", "ms": 3}, maj_curves)):
+        for name, curve in lines.items():
+            ks, points = _series(curve)
+            if not ks:
+                continue
+            value, lo, hi = zip(*points)
+            label = f"{name} {'pass' if lines is curves else 'maj'}@k"
+            ax.plot(ks, value, color=colour[name], label=label, **style)
+            hollow = [i for i, k in enumerate(ks) if k in set(partial.get(name, ()))]
+            if hollow:
+                ax.plot([ks[i] for i in hollow], [value[i] for i in hollow], ls="none", marker=style["marker"],
+                        ms=style["ms"] + 2, mfc="white", color=colour[name])  # fmt: skip
+            ax.fill_between(ks, lo, hi, color=colour[name], alpha=0.18 if lines is curves else 0.08, linewidth=0)
+            all_ks.update(ks)
 
     ax.set_xscale("log", base=2)
     if all_ks:
@@ -80,7 +82,8 @@ def plot_coverage(
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.35)
     if curves or maj_curves:
-        ax.legend(loc="best", fontsize="small", frameon=True)
+        note = "hollow: over fewer problems\n(those with k samples)" if any(partial.values()) else None
+        ax.legend(loc="best", fontsize="small", frameon=True, title=note, title_fontsize="x-small")
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -209,6 +209,12 @@ def _select_configs(store, name: str, args: argparse.Namespace, backend_options)
         raise InputError("--configs needs --backend to list the configurations it offers")
     backend = make_backend(args.backend, backend_options)
     available = {c.name: c for c in backend.configs()} if hasattr(backend, "configs") else {}
+    if not available:  # a server lists models, not configurations: the user says which with --config
+        first = args.configs.split(",")[0].strip() or "NAME"
+        raise InputError(
+            f"backend {args.backend} offers no list of configurations to pick from with --configs; "
+            f"give each as --config model={first} (repeat --config for several, with parameters: model={first},temperature=0.7)"
+        )
     chosen = []
     for wanted in (c.strip() for c in args.configs.split(",") if c.strip()):
         if wanted not in available:
@@ -249,9 +255,16 @@ def _cmd_report(args: argparse.Namespace, console: Console) -> int:
 def _plot(report: dict, path: str) -> None:
     from budgetlab.analysis import plot_coverage
 
-    curves = {c: _curve(e, "pass_at_k") for c, e in report["configs"].items() if e["pass_at_k"]}
-    majs = {c: _curve(e, "maj_at_k") for c, e in report["configs"].items() if e["maj_at_k"]}
-    plot_coverage(curves, path, title=f"{report['run']}: pass@k (solid) and maj@k (dashed)", maj_curves=majs or None)
+    # A stopping policy's own estimates cover every problem; plain pass@k at a k only the harder
+    # problems reached would fall as k grows.
+    shown = {c: _settled(e["adaptive"]) if "adaptive" in e else e for c, e in report["configs"].items()}
+    curves = {c: _curve(e, "pass_at_k") for c, e in shown.items() if e["pass_at_k"]}
+    majs = {c: _curve(e, "maj_at_k") for c, e in shown.items() if e["maj_at_k"]}
+    total = report.get("problems", 0)
+    partial = {c: {int(k) for k, n in e.get("n_problems", {}).items() if n < total}
+               for c, e in report["configs"].items() if "adaptive" not in e}  # fmt: skip
+    plot_coverage(curves, path, title=f"{report['run']}: pass@k (solid) and maj@k (dashed)", maj_curves=majs or None,
+                  partial=partial)  # fmt: skip
 
 
 def _plot_budget(run: str, curves: dict, path: str) -> None:
@@ -262,10 +275,21 @@ def _plot_budget(run: str, curves: dict, path: str) -> None:
     plot_budget_curves(curves, stem.with_name(stem.stem + "-budget.png"), stem.with_name(stem.stem + "-frontier.png"), title=run)
 
 
+def _settled(adaptive: dict) -> dict:
+    """A stopping policy's estimates at the ks every problem's samples settle (beyond them the
+    report gives only bounds)."""
+    out = {"pass_at_k": {}, "maj_at_k": {}, "ci": adaptive["ci"]}
+    for metric in ("pass_at_k", "maj_at_k"):
+        unsettled = adaptive["undetermined"].get(metric, {})
+        out[metric] = {k: v for k, v in adaptive[metric].items() if not unsettled.get(k)}
+    return out
+
+
 def _curve(entry: dict, metric: str) -> dict[int, dict[str, float]]:
     return {
         int(k): {"value": v, "lo": entry["ci"][metric][k][0], "hi": entry["ci"][metric][k][1]}
         for k, v in entry[metric].items()
+        if v is not None and entry["ci"][metric].get(k) is not None  # an adaptive estimate no problem reached
     }
 
 

@@ -119,33 +119,47 @@ class SamplingConfig:
 
 def with_distinct_names(configs: Sequence[SamplingConfig]) -> list[SamplingConfig]:
     """``configs`` with a label for each one whose name another shares (the same model at two
-    temperatures): its name plus the parameters that set it apart, e.g. ``smollm2
-    temperature=0.2``, so that reports never merge two configurations under one name. Labels
-    are not part of a configuration's id: a run resumes whatever its configurations are called."""
+    temperatures, or with two prompt templates): its name plus what sets it apart, e.g.
+    ``smollm2 temperature=0.2`` or ``smollm2 template='Q: {question}'``, so that reports never
+    merge two configurations under one name. Labels are not part of a configuration's id: a run
+    resumes whatever its configurations are called."""
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(configs):
         groups.setdefault(c.name, []).append(i)
     out = list(configs)
     for name, members in groups.items():
-        if len(members) < 2:
-            continue
-        keys = sorted({k for i in members for k in configs[i].params})
-        differing = [k for k in keys if len({repr(configs[i].params.get(k)) for i in members}) > 1]
-        for n, i in enumerate(members, 1):
-            c = configs[i]
-            parts = [f"{k}={c.params[k]}" if k in c.params else f"no {k}" for k in differing]
-            if len({configs[j].backend for j in members}) > 1:
-                parts.insert(0, f"backend={c.backend}")
-            label = " ".join([name, *parts]) if parts else f"{name} #{n}"  # e.g. only the prompt template differs
-            out[i] = replace(c, label=label)
+        if len(members) > 1:
+            for i, label in zip(members, _labels_apart(name, [configs[i] for i in members])):
+                out[i] = replace(configs[i], label=label)
     names = [c.name for c in out]
-    if len(set(names)) < len(names):  # a label built above met a given one: number every duplicate
+    if len(set(names)) < len(names):  # still alike (or a label built above met a given one): number them
         seen: dict[str, int] = {}
         for i, c in enumerate(out):
-            seen[c.name] = seen.get(c.name, 0) + 1
             if names.count(c.name) > 1:
+                seen[c.name] = seen.get(c.name, 0) + 1
                 out[i] = replace(c, label=f"{c.name} #{seen[c.name]}")
     return out
+
+
+def _labels_apart(name: str, group: Sequence[SamplingConfig]) -> list[str]:
+    """Each configuration's name plus what it sets that the others in ``group`` set otherwise:
+    its backend, its parameters (those it leaves at their defaults are not named) and its prompt
+    template (shortened)."""
+    keys = sorted({k for c in group for k in c.params})
+    differing = [k for k in keys if len({repr(c.params.get(k)) for c in group}) > 1]
+    labels = []
+    for c in group:
+        parts = [f"backend={c.backend}"] if len({g.backend for g in group}) > 1 else []
+        parts += [f"{k}={c.params[k]}" for k in differing if k in c.params]
+        if len({g.template for g in group}) > 1:
+            parts.append("no template" if c.template is None else f"template={_short(c.template)}")
+        labels.append(" ".join([name, *parts]) if parts else f"{name} (defaults)")
+    return labels
+
+
+def _short(text: str, width: int = 24) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= width else shown[: width - 4] + "...'"
 
 
 class SampleState(str, enum.Enum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from budgetlab.core.view import RunView
 from budgetlab.errors import InputError
@@ -17,6 +18,9 @@ class FixedK:
 
     k: int = 8
     name: str = "fixed"
+    #: Arguments a run may raise when it resumes: a larger k draws the samples k adds, with the
+    #: seeds they would have had, and pays nothing again for those already drawn.
+    resumable_args: ClassVar[frozenset[str]] = frozenset({"k"})
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:

@@ -55,9 +55,12 @@ def resume_or_create(
         _check(backend, problems, configs, spec.budget)
         return store.create_run(spec, problems, with_distinct_names(configs)), backend
     stored = existing.spec
+    changes: dict[str, Any] = {}
+    if "policy_args" in explicit and _policy_args_may_change(spec, stored):
+        changes["policy_args"] = dict(spec.policy_args)
     for field in ("backend", "policy", "policy_args", "verifier", "seed"):
         asked, have = getattr(spec, field), getattr(stored, field)
-        if field in explicit and asked != have:
+        if field in explicit and asked != have and field not in changes:
             raise InputError(
                 f"run {spec.name!r} exists with {field}={have!r}, not {asked!r}; "
                 "resume it without that option, or start a new run with another --name"
@@ -68,7 +71,6 @@ def resume_or_create(
         _check_same_configs(spec.name, store.configs(spec.name), configs)
     if problems is not None:
         _check_same_problems(spec.name, store.problems(spec.name), problems)
-    changes: dict[str, Any] = {}
     if "backend_args" in explicit:
         transport = {k: v for k, v in spec.backend_args.items() if k in RESUMABLE_BACKEND_OPTIONS}
         merged = {**stored.backend_args, **transport}
@@ -84,6 +86,27 @@ def resume_or_create(
         store.update_spec(dataclasses.replace(stored, **changes))
         existing = store.get_run(spec.name)
     return existing, backend
+
+
+def _policy_args_may_change(spec: RunSpec, stored: RunSpec) -> bool:
+    """Whether the policy's arguments asked for differ from the stored ones only in those the
+    policy lets a run change on resume (``fixed``'s k: ``-k 8`` after ``-k 4`` draws 4 more)."""
+    if spec.policy != stored.policy or spec.policy_args == stored.policy_args:
+        return False
+    keys = set(spec.policy_args) | set(stored.policy_args)
+    changed = {k for k in keys if spec.policy_args.get(k) != stored.policy_args.get(k)}
+    asked = make_policy(spec.policy, spec.policy_args)  # a bad value is refused here, with its fix
+    if not changed <= getattr(asked, "resumable_args", frozenset()):
+        return False
+    shrunk = sorted(k for k in changed if k in stored.policy_args and spec.policy_args.get(k, 0) < stored.policy_args[k])
+    if shrunk:
+        k = shrunk[0]
+        raise InputError(
+            f"run {spec.name!r} has {stored.policy}:{k}={stored.policy_args[k]}; {k} may only grow when a run resumes "
+            f"(samples drawn stay drawn; report gives pass@k for every smaller k), so give {k} >= {stored.policy_args[k]} "
+            "or start a new run with another --name"
+        )
+    return True
 
 
 # Backend options that say how to reach or wait for a backend (or how hard to drive it), never
@@ -161,10 +184,15 @@ def _check_same_configs(name: str, stored: Sequence[SamplingConfig], asked: Sequ
     since the run's samples and budget belong to the ones it started with."""
     if {c.id for c in asked} == {c.id for c in stored}:
         return
-    have = "; ".join(_describe(c) for c in stored)
-    want = "; ".join(_describe(c) for c in asked)
+    stored_ids = {c.id for c in stored}
+    asked_ids = {c.id for c in asked}
+    new = [_describe(c) for c in asked if c.id not in stored_ids]
+    missing = [_describe(c) for c in stored if c.id not in asked_ids]
+    have = "; ".join(
+        ([f"new: {', '.join(new)}"] if new else []) + ([f"not asked for: {', '.join(missing)}"] if missing else [])
+    )
     raise InputError(
-        f"run {name!r} exists with configuration(s) {have}, not {want}; resume it with the same configurations "
+        f"run {name!r} exists with other configurations than those asked for ({have}); resume it with the same configurations "
         "(or none given), or start a new run with another --name"
     )
 
