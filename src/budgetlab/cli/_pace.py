@@ -90,6 +90,7 @@ class _Stream:
     out_path: Path
     window: float | None = None  # seconds: the budget is for the requests within this time
     live: bool = False  # the problems come from an open stream (standard input)
+    listed: tuple[Any, ...] = ()  # the problems, when known in advance
 
 
 def cmd_pace(args: argparse.Namespace, console: Console) -> int:
@@ -129,6 +130,11 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
         window = parse_duration(args.window)
     if args.concurrency < 1:
         raise InputError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.max_samples < 1:
+        raise InputError(f"--max-samples must be at least 1, got {args.max_samples}; e.g. --max-samples 40")
+    if args.price is not None and not (args.price > 0 and args.price < float("inf")):
+        raise InputError(f"--price must be a number above 0 (accuracy per unit of spend), got {args.price:g}; "
+                         "leave it out to calibrate one")  # fmt: skip
     if args.config:
         config = parse_config(args.config, args.backend.partition(":")[0])
     else:
@@ -144,7 +150,7 @@ def cmd_pace(args: argparse.Namespace, console: Console) -> int:
     # one error now, not every request answered with nothing.
     backend.check(listed, [config])
     stream = _Stream(backend, config, verifier, BayesStopping(max_samples=args.max_samples), unit, budget, requests,
-                     problems, done, out_path, window, live=args.problems == "-")  # fmt: skip
+                     problems, done, out_path, window, live=args.problems == "-", listed=tuple(listed))  # fmt: skip
     try:
         return asyncio.run(_serve(args, console, stream))
     except KeyboardInterrupt:
@@ -173,10 +179,13 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
     try:
         stream = arrivals(s.problems, live=s.live, clock=_now)
         first = await anext(stream, None)
-        if first is None:
-            raise InputError("no problems to answer")
-        # One sample's bound on the first problem: the reserve for each later request.
-        per_sample = sample_bound(s.backend, s.verifier, s.config, first[0], s.unit)
+        if first is None:  # only an open stream can be empty: a problems file or task with none is refused earlier
+            raise InputError('--problems -: standard input ended before any problem came; send one JSON problem per line, '
+                             'e.g. {"id": "q1", "prompt": "What is 2 + 3?", "reference": "5"}')  # fmt: skip
+        # One sample's bound: the reserve for each later request. Problems known in advance each get
+        # their first sample's worth (the dearest of them; all of them, so that a resumed stream paces
+        # as the uninterrupted one did), a stream the first problem's.
+        per_sample = max(sample_bound(s.backend, s.verifier, s.config, p, s.unit) for p in s.listed or (first[0],))
         if per_sample <= 0:
             fix = ("give --budget samples=N instead, or use a backend that reports token counts" if s.unit == "tokens" else
                    "give the model's prices (--backend-arg prices=prices.toml), or --budget samples=N instead")  # fmt: skip
@@ -249,11 +258,11 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
                     if failures:
                         slots.release()
                         break
-                    while pacer.allowance() < per_sample and in_flight:  # reservations in flight may come back
+                    while _short(pacer.allowance(), per_sample) and in_flight:  # reservations in flight may come back
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    if pacer.allowance() < per_sample:
+                    if _short(pacer.allowance(), per_sample):
                         slots.release()
-                        console.print(f"the budget is spent after {pacer.served} requests; {problem.id} and later are not answered",
+                        console.print(f"the budget is spent after {_requests(pacer.served)}; {problem.id} and later are not answered",
                                       highlight=False, markup=False)  # fmt: skip
                         break
                     task = asyncio.create_task(answer(problem))
@@ -280,12 +289,22 @@ async def _serve(args: argparse.Namespace, console: Console, s: _Stream) -> int:
     return 1 if unanswered else 0
 
 
+def _short(allowance: float, per_sample: float) -> bool:
+    """Whether ``allowance`` cannot pay for one sample, with the pacer's own tolerance: a dollar budget
+    is a sum of float costs, and a request whose minimum the pacer kept must not lose it to rounding."""
+    return allowance + 1e-9 < per_sample
+
+
 def _answered_of(answered: int, planned: int) -> str:
     """``--requests`` is what the budget was planned for, not a cap: an open stream can bring
     more, and "12 of 10" would read as a miscount."""
     if answered <= planned:
         return f"{answered} of {planned} requests answered"
     return f"{answered} requests answered, {answered - planned} more than the {planned} the budget was planned for"
+
+
+def _requests(n: int) -> str:
+    return f"{n} request{'' if n == 1 else 's'}"
 
 
 def _samples(n: int) -> str:

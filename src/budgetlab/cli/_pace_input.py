@@ -73,18 +73,24 @@ def parse_budget(text: str) -> tuple[str, float]:
     """``--budget``: its one unit and amount, finite (the pacer divides it among the requests)."""
     from budgetlab.core import Budget
 
-    for part in text.split(","):  # the pacer divides the budget among the requests: it needs a number to divide
+    one = "--budget for pace must be exactly one of samples=N, tokens=N or dollars=X"
+    parts = [part for part in text.split(",") if part.strip()]
+    if len(parts) != 1 or parts[0].partition("=")[0].strip() not in UNITS:
+        raise InputError(f"{one}, got {text!r}; e.g. --budget samples=1000")
+    for part in parts:  # the pacer divides the budget among the requests: it needs a number to divide
         name, _, raw = (word.strip() for word in part.partition("="))
         try:
-            infinite = name in UNITS and not math.isfinite(float(raw))
+            value = float(raw)
         except ValueError:
-            infinite = False  # not a number at all: Budget.parse says so
-        if infinite:
+            continue  # not a number at all: Budget.parse says so
+        if not math.isfinite(value):
             raise InputError(f"--budget {name}={raw} must be a finite number; e.g. --budget {name}=1000")
+        if value <= 0:  # Budget.parse would suggest leaving the limit out, which pace cannot do
+            raise InputError(f"--budget {name}={raw} must be positive; e.g. --budget {name}=1000")
     limits = Budget.parse(text).limits()
     units = [u for u in UNITS if u in limits]
     if len(limits) != 1 or not units:
-        raise InputError(f"--budget for pace must be exactly one of samples=N, tokens=N or dollars=X, got {text!r}")
+        raise InputError(f"{one}, got {text!r}; e.g. --budget samples=1000")
     return units[0], float(limits[units[0]])
 
 
@@ -110,7 +116,7 @@ def ledger_is_full(done: list[dict], unit: str, budget: float, requests: int, wi
 
 def stdin_problems() -> Iterator[Any]:
     """The problems of standard input, one JSON object per line."""
-    from budgetlab.tasks._jsonl import problem_from_json
+    from budgetlab.tasks._jsonl import _FORMAT, problem_from_json
 
     for lineno, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -119,7 +125,13 @@ def stdin_problems() -> Iterator[Any]:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"stdin:{lineno}: not valid JSON ({err.msg}); each line must be a problem object with an 'id'") from None
-        yield problem_from_json(obj, f"stdin:{lineno}")
+        try:
+            problem = problem_from_json(obj, f"stdin:{lineno}")
+        except InputError:
+            raise
+        except (TypeError, ValueError) as err:  # e.g. "metadata": "x" (not an object)
+            raise InputError(f"stdin:{lineno}: not a problem ({err}); each line must be {_FORMAT}") from None
+        yield problem
 
 
 def answered_rows(path: Path) -> list[dict]:

@@ -25,17 +25,22 @@ def calibrate_price(
     per_sample: float = 1.0,
     orderings: int = 20,
     seed: int = 0,
-    low: float = 1e-6,
-    high: float = 1.0,
+    low: float | None = None,
+    high: float | None = None,
 ) -> float:
     """The price (accuracy per unit) at which ``stopping`` draws ``per_request / per_sample``
     samples per problem on average over ``problems`` (``(answers, correct)`` per recorded
-    sample), by bisection on the log-price (spend falls as the price rises)."""
+    sample), by bisection on the log-price (spend falls as the price rises) between ``low`` and
+    ``high`` (default: 1e-6 and 1 accuracy per sample, i.e. divided by ``per_sample``)."""
     if not problems:
         raise InputError("calibrate_price needs recorded problems to calibrate on, got none")
     if not (isinstance(per_request, (int, float)) and per_request > 0 and math.isfinite(per_request)):
         raise InputError(f"calibrate_price needs per_request > 0 (spend per request), got {per_request!r}")
+    if not (isinstance(per_sample, (int, float)) and per_sample > 0 and math.isfinite(per_sample)):
+        raise InputError(f"calibrate_price needs per_sample > 0 (spend per sample), got {per_sample!r}")
     target = per_request / per_sample
+    low = 1e-6 / per_sample if low is None else low
+    high = 1.0 / per_sample if high is None else high
 
     def mean_samples(price: float) -> float:
         rule = priced(stopping, price, per_sample)

@@ -73,8 +73,8 @@ class BudgetPacer:
         price: float = 1e-3,
         min_spend: float = 1.0,
         step: float = 0.2,
-        min_price: float = 1e-6,
-        max_price: float = 1.0,
+        min_price: float | None = None,
+        max_price: float | None = None,
         spent: float = 0.0,
         served: int = 0,
     ) -> None:
@@ -82,10 +82,14 @@ class BudgetPacer:
         self.requests = _whole("requests", requests, 1)
         self.min_spend = _positive("min_spend", min_spend, allow_zero=True)
         self.step = _positive("step", step, allow_zero=True)  # 0: a fixed price (a static rule, still guarded)
-        self.min_price = _positive("min_price", min_price)
-        self.max_price = _positive("max_price", max_price)
+        # The price is accuracy per unit of spend: a sample costs price x its spend in accuracy, which
+        # matters between about 1e-6 and 1. By default the range is that, per unit of one sample's
+        # spend (min_spend): a dollar budget whose samples cost $0.00001 needs prices up to 1e5.
+        scale = self.min_spend if self.min_spend > 0 else 1.0
+        self.min_price = _positive("min_price", 1e-6 / scale if min_price is None else min_price)
+        self.max_price = _positive("max_price", 1.0 / scale if max_price is None else max_price)
         if self.min_price > self.max_price:
-            raise InputError(f"pacer needs min_price <= max_price, got min_price={min_price}, max_price={max_price}")
+            raise InputError(f"pacer needs min_price <= max_price, got min_price={self.min_price:g}, max_price={self.max_price:g}")
         start = _positive("price", price)
         if self.min_spend * requests > self.budget + 1e-9:
             raise InputError(

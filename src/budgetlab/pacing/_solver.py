@@ -19,7 +19,6 @@ samples, and none is paid for twice.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,25 +123,38 @@ class PacedSolver:
         price = pacer.price
         bound = sample_bound(self.backend, self.verifier, self.config, problem, self.unit)
         rule = priced(self.stopping, price, self._sample_cost(bound))
-        drawn: list[Sample] = []
         capped = False
         ticket = pacer.begin()
         try:
+            # Samples the journal holds for this request were paid for before a restart: they are
+            # its first ones and count as spent now, even where the price has moved since and the
+            # rule would not have drawn them all (with requests in flight together it does move).
+            drawn = self._paid_before(problem)
+            if drawn:
+                pacer.reserve(ticket, 0.0)  # the request has drawn: its own minimum is used
+                pacer.settle(ticket, 0.0, sum(_spend(s, self.unit) for s in drawn))
             while True:
                 want = rule.next_count([s.answer if s.state == SampleState.DONE else None for s in drawn])
                 if want <= 0:
                     break
-                fits = math.floor(pacer.headroom(ticket) / bound + 1e-9) if bound > 0 else want
-                count = min(want, fits)
-                if count <= 0 or not pacer.reserve(ticket, count * bound):
+                wanted = tuple(
+                    Sample("paced", problem.id, self.config.id, i, derive_seed(self.seed, problem.id, self.config.id, i))
+                    for i in range(len(drawn), len(drawn) + want)
+                )
+                # Each sample reserves its own bound (the backend's estimate for that very sample, as the
+                # run loop reserves): a replayed sample 5 may cost far more than sample 0.
+                bounds = self._bounds(problem, wanted)
+                headroom = pacer.headroom(ticket)
+                count, reserved = 0, 0.0
+                while count < want and reserved + bounds[count] <= headroom + 1e-9:  # as pacer.reserve allows
+                    reserved += bounds[count]
+                    count += 1
+                if count <= 0 or not pacer.reserve(ticket, reserved):
                     capped = True
                     break
-                batch = tuple(
-                    Sample("paced", problem.id, self.config.id, i, derive_seed(self.seed, problem.id, self.config.id, i))
-                    for i in range(len(drawn), len(drawn) + count)
-                )
+                batch = wanted[:count]
                 judged = await self._draw(problem, batch)
-                pacer.settle(ticket, count * bound, sum(_spend(s, self.unit) for s in judged))
+                pacer.settle(ticket, reserved, sum(_spend(s, self.unit) for s in judged))
                 drawn.extend(judged)
                 if len(drawn) >= _FAILED_IN_A_ROW and all(s.state == SampleState.FAILED for s in drawn[-_FAILED_IN_A_ROW:]):
                     break  # the backend keeps failing on this problem (it retried already): answer with what there is
@@ -154,6 +166,31 @@ class PacedSolver:
         answers = [s.answer if s.state == SampleState.DONE else None for s in drawn]
         answer = majority_answer(answers)
         return PacedAnswer(problem.id, answer, _correct_of(drawn, answer), tuple(drawn), spent, price, capped)
+
+    def _paid_before(self, problem: Problem) -> list[Sample]:
+        """The journal's samples of ``problem``, from index 0 up to the first it lacks."""
+        out: list[Sample] = []
+        while self.journal is not None:
+            i = len(out)
+            seed = derive_seed(self.seed, problem.id, self.config.id, i)
+            sample = self.journal.recorded(Sample("paced", problem.id, self.config.id, i, seed))
+            if sample is None:
+                break
+            out.append(sample)
+        return out
+
+    def _bounds(self, problem: Problem, batch: tuple[Sample, ...]) -> list[float]:
+        """The most each sample of ``batch`` may spend in the pacer's unit: the backend's
+        estimate for it, plus a judge verifier's bound on grading it."""
+        if self.unit == "samples":
+            return [1.0] * len(batch)
+        judge = getattr(self.verifier, "estimate", None)
+        out = []
+        for spend in self.backend.estimate(DrawRequest(problem, self.config, batch)):
+            if judge is not None:
+                spend = spend + judge(problem, spend)
+            out.append(float(spend.tokens if self.unit == "tokens" else spend.dollars))
+        return out
 
     async def _draw(self, problem: Problem, batch: tuple[Sample, ...]) -> list[Sample]:
         """``batch`` drawn and judged, in order; samples the journal holds are taken from it
