@@ -131,6 +131,8 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
         )
     budget = _count_or_fraction(args.budget, "--budget", "the full matrix", "--budget 0.05 or --budget 900")
     _check_seed(args.seed)
+    if args.top < 1:
+        raise InputError(f"--top must be a whole number >= 1 (rows of the ranking to print), got {args.top}; e.g. --top 10")
     name, options = parse_spec(args.algorithm, "algorithm")
     algorithm = make_algorithm(name, options)
     matrix = load_run_matrix(args.store, args.run) if args.run else load_score_matrix(args.path)
@@ -194,8 +196,21 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
         )
     _check_seed(args.seed)
     output = None if args.output is None else output_file(args.output, "a file path", "to_rate.jsonl")
+    if output is not None and output.exists() and Path(args.path).exists() and output.samefile(args.path):
+        # Writing the subset there would replace the evaluation set, human scores and all.
+        raise InputError(
+            f"--output {args.output} is the evaluation set being read; give another file, e.g. --output to_rate.jsonl"
+        )
     data = load_items(args.path, human=args.human or ())
     name, options = (method_for(data), {}) if args.method == "auto" else parse_spec(args.method, "subset method")
+    metric = options.get("metric")
+    if isinstance(metric, str) and metric in data.keys and data.is_human(metric):
+        # Ordering the items by the score the raters are about to give is not a choice before rating.
+        raise InputError(
+            f"--method {args.method}: {metric!r} is a human score, not a metric; name an automatic one, e.g. "
+            f"{name}:metric={(data.metric_keys or ('auto',))[0]} (the set's metrics: "
+            f"{', '.join(data.metric_keys) or 'none'})"
+        )
     method = make_subset_method(name, options)
     chosen = choose(data, method, size=size, cost_budget=cost_budget, seed=args.seed)
     costs = data.costs()
@@ -243,9 +258,13 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
 def _write_items(path: Path, data, chosen) -> None:  # type: ignore[no-untyped-def]
     """The chosen items for the raters, without the human scores the set already has: the
     raters' file should not show them the answers, nor carry old ratings into new ones."""
+    import gzip
+
     tmp = path.with_name(path.name + ".tmp")
+    # A .gz name is written gzipped, as every command that reads the file expects.
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with opener(tmp, "wt", encoding="utf-8") as fh:
             for i in chosen:
                 it = data.items[i]
                 row = {

@@ -188,6 +188,8 @@ def control_variate_mean(
     if share:
         lo, hi = (1 - share) * lo + share * low, (1 - share) * hi + share * high
         m = int(has_cheap.sum()) + int(unseen.sum())  # type: ignore[union-attr]
+    if label_range is not None:  # a mean of labels on the given scale lies on it
+        mean, lo, hi = (min(max(v, low), high) for v in (mean, lo, hi))
     return MeanEstimate(mean, se, lo, hi, n, m, tuple(map(float, slopes)), rho)
 
 

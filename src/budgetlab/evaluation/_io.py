@@ -44,11 +44,13 @@ def _suffixes(path: Path) -> list[str]:
 
 
 def _read_text(path: Path) -> str:
+    # utf-8-sig: spreadsheet tools write a byte-order mark, which would otherwise hide a long
+    # CSV's first column name and make JSON invalid.
     try:
         if path.suffix.lower() == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
+            with gzip.open(path, "rt", encoding="utf-8-sig") as fh:
                 return fh.read()
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except (UnicodeDecodeError, OSError, EOFError) as exc:
         raise InputError(
             f"{path}: cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc}); give {_FORMATS}"
@@ -157,11 +159,20 @@ def _from_json(path: Path, data: Any) -> ScoreMatrix:
             )
         samples: dict[tuple[str, str], list[float]] = {}
         for k, row in enumerate(data["performances"]):
-            try:
-                key = (str(row["model"]), str(row["question_id"]))
-                samples.setdefault(key, []).append(_number(row["pass@1"], f"{path}: performances[{k}]") / 100.0)
-            except (KeyError, TypeError):
-                raise InputError(f"{path}: performances[{k}] lacks 'model', 'question_id' or 'pass@1'") from None
+            if not isinstance(row, dict):
+                raise InputError(
+                    f"{path}: performances[{k}] must be a {{'model', 'question_id', 'pass@1'}} object, got {row!r:.60}"
+                )
+            # LiveCodeBench's code-execution file spells it 'Pass@1'.
+            score_key = "pass@1" if "pass@1" in row else "Pass@1"
+            missing = [key for key in ("model", "question_id", score_key) if key not in row]
+            if missing:
+                raise InputError(
+                    f"{path}: performances[{k}] lacks {', '.join(repr(m.lower()) for m in missing)}; it has "
+                    f"{', '.join(map(repr, row)) or 'no keys'}; each row needs 'model', 'question_id' and 'pass@1'"
+                )
+            key = (str(row["model"]), str(row["question_id"]))
+            samples.setdefault(key, []).append(_number(row[score_key], f"{path}: performances[{k}]") / 100.0)
         return matrix_from_cells(_cell_means(samples), str(path))
     if isinstance(data, dict) and "scores" in data and isinstance(data["scores"], list):
         rows = data["scores"]
@@ -264,7 +275,7 @@ def _from_npz(path: Path) -> ScoreMatrix:
             examples = (
                 [str(e) for e in data["examples"]] if "examples" in data else [str(j) for j in range(values.shape[1])]
             )
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
     return ScoreMatrix(values, tuple(methods), tuple(examples))
 

@@ -115,9 +115,21 @@ def pooled_control_variate_means(
         # residual comes from a fit without it), so no separate term for it is added.
         se = math.sqrt(max(0.0, 1 - n / big_n) * resid_var[j] / n)
         half = _t(confidence, max(1.0, float(df[j]))) * se
-        mean = float(means[j])
-        estimates.append(MeanEstimate(mean, se, mean - half, mean + half, n, big_n, tuple(map(float, fit.beta))))
+        mean, lo, hi = _on_scale(float(means[j]), half, label_range and scale)
+        estimates.append(MeanEstimate(mean, se, lo, hi, n, big_n, tuple(map(float, fit.beta))))
     return estimates
+
+
+def _on_scale(mean: float, half: float, scale: tuple[float, float] | None) -> tuple[float, float, float]:
+    """The mean and its interval, kept on the labels' given scale: a mean of labels on 1-5 is
+    at most 5, however far the regression's shift or the t interval reaches past it (a system
+    rated 5 everywhere got 5.006 in [4.89, 5.12]). Clipping keeps the coverage (the true mean
+    lies on the scale) and only brings the estimate closer to it."""
+    lo, hi = mean - half, mean + half
+    if scale is None:
+        return mean, lo, hi
+    low, high = scale
+    return min(max(mean, low), high), min(max(lo, low), high), min(max(hi, low), high)
 
 
 def _held_out_fit(
@@ -198,10 +210,10 @@ def pooled_plain_means(
     out = []
     for j in range(y.shape[1]):
         n, big_n = int(n_lab[j]), int(pop[:, j].sum())
-        mean = float(means[j])
         se = math.sqrt(max(0.0, 1 - n / big_n) * var[j] / n)
         half = _t(confidence, float(df[j])) * se
-        out.append(MeanEstimate(mean, se, mean - half, mean + half, n, 0))
+        mean, lo, hi = _on_scale(float(means[j]), half, label_range and scale)
+        out.append(MeanEstimate(mean, se, lo, hi, n, 0))
     return out
 
 
