@@ -110,12 +110,12 @@ def test_subset_happy_path(items_jsonl: Path, tmp_path: Path, capsys) -> None:
 
 
 def test_subset_default_method_follows_the_metric(tmp_path: Path, items_jsonl: Path, capsys) -> None:
-    """Without --method: irt for a continuous metric, agreement for pass/fail, diversity without one."""
+    """Without --method: agreement for a continuous metric and for pass/fail, diversity without one."""
     assert main(["subset", str(items_jsonl), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["method"] == "irt" and report["method_chosen"]
+    assert report["method"] == "agreement" and report["method_chosen"]
     assert main(["subset", str(items_jsonl)]) == 0
-    assert "method irt: the default for a set with a continuous metric" in capsys.readouterr().out
+    assert "method agreement: the default for a set with a metric" in capsys.readouterr().out
     rng = np.random.default_rng(0)
     for name, metric, expected in (("pass", {"pass": 1.0}, "agreement"), ("none", {}, "diversity")):
         path = tmp_path / f"{name}.jsonl"
@@ -221,7 +221,7 @@ def test_subset_never_ranks_items_by_the_human_key_it_is_given(tmp_path: Path, c
         for i in range(20)
     ))  # fmt: skip
     assert main(["subset", str(path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["method"] == "irt"  # 'rating' read as a metric
+    assert json.loads(capsys.readouterr().out)["method"] == "agreement"  # 'rating' read as a metric
     assert main(["subset", str(path), "--human", "rating", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["method"] == "diversity" and "ranking_agreement" in report

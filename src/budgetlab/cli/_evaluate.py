@@ -95,8 +95,8 @@ def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         default="auto",
         help="random, variance, agreement, consistency, diversity, irt, separation or combined (several methods' "
         "orders averaged), with arguments, e.g. variance:metric=BLEU_4 or combined:methods=irt+diversity (default "
-        "auto: irt for a continuous metric, the best on the NLG human-evaluation sets of bench/subset.py; agreement "
-        "for a metric with few levels such as pass/fail, the best on the recorded-LLM sets of "
+        "auto: agreement for a set with a metric, the most robust over the human-evaluation sets of "
+        "bench/subset.py and bench/subset_heldout.py and declared in advance on the recorded-LLM sets of "
         "bench/subset_validation.py; diversity for a set with no metric)",
     )
     size = p.add_mutually_exclusive_group()
@@ -248,7 +248,7 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
             highlight=False,
         )
     if args.method == "auto":
-        why = {"irt": "a continuous metric", "agreement": "a metric with few levels", "diversity": "no metric"}[name]
+        why = {"agreement": "a metric", "diversity": "no metric"}[name]
         console.print(f"method {name}: the default for a set with {why} (--method to choose another)", highlight=False)
     if args.output:
         console.print(f"chosen items written to {args.output}", highlight=False)
