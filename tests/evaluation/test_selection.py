@@ -130,10 +130,18 @@ def test_delta_stops_early_and_names_the_best() -> None:
     for name, share in (("uniform", 0.2), ("halving", 0.5), ("ucbe", 1.0), ("ucbe-lrf", 1.0)):
         result = simulate(make_algorithm(name, {}), matrix, None, delta=0.05)
         assert result.best == "b"
-        assert "identified" in result.stopped_because
+        assert result.stopped_because == "best method identified with confidence 0.95"
         # UCB-E spends little on clear losers, so their paired comparisons with the leader
         # take longer to reach confidence than uniform allocation's.
         assert result.evaluations < share * matrix.available
+
+
+def test_a_budget_spent_before_the_confidence_is_reached_says_so() -> None:
+    values = np.vstack([np.full(400, 0.50), np.full(400, 0.51)]) + np.random.default_rng(0).normal(0, 0.3, (2, 400))
+    matrix = ScoreMatrix(values, ["a", "b"], [str(j) for j in range(400)])
+    result = simulate(make_algorithm("uniform", {}), matrix, 40, delta=0.05)
+    assert result.stopped_because == "budget of 40 evaluations spent; the best method is not yet identified with confidence 0.95"
+    assert "not yet identified" not in simulate(make_algorithm("uniform", {}), matrix, 40).stopped_because
 
 
 def test_identified_refuses_with_too_little_evidence() -> None:

@@ -164,7 +164,7 @@ def test_samples_a_crashed_request_paid_for_are_counted_even_if_the_price_moved(
 
 @pytest.mark.parametrize(("stdin", "message"), [
     ("", "--problems -: standard input ended before any problem came; send one JSON problem per line"),
-    ('{"id": "p00", "metadata": "x"}\n', "stdin:1: not a problem ("),
+    ('{"id": "p00", "metadata": "x"}\n', "stdin:1: field 'metadata' must be an object"),
 ])
 def test_a_bad_or_empty_stream_is_one_line_that_says_what_to_send(tmp_path: Path, monkeypatch, capsys, stdin: str, message: str) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))

@@ -270,3 +270,27 @@ def test_an_entry_point_written_with_spaces_is_the_function_name(tmp_path: Path)
 def test_an_unknown_task_name_is_named_as_such_not_as_a_missing_file() -> None:
     with pytest.raises(InputError, match=r"unknown task 'aime' in 'aime:/data/aime.jsonl'; use one of: .*math500:/data/aime.jsonl"):
         load_task("aime:/data/aime.jsonl")
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ('[1, 2]', "expected a JSON object, got list"),
+        ('{"id": "a", "prompt": "x", "metadata": "zz"}', "field 'metadata' must be an object, got str"),
+        ('{"id": "a", "prompt": 5}', "field 'prompt' must be a string, got int"),
+        ('{"id": "a", "messages": "hi"}', "field 'messages' must be a list of messages"),
+        ('{"prompt": "x"}', "field 'id' is missing or empty"),
+    ],
+)
+def test_a_bad_problem_line_is_one_error_naming_the_line_and_field(tmp_path: Path, line: str, message: str) -> None:
+    from budgetlab.tasks import load_problems
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "ok", "prompt": "2+2", "reference": "4"}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"p.jsonl:2: {message}"):
+        load_problems(path)
+    with pytest.raises(InputError, match="is a directory"):
+        load_problems(tmp_path)
+    # A replay run needs no prompt: ids and references alone are problems.
+    path.write_text('{"id": "ok", "reference": "4"}\n', encoding="utf-8")
+    assert load_problems(path)[0].reference == "4"

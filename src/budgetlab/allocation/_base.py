@@ -8,6 +8,8 @@ applied unchanged to new problems. The data is a :class:`SuccessCounts` table: f
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -54,11 +56,18 @@ class SuccessCounts:
         table: dict[tuple[str, str], tuple[int, int]] = {}
         problems: dict[str, None] = {}
         configs: dict[str, None] = {}
-        for row in rows:
-            key = (str(row["problem"]), str(row["config"]))
+        for k, row in enumerate(rows):
+            try:
+                key = (str(row["problem"]), str(row["config"]))
+                n, correct = (_whole_count(row[field]) for field in ("n", "correct"))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InvalidArgument(
+                    f"SuccessCounts.from_rows: row {k} ({dict(row)!r:.80}) is not "
+                    f'{{"problem", "config", "n", "correct"}} with whole counts ({type(exc).__name__}: {exc})'
+                ) from None
             if key in table:
                 raise InvalidArgument(f"SuccessCounts.from_rows: pair {key} appears twice")
-            table[key] = (int(row["n"]), int(row["correct"]))  # type: ignore[call-overload]
+            table[key] = (n, correct)
             problems.setdefault(key[0])
             configs.setdefault(key[1])
         missing = [(p, c) for p in problems for c in configs if (p, c) not in table]
@@ -120,3 +129,10 @@ class Allocator(Protocol):
 
     def fit(self, counts: SuccessCounts, k: int) -> Allocation:
         """The allocation of ``k`` samples per problem learned from ``counts`` (a training split)."""
+
+
+def _whole_count(value: object) -> int:
+    number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(number) or number != int(number) or number < 0:
+        raise ValueError(f"{value!r} is not a whole count")
+    return int(number)

@@ -30,6 +30,8 @@ def reading(store: StoreLike, what: str) -> Iterator[BaseStore]:
             "e.g. build_report('budgetlab.db', 'my-run')"
         )
     url = os.fspath(store)
+    if "://" not in url and Path(url).is_dir():
+        raise InputError(f"store {url} is a directory; give the store file in it, e.g. {Path(url) / 'budgetlab.db'}")
     if "://" not in url and not Path(url).is_file():
         raise InputError(f"store {url} does not exist; give the path of the store the run was recorded in")
     opened = open_store(url)

@@ -165,9 +165,10 @@ class ReplayBackend:
         known_problems = {p for p, _ in self.records}
         missing = [p.id for p in problems if p.id not in known_problems]
         if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise InputError(
-                f"problem {missing[0]!r} (and {len(missing) - 1} more) is not in replay file {self.path}; "
-                "give problems whose ids appear in it"
+                f"problem {missing[0]!r}{more} is not in replay file {self.path}; give problems whose ids appear in it, "
+                f"e.g. {sorted(known_problems)[0]!r}"
             )
 
     def _order(self, key: tuple[str, str]) -> list[int]:

@@ -19,7 +19,8 @@ def iter_jsonl(path: str | Path, expected: str) -> Iterator[tuple[int, Any]]:
     path = Path(path)
     lineno = 0
     try:
-        with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")) as fh:
+        # utf-8-sig: a file saved by a Windows editor starts with a byte-order mark, not JSON.
+        with (gzip.open(path, "rt", encoding="utf-8-sig") if path.suffix == ".gz" else open(path, encoding="utf-8-sig")) as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue

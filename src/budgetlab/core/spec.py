@@ -39,6 +39,8 @@ def parse_spec(text: str, what: str) -> tuple[str, dict[str, Any]]:
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
             raise InputError(f"{what} argument {part!r} in {text!r} is not key=value; write e.g. {name}:k=8")
+        if key.strip() in args:
+            raise InputError(f"{what} {text!r} gives {key.strip()} twice; give each argument once")
         args[key.strip()] = parse_value(value)
     return name, args
 
@@ -54,8 +56,22 @@ def check_arguments(factory: Callable[..., Any], args: Mapping[str, Any] | None,
     accepted = [n for n, p in params.items() if n not in ("self", "name") and p.kind is not inspect.Parameter.VAR_POSITIONAL]
     unknown = [k for k in (args or {}) if k not in params or k == "name"]
     if unknown:
-        takes = ", ".join(accepted[1:] if accepted and accepted[0] == "target" else accepted) or "no arguments"
-        raise InputError(f"{what} does not take {', '.join(map(repr, unknown))}; it takes: {takes} (e.g. {example})")
+        takes = [n for n in accepted if n != "target"]
+        raise InputError(
+            f"{what} does not take {', '.join(map(repr, unknown))}; it takes: {', '.join(takes) or 'no arguments'} "
+            f"(e.g. {_own_example(what, params, takes) or example})"
+        )
+
+
+def _own_example(what: str, params: Mapping[str, inspect.Parameter], takes: list[str]) -> str | None:
+    """``NAME:arg=default`` for the first argument with a plain default: an example of the very
+    thing being configured ("policy planner" gets a planner example, not another policy's)."""
+    name = what.split()[-1]
+    for arg in takes:
+        default = params[arg].default
+        if isinstance(default, (int, float, str)) and not isinstance(default, bool) and default != "":
+            return f"{name}:{arg}={default}"
+    return None
 
 
 _CONFIG_KEYS = ("model", "label", "template")

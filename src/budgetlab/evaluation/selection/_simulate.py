@@ -94,6 +94,9 @@ def simulate(
             stopped = f"best method identified with confidence {1 - delta:g}"
             break
     best = algorithm.recommend(obs)
+    if delta is not None and not stopped.startswith("best method identified"):
+        # Asked for a confidence it did not reach: the answer is the algorithm's best guess.
+        stopped += f"; the best method is not yet identified with confidence {1 - delta:g}"
     # Checkpoints past the end (stopped early) see the final answer.
     for mark in marks:
         seen[mark] = best

@@ -188,7 +188,8 @@ def load_items(path: str | Path, *, human: str | Sequence[str] = ()) -> ItemSet:
     lineno = 0
     try:
         gzipped = path.suffix.lower() == ".gz"
-        opener = gzip.open(path, "rt", encoding="utf-8") if gzipped else open(path, encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not JSON.
+        opener = gzip.open(path, "rt", encoding="utf-8-sig") if gzipped else open(path, encoding="utf-8-sig")
         with opener as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
