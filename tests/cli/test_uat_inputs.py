@@ -67,4 +67,4 @@ def test_a_rank_larger_than_the_matrix_is_refused_not_run_for_minutes(tmp_path: 
     matrix.write_text(json.dumps({"methods": ["a", "b", "c"], "examples": [f"e{j}" for j in range(30)],
                                   "scores": rng.random((3, 30)).round(3).tolist()}))  # fmt: skip
     rc, err = _cli(capsys, "select", matrix, "--algorithm", "ucbe-lrf:rank=1000", "--budget", "0.5")
-    assert rc == 2 and "rank=1000 is too large for 3 methods x 30 examples; give rank < 3" in err
+    assert rc == 2 and "rank=1000 is too large for 3 methods x 30 examples; give rank <= 2" in err

@@ -105,10 +105,11 @@ class UCBELowRank:
         seen = ~np.isnan(cells)
         if not seen.any():
             return np.full(obs.shape[0], np.nan)
-        if self.rank >= min(obs.shape):  # more factors than the matrix has rows or columns: nothing to learn, and slow
+        most = max(1, min(obs.shape) - 1)  # more factors than the matrix has rows or columns: nothing to learn, and slow
+        if self.rank > most:
             raise InputError(
-                f"rank={self.rank} is too large for {obs.shape[0]} methods x {obs.shape[1]} examples; give rank < "
-                f"{min(obs.shape)} (e.g. ucbe-lrf:rank=1, the default)"
+                f"rank={self.rank} is too large for {obs.shape[0]} methods x {obs.shape[1]} examples; give rank <= "
+                f"{most} (e.g. ucbe-lrf:rank=1, the default)"
             )
         pred = complete_matrix(cells, obs.counts, rank=self.rank, reg=self.reg, iters=self.iters)
         pred = np.clip(pred, np.nanmin(cells), np.nanmax(cells))
