@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import re
 from fractions import Fraction
 
-__all__ = ["after_thinking", "answers_match", "canonical_number", "extract_answer", "normalize_answer", "parse_number", "vote_form"]
+__all__ = [
+    "after_thinking", "answers_match", "canonical_number", "extract_answer", "normalize_answer", "numbers_close",
+    "parse_number", "to_fraction", "vote_form",
+]  # fmt: skip
 
 _ANSWER_IS = re.compile(r"answer is\s*[:\"'$]*\s*(.+?)\s*(?:\.(?:\s|$)|$)", re.IGNORECASE | re.MULTILINE)
 _BOXED = re.compile(r"\\boxed\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
@@ -49,18 +51,51 @@ def normalize_answer(answer: str) -> str:
     return answer.strip().strip("$").strip().rstrip(".").strip().lower()
 
 
+# A number an answer may spell exactly: numerator and denominator of at most this many bits
+# (~1200 digits). Beyond it a model's "1e999999999" would take minutes and gigabytes to expand,
+# and Python refuses to print integers of more than 4300 digits.
+_MAX_BITS = 4000
+_EXPONENT = re.compile(r"[eE]([+-]?\d+)$")
+
+
+def to_fraction(text: str) -> Fraction | None:
+    """``Fraction(text)`` for a number of reasonable size (see ``_MAX_BITS``), else ``None``
+    (also when ``text`` is not a number)."""
+    exponent = _EXPONENT.search(text)
+    if exponent and (len(exponent.group(1)) > 6 or abs(int(exponent.group(1))) > _MAX_BITS):
+        return None
+    if len(text) > _MAX_BITS:
+        return None
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+    if value.numerator.bit_length() > _MAX_BITS or value.denominator.bit_length() > _MAX_BITS:
+        return None
+    return value
+
+
+def numbers_close(a: Fraction | float, b: Fraction | float, rel_tol: float, abs_tol: float) -> bool:
+    """``math.isclose`` computed exactly: no overflow for numbers beyond a float's range."""
+    try:
+        x, y = Fraction(a), Fraction(b)
+    except (OverflowError, ValueError):  # inf, nan
+        return a == b
+    return abs(x - y) <= max(Fraction(rel_tol) * max(abs(x), abs(y)), Fraction(abs_tol))
+
+
 def parse_number(answer: str) -> Fraction | float | None:
     """``"1,234"``, ``"-3.5"``, ``"2/3"`` as numbers; anything else ``None``."""
     text = normalize_answer(answer).replace(",", "")
     if not _NUMBER.fullmatch(text):
         return None
-    try:
-        return Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        try:
-            return float(text)
-        except ValueError:
-            return None
+    value = to_fraction(text)
+    if value is not None:
+        return value
+    try:  # too long to spell exactly ("2/0" is no number)
+        return float(text)
+    except ValueError:
+        return None
 
 
 def canonical_number(value: Fraction) -> str:
@@ -98,4 +133,4 @@ def answers_match(answer: str, reference: str, rel_tol: float = 1e-6) -> bool:
     a, b = parse_number(answer), parse_number(reference)
     if a is None or b is None:
         return False
-    return math.isclose(float(a), float(b), rel_tol=rel_tol, abs_tol=1e-12)
+    return numbers_close(a, b, rel_tol, 1e-12)

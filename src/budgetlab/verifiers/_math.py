@@ -15,7 +15,6 @@ when the reference is a single letter. In a spec, join rules with ``+``: ``math:
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections.abc import Sequence
@@ -25,7 +24,12 @@ from typing import Any
 
 from budgetlab.core import Completion, Problem, Verdict
 from budgetlab.errors import InputError, pip_dependency_error
-from budgetlab.verifiers._answers import after_thinking, canonical_number
+from budgetlab.verifiers._answers import (
+    after_thinking,
+    canonical_number,
+    numbers_close,
+    to_fraction,
+)
 
 __all__ = ["EXTRACTION_RULES", "MathVerifier", "extract_final_answer", "math_equal", "parse_plain_number"]
 
@@ -47,7 +51,13 @@ _FRAC = re.compile(r"^(-?)\\[dt]?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
 _FRAC_SHORT = re.compile(r"^(-?)\\[dt]?frac(\d)(\d)$")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _PLAIN = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+|[eE][+-]?\d+)?$")  # 1e3: scientific notation too
-_UNIT_TAIL = re.compile(r"^(-?[\d.,/]+)\s*(?:[A-Za-z][A-Za-z .]*|°|\^\\circ|\^\{\\circ\})$")
+# 18 cm, 18cm, 18 m, 18 cm^2, 90°: a word of 2+ letters, or one letter after a space (a glued
+# letter is algebra: "3x" is not "3y", "5i" is not 5)
+_UNIT_TAIL = re.compile(
+    r"^(-?[\d.,/]+)(?:(?:\s*[A-Za-z]{2,}[A-Za-z .]*|\s+[A-Za-z](?:[ .][A-Za-z .]*)?)(?:\^\{?[23]\}?)?"
+    r"|\s*(?:°|\^\\circ|\^\{\\circ\}))$"
+)
+_TIMES_TEN = re.compile(r"^(-?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:\\times|\\cdot|×)\s*10\s*\^\s*(?:\{\s*([+-]?\d+)\s*\}|([+-]?\d))$")
 _LATEX_SPACES = re.compile(r"\\[,;:! ]|\\quad|\\qquad")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 
@@ -166,22 +176,22 @@ def parse_plain_number(answer: str) -> Fraction | None:
     m = _UNIT_TAIL.match(s)
     if m:
         s = m.group(1)
+    m = _TIMES_TEN.match(s)  # 6.02 \times 10^{23}: scientific notation
+    if m:
+        s = f"{m.group(1)}e{m.group(2) or m.group(3)}"
     frac = _FRAC.match(s) or _FRAC_SHORT.match(s)
     if frac:
         sign, num, den = frac.groups()
-        try:
-            value = Fraction(int(num), int(den))
-        except ZeroDivisionError:
+        value = to_fraction(f"{num.lstrip('-')}/{den.lstrip('-')}")
+        if value is None:  # n/0, or too large
             return None
-        return -value if sign else value
+        negative = bool(sign) ^ num.startswith("-") ^ den.startswith("-")
+        return -value if negative else value
     if _THOUSANDS.match(s):
         s = s.replace(",", "")
     if not _PLAIN.match(s):
         return None
-    try:
-        return Fraction(s)
-    except (ValueError, ZeroDivisionError):
-        return None
+    return to_fraction(s)  # None for a number too large to spell exactly (1e999999999)
 
 
 def _normal_text(answer: str) -> str:
@@ -212,7 +222,7 @@ def math_equal(answer: str, reference: str, rel_tol: float = 1e-6, timeout: int 
     if a is not None and b is not None:
         if a.denominator == 1 and b.denominator == 1:  # whole numbers: exactly (1450001 is not 1450000)
             return a == b, "numeric"
-        return a == b or math.isclose(float(a), float(b), rel_tol=rel_tol, abs_tol=1e-9), "numeric"
+        return a == b or numbers_close(a, b, rel_tol, 1e-9), "numeric"
     if _normal_text(answer) == _normal_text(reference):
         return True, "text"
     if _WORDS.fullmatch(answer.strip()) and _WORDS.fullmatch(reference.strip()):

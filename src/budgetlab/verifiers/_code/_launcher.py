@@ -64,6 +64,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.unshare.argtypes = [ctypes.c_int]
+_IPC_RMID = 0
+_SYSV_IPC = (("shm", "shmid"), ("sem", "semid"), ("msg", "msqid"))
 
 
 def _check(rc, what):
@@ -271,6 +273,42 @@ def _sweep_uid(uid):
         _reap()
         found = [p for p, st in _live_pids().items() if st[0] == uid]
     return initial
+
+
+def remove_ipc(uid):
+    """Remove the System V shared memory segments, semaphore sets and message queues that
+    ``uid`` (a user id only one sandboxed program uses) created or owns: they outlive their
+    processes in the host's IPC namespace (``uid`` level), holding memory nothing counts.
+    How many were removed."""
+    removed = 0
+    for kind, id_column in _SYSV_IPC:
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                rows = [line.split() for line in f]
+        except OSError:
+            continue
+        if not rows:
+            continue
+        head = rows[0]
+        try:
+            at_id, at_uid, at_cuid = head.index(id_column), head.index("uid"), head.index("cuid")
+        except ValueError:
+            continue
+        for row in rows[1:]:
+            try:
+                ident, owners = int(row[at_id]), {int(row[at_uid]), int(row[at_cuid])}
+            except (IndexError, ValueError):
+                continue
+            if uid not in owners:
+                continue
+            if kind == "shm":
+                rc = _libc.shmctl(ident, _IPC_RMID, None)
+            elif kind == "sem":
+                rc = _libc.semctl(ident, 0, _IPC_RMID)
+            else:
+                rc = _libc.msgctl(ident, _IPC_RMID, None)
+            removed += rc == 0
+    return removed
 
 
 def _sweep_descendants():
@@ -543,7 +581,9 @@ def _clean_up(h, worker):
             left = [p for p in _live_pids() if p not in (1, me)]
         return stray
     if mode == "uid":
-        return len(_sweep_uid(h["uid"]))
+        stray = len(_sweep_uid(h["uid"]))
+        remove_ipc(h["uid"])  # the other levels have an IPC namespace of their own, gone with them
+        return stray
     return len(_sweep_descendants() - {worker})
 
 

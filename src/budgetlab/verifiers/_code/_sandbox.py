@@ -493,6 +493,9 @@ class Sandbox:
         """Whatever the launcher could not kill (it was killed itself): by user id or by session."""
         if level == "uid" and uid is not None:
             kill_user(uid)
+            from budgetlab.verifiers._code._launcher import remove_ipc
+
+            remove_ipc(uid)  # System V shared memory it left, also when the launcher was killed first
         elif level == "rlimits":
             for _ in range(3):
                 try:

@@ -76,8 +76,8 @@ class CodeVerifier:
         if waiting is not None:  # the same program is being judged right now: wait for that verdict
             await asyncio.shield(waiting)
             hit = self.cache.get(key)
-            if hit is not None:
-                return self._from_cache(hit, started)
+            if hit is not None:  # judged once: the wait is the first sample's cost, not this one's
+                return self._from_cache(hit, time.perf_counter())
         future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._in_flight[slot] = future
         try:
