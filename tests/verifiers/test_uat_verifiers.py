@@ -111,3 +111,21 @@ def test_a_duplicate_in_flight_costs_only_the_lookup() -> None:
     assert first.seconds >= 1.0
     assert second.details["cached"] is True and second.seconds < 0.5, second
     assert os.getpid() > 0
+
+
+def test_a_function_named_check_is_tested_not_replaced_by_the_tests_own_check() -> None:
+    """MBPP has a problem whose function is named check: the test's def check(candidate) used to
+    replace it, and check(check) recursed until RecursionError."""
+    from budgetlab.core import Problem
+    from budgetlab.verifiers._code._program import build_program
+
+    problem = Problem(id="m56", prompt="", metadata={
+        "entry_point": "check",
+        "test": "def check(candidate):\n    assert candidate(3) == 4\n",
+    })  # fmt: skip
+    program = build_program(problem, "def check(n):\n    return n + 1\n")
+    namespace: dict = {}
+    exec(compile(program.source, "<program>", "exec"), namespace)  # passes: no RecursionError, no AssertionError
+    wrong = build_program(problem, "def check(n):\n    return n\n")
+    with pytest.raises(AssertionError):
+        exec(compile(wrong.source, "<program>", "exec"), {})

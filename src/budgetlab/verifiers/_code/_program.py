@@ -89,10 +89,16 @@ def build_program(problem: Problem, completion_text: str | None) -> Program:
     if not body.endswith("\n"):
         body += "\n"
     body += "\n\n"
+    candidate = entry
+    if entry == "check":
+        # The test's own check(candidate) would replace the function under test (MBPP has one
+        # named check), and check(check) would recurse: keep the candidate under another name.
+        candidate = "_budgetlab_candidate"
+        body += f"{candidate} = check\n\n"
     test_start = body.count("\n") + 1
     source = body + test + ("\n" if not test.endswith("\n") else "")
     if entry is not None:
-        source += f"\n\ncheck({entry})\n"
+        source += f"\n\ncheck({candidate})\n"
     parts = [("prompt", 1), ("completion", completion_start), ("test", test_start)]
     if entry is not None:
         parts.append(("check call", source.count("\n")))
