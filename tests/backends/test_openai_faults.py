@@ -148,3 +148,28 @@ def test_a_proxys_html_error_page_is_summed_up_by_its_title() -> None:
     page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
     assert error_text(page) == "an HTML page: 502 Bad Gateway"
     assert error_text(b"<!DOCTYPE html><html><body><h1>Service <b>Unavailable</b></h1></body></html>") == "an HTML page: Service Unavailable"
+
+
+def test_an_api_key_given_as_an_option_is_sent_but_never_stored(tmp_path) -> None:
+    """A store file is readable by whoever can read its folder: the key and credential headers
+    stay out of it, and a resumed run sends the key given again."""
+    import sqlite3
+
+    from budgetlab.core import Problem, SamplingConfig
+    from budgetlab.runner import run
+
+    db = tmp_path / "s.db"
+    problems = [Problem(id="p", prompt="2+2?", reference="4")]
+    configs = [SamplingConfig(model="echo", backend="openai", params={"max_tokens": 8})]
+    with FaultyServer(models=["echo"]) as srv:
+        options = {"api_key": "sk-uat-secret", "headers": {"Authorization-Extra": "tok-1", "X-Route": "a"}, "timeout": 5}
+        run("r", f"openai:{srv.url}", store=str(db), problems=problems, configs=configs, policy="fixed:k=2",
+            backend_options=options)  # fmt: skip
+        assert all(r.headers.get("authorization") == "Bearer sk-uat-secret" for r in srv.requests if r.path.endswith("completions"))
+        run("r", store=str(db), policy="fixed:k=3", backend_options={"api_key": "sk-uat-secret-2"})
+        assert srv.requests[-1].headers.get("authorization") == "Bearer sk-uat-secret-2"
+    raw = db.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("s.db-*"))
+    assert b"sk-uat-secret" not in raw and b"tok-1" not in raw
+    with sqlite3.connect(db) as conn:
+        (spec,) = conn.execute("SELECT spec FROM runs").fetchone()
+    assert '"X-Route": "a"' in spec and '"timeout": 5' in spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
@@ -53,7 +54,8 @@ def resume_or_create(
         if not configs:
             raise InputError(f"run {spec.name!r} has no sampling configurations; give at least one")
         _check(backend, problems, configs, spec.budget)
-        return store.create_run(spec, problems, with_distinct_names(configs)), backend
+        stored_spec = dataclasses.replace(spec, backend_args=without_secrets(spec.backend_args))
+        return store.create_run(stored_spec, problems, with_distinct_names(configs)), backend
     stored = existing.spec
     changes: dict[str, Any] = {}
     if "policy_args" in explicit and _policy_args_may_change(spec, stored):
@@ -72,7 +74,7 @@ def resume_or_create(
     if problems is not None:
         _check_same_problems(spec.name, store.problems(spec.name), problems)
     if "backend_args" in explicit:
-        transport = {k: v for k, v in spec.backend_args.items() if k in RESUMABLE_BACKEND_OPTIONS}
+        transport = {k: v for k, v in spec.backend_args.items() if _resumable(k)}
         merged = {**stored.backend_args, **transport}
         if merged != stored.backend_args:
             changes["backend_args"] = merged
@@ -83,6 +85,8 @@ def resume_or_create(
     if "concurrency" in explicit and spec.concurrency != stored.concurrency:
         changes["concurrency"] = spec.concurrency
     if changes:
+        if "backend_args" in changes:
+            changes["backend_args"] = without_secrets(changes["backend_args"])
         store.update_spec(dataclasses.replace(stored, **changes))
         existing = store.get_run(spec.name)
     return existing, backend
@@ -109,6 +113,27 @@ def _policy_args_may_change(spec: RunSpec, stored: RunSpec) -> bool:
     return True
 
 
+#: Header names that carry credentials (an API key in ``headers``).
+_SECRET_HEADER = re.compile(r"authorization|api[-_]?key|token|secret|cookie", re.IGNORECASE)
+
+
+def without_secrets(backend_args: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend options as the store keeps them: never an API key (``api_key``, or a header
+    that carries one). A store file is readable by whoever can read the folder, and a run
+    resumes with the key from the environment or from the option given again."""
+    out: dict[str, Any] = {}
+    for key, value in backend_args.items():
+        option = key.rpartition(".")[2]  # a wrapper's inner.api_key too
+        if option == "api_key":
+            continue
+        if option == "headers" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if not _SECRET_HEADER.search(str(k))}
+            if not value:
+                continue
+        out[key] = value
+    return out
+
+
 # Backend options that say how to reach or wait for a backend (or how hard to drive it), never
 # what a sample is: they may change when a run resumes, e.g. a longer timeout after an outage.
 RESUMABLE_BACKEND_OPTIONS = frozenset({
@@ -117,10 +142,15 @@ RESUMABLE_BACKEND_OPTIONS = frozenset({
 })  # fmt: skip
 
 
+def _resumable(option: str) -> bool:
+    """Whether a backend option may change on resume; a wrapper's ``inner.timeout`` as ``timeout``."""
+    return option in RESUMABLE_BACKEND_OPTIONS or option.rpartition(".")[2] in RESUMABLE_BACKEND_OPTIONS
+
+
 def _check_same_sampling_options(name: str, stored: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
     """How to reach the backend may change on resume; what it samples may not. Options left out
     keep their stored values, so only those given are compared."""
-    changed = [k for k, v in asked.items() if k not in RESUMABLE_BACKEND_OPTIONS and stored.get(k) != v]
+    changed = [k for k, v in asked.items() if not _resumable(k) and stored.get(k) != v]
     if changed:
         have = ", ".join(f"{k}={stored[k]!r}" if k in stored else f"{k} not set" for k in changed)
         want = ", ".join(f"{k}={asked[k]!r}" for k in changed)

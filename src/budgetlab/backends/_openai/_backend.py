@@ -65,7 +65,9 @@ class OpenAIBackend:
     ``target`` is the API base URL (``http://127.0.0.1:8000/v1``); without one, ``$OPENAI_BASE_URL``,
     else ``https://api.openai.com/v1``. The API key is ``api_key``, else ``$OPENAI_API_KEY`` (or the
     variable named by ``api_key_env``); a local server needs none. Backend options are recorded
-    with the run (in the store), so prefer the environment for the key.
+    with the run (in the store), all but the key (``api_key`` and credential headers are never
+    stored): a run resumed in a new shell takes the key from the environment, or from the option
+    given again.
 
     Configuration parameters: ``endpoint`` (``chat``, the default, or ``completions``), sampling
     parameters sent as they are (``temperature``, ``top_p``, ``max_tokens`` (default 512, always
