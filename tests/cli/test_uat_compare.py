@@ -111,3 +111,20 @@ def test_configs_on_a_backend_that_lists_none_says_to_use_config(capsys: pytest.
                           "--store", ":memory:")  # fmt: skip
     assert rc == 2 and err.count("\n") == 1
     assert "offers no list of configurations to pick from with --configs; give each as --config model=other" in err
+
+
+def test_a_code_run_reports_no_majority_vote_over_test_verdicts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A code sample's answer is its verdict ("passed", "failed: ..."): a vote over those is no
+    selection (it read 6% where pass@1 was 53%)."""
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({"id": "inc", "prompt": "def inc(n):\n", "metadata": {
+        "entry_point": "inc", "test": "def check(candidate):\n    assert candidate(1) == 2\n"}}) + "\n")  # fmt: skip
+    recorded = tmp_path / "recorded.jsonl"
+    bodies = ["    return n + 1\n", "    return n\n", "    return None + 1\n"]
+    recorded.write_text("".join(json.dumps({"problem": "inc", "config": "m", "text": b}) + "\n" for b in bodies))
+    rc, out, err = _cli(capsys, "run", "--backend", f"replay:{recorded}", "--problems", problems, "--verifier",
+                        "code", "-k", "3", "--store", tmp_path / "s.db", "--no-progress", "--json")  # fmt: skip
+    assert rc == 0, err
+    entry = json.loads(out)["configs"]["m"]
+    assert entry["samples"] == 3 and entry["pass_at_k"]["1"] == pytest.approx(1 / 3)
+    assert entry["selection"]["accuracy"] is None and "answers are test verdicts" in entry["selection"]["unjudged_because"]

@@ -126,7 +126,7 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
                     entry["ci"]["maj_at_k"][key] = [mk["lo"], mk["hi"]]
         counts = list(finished[config.id].values())
         entry["samples_per_problem"] = float(np.mean(counts)) if counts else None
-        entry["selection"] = _selection(chosen, answered[config.id], n_boot, seed)
+        entry["selection"] = _selection(chosen, answered[config.id], n_boot, seed, info.spec.verifier)
         if stopping is not None and per_problem:
             entry["adaptive"] = _adaptive(per_problem, *stopping, n_boot, seed)
             first = entry["adaptive"]["pass_at_k"].get("1")
@@ -161,14 +161,21 @@ def _selector(selector: Any) -> Any:
     return selector
 
 
-def _selection(selector: Any, per_problem: dict[str, list[Sample]], n_boot: int, seed: int) -> dict[str, Any]:
+def _selection(selector: Any, per_problem: dict[str, list[Sample]], n_boot: int, seed: int, verifier: str = "") -> dict[str, Any]:
     """The selector's answer per problem, scored by its verdict (unjudged or none: not correct).
     When no selected answer has a verdict there is no accuracy to give: ``accuracy`` is ``None``
     and ``unjudged_because`` says why (0% would read as "all wrong")."""
+    out: dict[str, Any] = {"selector": selector.name, "problems": len(per_problem),
+                           "judged": 0, "accuracy": None, "ci": None}  # fmt: skip
+    if verifier.partition(":")[0] == "code" and selector.name in ("majority", "weighted"):
+        # A code sample's answer is its test verdict ("passed", "failed: ..."): a vote over those
+        # would select by the hidden tests' outcome, and split failures by their reason.
+        out["unjudged_because"] = ("the code verifier's answers are test verdicts, not programs: a majority vote over "
+                                   "them selects nothing (pass@k above is the measure; pick with --selector best_of_n and a scorer)")  # fmt: skip
+        return out
     picks = [selector.select(samples) for samples in per_problem.values()]
     judged = sum(p.correct is not None for p in picks)
-    out: dict[str, Any] = {"selector": selector.name, "problems": len(picks),
-                           "judged": judged, "accuracy": None, "ci": None}  # fmt: skip
+    out["judged"] = judged
     weights = getattr(selector, "weights", None)  # a weighted vote with no weight to vote by is a plain majority
     if weights is not None and not any(w is not None for v in per_problem.values() for w in weights(v)):
         out["note"] = (f"no sample has a {selector.source} confidence, so {selector.name} is a plain majority vote here"
