@@ -26,6 +26,8 @@ async def _slow_draw(self, request):  # type: ignore[no-untyped-def]
 _replay.ReplayBackend.draw = _slow_draw  # type: ignore[method-assign]
 
 if __name__ == "__main__":
-    # Ctrl-C as in a terminal, even if this was started from a shell that ignores SIGINT (a background job).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Ctrl-C as in a terminal, even if this was started from a shell that ignores SIGINT (a background
+    # job); or, with BUDGETLAB_TEST_SIGINT_IGNORED=1, as such a background job, to which only SIGTERM comes.
+    ignored = os.environ.get("BUDGETLAB_TEST_SIGINT_IGNORED") == "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else signal.default_int_handler)
     sys.exit(main(sys.argv[1:]))

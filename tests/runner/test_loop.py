@@ -311,8 +311,12 @@ def test_a_live_workers_claims_are_not_taken(setup) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("stop,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
-def test_cli_sigint_interrupts_cleanly_and_resumes(tmp_path: Path, stop: signal.Signals, code: int) -> None:
+@pytest.mark.parametrize(
+    "stop,code,sigint_ignored",
+    [(signal.SIGINT, 130, False), (signal.SIGTERM, 143, False), (signal.SIGTERM, 143, True)],
+    ids=["ctrl-c", "sigterm", "sigterm-background-job"],
+)
+def test_cli_sigint_interrupts_cleanly_and_resumes(tmp_path: Path, stop: signal.Signals, code: int, sigint_ignored: bool) -> None:
     """Ctrl-C (or a scheduler's SIGTERM) on a real ``budgetlab run`` (its replay requests slowed
     to 10 ms each, so the run is surely mid-way): exit code 130 (143), run interrupted with
     nothing left claimed; running it again completes it."""
@@ -321,7 +325,7 @@ def test_cli_sigint_interrupts_cleanly_and_resumes(tmp_path: Path, stop: signal.
     db = tmp_path / "store.db"
     args = ["run", "--backend", f"replay:{path}", "--name", "r", "-k", "8", "--store", str(db), "--no-progress"]
     slow_cli = str(Path(__file__).parent / "_slow_cli.py")
-    env = {**os.environ, "BUDGETLAB_TEST_DRAW_DELAY": "0.01"}
+    env = {**os.environ, "BUDGETLAB_TEST_DRAW_DELAY": "0.01", "BUDGETLAB_TEST_SIGINT_IGNORED": "1" if sigint_ignored else "0"}
     proc = subprocess.Popen([sys.executable, slow_cli, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 30
     while True:

@@ -105,3 +105,14 @@ def test_a_fixed_run_resumed_with_a_larger_k_draws_only_the_samples_k_adds(tmp_p
         run("r", store=db, policy="fixed", policy_args={"k": 3})
     with pytest.raises(InputError, match=r"exists with policy='fixed', not 'esc'"):
         run("r", store=db, policy="esc", policy_args={})
+
+
+def test_problems_may_be_a_task_spec_and_anything_else_is_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "recorded.jsonl"
+    write_replay(path, 3, ("cfg-a",), per_pair=2)
+    problems_file = tmp_path / "problems.jsonl"
+    problems_file.write_text("".join(f'{{"id": "p{i:05d}", "reference": "0"}}\n' for i in range(2)))
+    out = run("r", f"replay:{path}", store=str(tmp_path / "s.db"), problems=str(problems_file), policy="fixed:k=1")
+    assert out.drawn == 2
+    with pytest.raises(InputError, match=r"problems must be Problem objects, a task spec or a problems file, got dict"):
+        run("bad", f"replay:{path}", store=str(tmp_path / "s.db"), problems=[{"id": "p0"}])

@@ -231,12 +231,18 @@ def _best_arm(store: BaseStore, run: str, info: Any, configs: list[Any]) -> dict
     means = obs.arm_means()
     return {
         "algorithm": made.name,
+        # What to run the same name again with for another sample per pair (select-halving, not halving).
+        "more_passes": info.spec.policy + ":" + ",".join(
+            f"{k}={v}" for k, v in {**info.spec.policy_args, "passes": int(obs.passes) + 1}.items()
+        ),
         "best": configs[arm].name,
         "delta": made.delta,
         "identified": made.delta is not None and identified(obs, arm, made.delta),
         "evaluations": int(obs.used),
         # Every (problem, configuration) pair drew all its passes: more budget buys nothing here.
         "complete": bool(obs.used >= int(obs.capacity.sum())),
+        # The policy had nothing more to draw (successive halving ends by its own plan).
+        "policy_done": (info.stopped_because or "").startswith("complete:"),
         "passes": int(obs.passes),
         "means": {c.name: (None if np.isnan(m) else float(m)) for c, m in zip(configs, means)},
         "evaluations_per_config": {c.name: int(n) for c, n in zip(configs, obs.arm_counts)},

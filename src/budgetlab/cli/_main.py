@@ -431,6 +431,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         # Schedulers (Kubernetes, Slurm, systemd) stop a job with SIGTERM: stop as Ctrl-C does,
         # so the run is marked interrupted, its claims are released and nothing drawn is lost.
         terminated.append(True)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # A background job of a script or shell starts with SIGINT ignored, so raising it
+            # would do nothing: interrupt here, as the default Ctrl-C handler would.
+            raise KeyboardInterrupt
         signal.raise_signal(signal.SIGINT)
 
     in_main_thread = threading.current_thread() is threading.main_thread()

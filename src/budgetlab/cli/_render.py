@@ -151,10 +151,11 @@ def _print_best_arm(console: Console, best: dict[str, Any] | None) -> None:
         sure = f"identified: better than every other configuration with confidence {1 - best['delta']:.0%}"
     elif best["delta"] is None:
         sure = "its algorithm's choice (no confidence test: delta=none)"
-    elif best.get("complete"):
-        sure = (f"every (problem, configuration) pair evaluated (passes={best['passes']}), and the lead is within "
-                f"noise at confidence {1 - best['delta']:.0%}; more samples per pair: --policy "
-                f"{best['algorithm']}:passes={best['passes'] + 1}")  # fmt: skip
+    elif best.get("complete") or best.get("policy_done"):
+        done = (f"every (problem, configuration) pair evaluated (passes={best['passes']})" if best.get("complete")
+                else f"{best['algorithm']} has nothing more to draw")  # fmt: skip
+        sure = (f"{done}, and the lead is within noise at confidence {1 - best['delta']:.0%}; more samples per "
+                f"pair: run it again with --policy {best['more_passes']}")  # fmt: skip
     else:
         sure = (f"not yet told apart from every other configuration with confidence {1 - best['delta']:.0%}; "
                 "raise the budget and run the same name again to continue")  # fmt: skip

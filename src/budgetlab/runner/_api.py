@@ -277,7 +277,7 @@ def prepare(
     policy_args: Mapping[str, Any] | None = None,
     verifier: str | None = None,
     budget: Budget | str | None = None,
-    problems: Sequence[Problem] | None = None,
+    problems: Sequence[Problem] | str | os.PathLike[str] | None = None,
     configs: Sequence[SamplingConfig] | None = None,
     seed: int | None = None,
     concurrency: int | None = None,
@@ -289,6 +289,16 @@ def prepare(
         policy, policy_args = policy_spec(policy, policy_args)
     if isinstance(budget, str):
         budget = Budget.parse(budget)
+    if isinstance(problems, (str, os.PathLike)):  # a task spec or a problems file, as --task takes
+        from budgetlab.tasks import load_task
+
+        problems = load_task(os.fspath(problems))
+    elif problems is not None and not all(isinstance(p, Problem) for p in problems):
+        bad = next(p for p in problems if not isinstance(p, Problem))
+        raise InputError(
+            f"problems must be Problem objects, a task spec or a problems file, got {type(bad).__name__} {bad!r:.40}; "
+            "e.g. problems='arithmetic:n=50' or problems=load_problems('problems.jsonl')"
+        )
     given = {
         "backend": None if backend is None else canonical_backend(backend),
         "backend_args": None if backend_options is None else dict(backend_options),
@@ -321,7 +331,7 @@ def run(
     policy_args: Mapping[str, Any] | None = None,
     verifier: str | None = None,
     budget: Budget | str | None = None,
-    problems: Sequence[Problem] | None = None,
+    problems: Sequence[Problem] | str | os.PathLike[str] | None = None,
     configs: Sequence[SamplingConfig] | None = None,
     seed: int | None = None,
     concurrency: int | None = None,
@@ -335,7 +345,8 @@ def run(
     raised to buy more samples). ``policy`` is a name (with ``policy_args``), a spec such as
     ``"esc:max_samples=40"`` or an instance of a registered policy (``FixedK(k=8)``); ``verifier``
     a name or spec (``"code:timeout=5"``); ``budget`` a :class:`Budget` or its text
-    (``"samples=500,dollars=2"``).
+    (``"samples=500,dollars=2"``); ``problems`` a list of :class:`Problem`, or a task spec or
+    problems file as ``--task`` takes (``"arithmetic:n=50"``, ``"problems.jsonl"``).
     """
     owned = isinstance(store, (str, os.PathLike))
     st = open_store(os.fspath(store)) if owned else store  # type: ignore[arg-type]

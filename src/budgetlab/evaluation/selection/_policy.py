@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -65,6 +66,8 @@ class SelectionPolicy:
     seed: int = 0
     passes: int = 1
     budget: int | None = None
+    #: Arguments a run may raise when it resumes: more samples per pair, the ones drawn kept.
+    resumable_args: ClassVar[frozenset[str]] = frozenset({"passes"})
 
     def __post_init__(self) -> None:
         if self.delta is not None and (not isinstance(self.delta, (int, float)) or not 0 < self.delta < 1):
