@@ -217,3 +217,18 @@ def test_a_policy_that_is_not_best_arm_names_no_best_configuration(tmp_path: Pat
     args = ["run", "--backend", f"replay:{counts}", "-k", "1", "--store", str(tmp_path / "f.db"), "--no-progress"]
     assert main([*args, "--budget", "samples=20", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["best_arm"] is None
+
+
+def test_a_finished_best_arm_run_suggests_its_own_policy_with_one_more_pass_and_takes_it(
+    tmp_path: Path, counts: Path, capsys
+) -> None:
+    from budgetlab.cli._main import main
+
+    store = str(tmp_path / "h.db")
+    common = ["--backend", f"replay:{counts}", "--store", store, "--no-progress", "--name", "h"]
+    assert main(["run", *common, "--policy", "select-halving:delta=0.0001"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "run it again with --policy select-halving:delta=0.0001,passes=2" in text
+    assert main(["run", *common, "--policy", "select-halving:delta=0.0001,passes=2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["best_arm"]["passes"] == 2 and report["best_arm"]["evaluations"] > len(CONFIG_RATES) * N_PROBLEMS / 2
