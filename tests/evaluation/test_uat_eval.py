@@ -118,3 +118,19 @@ def test_single_system_estimate_stays_on_the_given_scale() -> None:
     costly[3] = 0.0
     est = control_variate_mean(costly, cheap, label_range=(0, 1))
     assert 0 <= est.lo <= est.mean <= est.hi <= 1, est
+
+
+def test_subset_says_when_a_count_is_capped_and_gives_no_ranking_for_one_system(tmp_path: Path, items_jsonl: Path, capsys) -> None:
+    assert main(["subset", str(items_jsonl), "--size", "100"]) == 0
+    assert "--size 100 is more than the set's 40 items: capped there" in " ".join(capsys.readouterr().out.split())
+    one = tmp_path / "one.jsonl"
+    one.write_text("".join(json.dumps({"i": i, "scores": {"a": {"human": float(i), "bleu": float(i % 3)}}}) + "\n" for i in range(10)))
+    assert main(["subset", str(one), "--size", "3", "--json"]) == 0
+    assert "ranking_agreement" not in json.loads(capsys.readouterr().out)
+
+
+def test_select_delta_outside_zero_one_names_the_flag(tmp_path: Path, capsys) -> None:
+    matrix = tmp_path / "m.csv"
+    matrix.write_text("method,a,b,c\nm1,1,0,1\nm2,0,0,1\n")
+    assert main(["select", str(matrix), "--delta", "0"]) == 2
+    assert "--delta must be between 0 and 1" in capsys.readouterr().err

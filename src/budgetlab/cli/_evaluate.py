@@ -78,7 +78,7 @@ def add_select_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         help="evaluations: a whole count (e.g. 900; at least one per method), or a fraction of the full matrix "
         "in (0, 1] (e.g. 0.05; 1 is the whole matrix) (default 0.05)",
     )
-    p.add_argument("--delta", type=float, help="also stop once the best is identified with confidence 1-DELTA")
+    p.add_argument("--delta", type=float, help="also stop once the best is identified with confidence 1-DELTA (e.g. 0.05)")
     p.add_argument("--seed", type=int, default=0, help="seed of the example order (default 0)")
     p.add_argument(
         "--bernoulli", action="store_true", help="an evaluation draws 0/1 with the cell's score as probability"
@@ -131,6 +131,8 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
         )
     budget = _count_or_fraction(args.budget, "--budget", "the full matrix", "--budget 0.05 or --budget 900")
     _check_seed(args.seed)
+    if args.delta is not None and not 0 < args.delta < 1:
+        raise InputError(f"--delta must be between 0 and 1 (the chance of naming a wrong best), got {args.delta:g}; e.g. --delta 0.05")
     if args.top < 1:
         raise InputError(f"--top must be a whole number >= 1 (rows of the ranking to print), got {args.top}; e.g. --top 10")
     name, options = parse_spec(args.algorithm, "algorithm")
@@ -222,7 +224,10 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
         "chosen": [data.items[i].id for i in chosen],
         "cost": float(costs[chosen].sum()),
     }
-    if data.human_keys or args.human:
+    capped = isinstance(size, int) and size > len(data)
+    if capped:
+        report["size_asked"] = size
+    if (data.human_keys or args.human) and len(data.systems) > 1:  # one system has no ranking to agree with
         rho, tau = rank_agreement(data.human(args.human), chosen)
         report["ranking_agreement"] = {"spearman": rho, "kendall": tau}
     if output is not None:
@@ -240,6 +245,8 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     if len(chosen) > 20:
         console.print(f"... and {len(chosen) - 20} more (all of them: --json or --output)")
     console.print(f"{len(chosen)} items chosen, total cost {float(np.sum(costs[chosen])):g}", highlight=False)
+    if capped:
+        console.print(f"--size {size} is more than the set's {len(data)} items: capped there", highlight=False)
     if "ranking_agreement" in report:
         agreement = report["ranking_agreement"]
         console.print(
