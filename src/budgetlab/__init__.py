@@ -2,6 +2,19 @@
 
 The data flows one way: a run asks its policy where the next samples go, the backend draws
 them, the verifier judges them, the store records them, and the analysis reads the store.
+
+Start with::
+
+    outcome = budgetlab.run("my-run", "replay:samples.jsonl", policy_args={"k": 8},
+                            budget="tokens=2e6", store="budgetlab.db")
+    report = budgetlab.build_report("budgetlab.db", "my-run")   # plain JSON-ready dict
+
+``run`` blocks until the run ends (in a Jupyter cell too). Estimators are in
+:mod:`budgetlab.analysis` (pass@k, maj@k, coverage curves, extrapolation), forecasts in
+:mod:`budgetlab.forecast`, best-method selection, item subsets and control variates in
+:mod:`budgetlab.evaluation`, pacing over a stream in :mod:`budgetlab.pacing`. Errors for bad
+input are :class:`BudgetlabError` (:class:`InputError`, and its ``ValueError`` subclass
+``budgetlab.errors.InvalidArgument`` from estimators) with a one-line message that names the fix.
 """
 
 from budgetlab.analysis import build_report, maj_at_k, pass_at_k

@@ -63,6 +63,7 @@ def budget_curves(
     ``store`` is an open store or its path (as :func:`budgetlab.run` takes it).
     """
     with reading(store, "budget_curves") as opened:
+        opened.get_run(run)  # a name not in the store is RunNotFound, not empty curves
         return _budget_curves(opened, run, method=method, horizon=horizon, n_boot=n_boot, alpha=alpha, seed=seed)
 
 

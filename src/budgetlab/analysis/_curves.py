@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from budgetlab.analysis._majority import maj_at_k
-from budgetlab.analysis._passk import _as_counts, pass_at_k_many
+from budgetlab.analysis._passk import _as_counts, _sorted_ks, pass_at_k_many
 from budgetlab.errors import InvalidArgument
 
 __all__ = [
@@ -64,7 +64,7 @@ def coverage_curve(
     n_arr = _as_counts(ns, "ns")
     if n_arr.size == 0:
         raise InvalidArgument("coverage_curve needs at least one problem, got none")
-    ks = sorted({operator.index(k) for k in ks})
+    ks = _sorted_ks(ks, "coverage_curve")
     if ks and ks[0] < 1:
         raise InvalidArgument(f"coverage_curve needs every k >= 1, got k={ks[0]}")
     limit = int(n_arr.min())

@@ -81,9 +81,36 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     Raises:
         ValueError: if ``k < 1``, ``k > n``, ``c > n`` or a count is negative.
     """
-    n, c, k = operator.index(n), operator.index(c), operator.index(k)
+    n, c, k = _whole(n, "n"), _whole(c, "c"), _whole(k, "k")
     _check(n, c, k)
     return _pass_at_k_unchecked(n, c, k)
+
+
+def _whole(value: object, name: str) -> int:
+    """A count as an int: ints and NumPy integers, and whole-number floats as
+    :func:`pass_at_k_many` takes them (counts read back from a float column); anything else is
+    an :class:`InvalidArgument`, not a TypeError."""
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise InvalidArgument(f"pass@k needs whole-number counts, got {name}={value!r:.40} ({type(value).__name__})")
+
+
+def _sorted_ks(ks: object, who: str) -> list[int]:
+    """The distinct ks of ``ks`` (an iterable of whole numbers), in increasing order; a single
+    number or a non-integer k is an :class:`InvalidArgument` naming ``who``."""
+    if isinstance(ks, (int, np.integer, float, str)) or not hasattr(ks, "__iter__"):
+        raise InvalidArgument(f"{who} needs ks, a list of k values, got {type(ks).__name__} {ks!r:.40}; e.g. ks=[1, 10, 100]")
+    out = set()
+    for k in ks:  # type: ignore[attr-defined]
+        try:
+            out.add(operator.index(k))
+        except TypeError:
+            raise InvalidArgument(f"{who} needs whole-number ks, got k={k!r:.40} ({type(k).__name__}); e.g. ks=[1, 10, 100]") from None
+    return sorted(out)
 
 
 def _as_counts(values: Sequence[int] | npt.ArrayLike, name: str) -> npt.NDArray[np.int64]:
@@ -109,7 +136,7 @@ def pass_at_k_many(
     first offending problem. Identical ``(n, c)`` pairs are computed once, which is the
     common case of a benchmark sampled with a fixed ``n``.
     """
-    k = operator.index(k)
+    k = _whole(k, "k")
     n_arr, c_arr = _as_counts(ns, "ns"), _as_counts(cs, "cs")
     if n_arr.shape != c_arr.shape:
         raise InvalidArgument(f"ns and cs must have the same length, got {n_arr.size} and {c_arr.size}")

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from budgetlab.errors import InvalidArgument
+
 __all__ = ["plot_budget_curves", "plot_coverage"]
 
-EstimateLike = Any  # an Estimate, or a mapping with "value", "lo" and "hi"
+EstimateLike = Any  # an Estimate, a mapping with "value", "lo" and "hi", or a plain number (no band)
 
 
 def _triple(point: EstimateLike) -> tuple[float, float, float]:
-    if isinstance(point, Mapping):
+    if isinstance(point, numbers.Real):  # e.g. build_report(...)["configs"][name]["pass_at_k"][k]
+        return float(point), float(point), float(point)
+    if isinstance(point, Mapping) and {"value", "lo", "hi"} <= set(point):
         return float(point["value"]), float(point["lo"]), float(point["hi"])
-    return float(point.value), float(point.lo), float(point.hi)
+    if all(hasattr(point, a) for a in ("value", "lo", "hi")):
+        return float(point.value), float(point.lo), float(point.hi)
+    raise InvalidArgument(
+        f"a curve point must be a number, an Estimate or a mapping with value, lo and hi, got {type(point).__name__} "
+        f"{point!r:.40}; e.g. {{1: 0.4, 8: 0.8}} or {{k: pass_at_k_with_ci(ns, cs, k) for k in (1, 8)}}"
+    )
 
 
 def _series(
@@ -33,6 +43,9 @@ def plot_coverage(
     partial: Mapping[str, Collection[int]] | None = None,
 ) -> Path:
     """Write a PNG of pass@k per configuration, optionally with maj@k, and return its path.
+    ``curves`` maps a configuration to ``{k: point}``, a point being an :class:`Estimate` (drawn
+    with its interval as a band), a mapping with ``value``, ``lo`` and ``hi``, or a plain number
+    such as a report's ``pass_at_k`` values (no band).
 
     A configuration present in both mappings keeps one colour so the two lines read as
     a pair. ``partial``: per configuration, the ks whose points cover fewer problems than the

@@ -22,7 +22,6 @@ for ``tail-transfer`` the reference problems are resampled too.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from budgetlab.analysis._curves import Estimate
-from budgetlab.analysis._passk import pass_at_k_many
+from budgetlab.analysis._passk import _sorted_ks, pass_at_k_many
 from budgetlab.analysis._success_priors import (
     SuccessCounts,
     SuccessPrior,
@@ -193,7 +192,7 @@ def extrapolate_coverage(
     ``method`` is one of :data:`EXTRAPOLATION_METHODS`; ``tail-transfer`` needs ``reference``,
     the counts of other problems of the same kind sampled many more times.
     """
-    ks = sorted({operator.index(k) for k in ks})
+    ks = _sorted_ks(ks, "extrapolation")
     if not ks or ks[0] < 1:
         raise InvalidArgument(f"extrapolation needs ks >= 1, got {ks}")
     if method not in EXTRAPOLATION_METHODS:

@@ -104,7 +104,10 @@ def calibrator_from_dict(spec: Mapping[str, Any] | str | os.PathLike[str]) -> Ca
         return PlattCalibrator(_spec_number(spec, "a", kind), _spec_number(spec, "b", kind), logit)
     if kind == "isotonic":
         return IsotonicCalibrator(_spec_numbers(spec, "x", kind), _spec_numbers(spec, "y", kind))
-    raise InvalidArgument(f"unknown calibrator kind {kind!r} in {dict(spec)!r}; use one of: {', '.join(sorted(CALIBRATORS))}")
+    # The keys, not the whole mapping: a wrong file (a Bayes prior) printed every atom of it.
+    keys = ", ".join(repr(k) for k in list(spec)[:8]) + (", ..." if len(spec) > 8 else "")
+    raise InvalidArgument(f"unknown calibrator kind {kind!r} in a mapping with keys {keys or 'none'}; use one of: "
+                          f"{', '.join(sorted(CALIBRATORS))} (write it with json.dump(calibrator.to_dict(), f))")
 
 
 def _read_calibrator_file(path: str | os.PathLike[str]) -> Any:

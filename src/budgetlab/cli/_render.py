@@ -175,7 +175,9 @@ _RUNS_NUMBERS = ("samples", "tokens", "dollars")
 def print_runs(console: Console, runs: list[RunInfo]) -> None:
     rows = []
     for info in runs:
-        args = ",".join(f"{k}={v}" for k, v in info.spec.policy_args.items())
+        # A prior or calibrator read from a file is recorded whole: shown by its size, not its numbers.
+        args = ",".join(f"{k}=<{len(v)} values>" if isinstance(v, (list, tuple, dict)) else f"{k}={v}"
+                        for k, v in info.spec.policy_args.items())  # fmt: skip
         rows.append({
             "name": info.name,
             "state": info.state.value,

@@ -53,7 +53,7 @@ def forecast(
     *,
     store: Any,
     pilot: float = 0.05,
-    scenarios: Sequence[Scenario] | None = None,
+    scenarios: Sequence[Scenario | str] | str | None = None,
     method: str = "bracket",
     on_progress: Callable[[Any], None] | None = None,
     n_boot: int = 200,
@@ -62,13 +62,21 @@ def forecast(
     """Record run ``name`` in ``store`` (an open store or its path; options as for
     :func:`budgetlab.run`; it must use the ``fixed`` policy), draw its pilot (a ``pilot`` fraction of its problems, all k samples each),
     and forecast the planned run plus ``scenarios``. The run is left ``stopped``; running it
-    with :func:`budgetlab.run` draws the rest and reuses the pilot."""
+    with :func:`budgetlab.run` draws the rest and reuses the pilot. Inside a running event loop
+    (a Jupyter cell) it runs on a worker thread and blocks until done, as :func:`budgetlab.run`."""
     from budgetlab.analysis import EXTRAPOLATION_METHODS
     from budgetlab.errors import InputError
     from budgetlab.policies import policy_spec
     from budgetlab.runner import prepare
+    from budgetlab.runner._api import _loop_running, call_blocking
     from budgetlab.stores import open_store
 
+    if _loop_running():  # the pilot draws with asyncio.run, which a running loop refuses
+        return call_blocking(forecast, name, backend, store=store, pilot=pilot, scenarios=scenarios, method=method,  # type: ignore[no-any-return]
+                             on_progress=on_progress, n_boot=n_boot, **options)  # fmt: skip
+
+    scenarios = _checked_scenarios(scenarios)
+    _check_pilot_and_options(pilot, options)
     if method not in EXTRAPOLATION_METHODS or method == "tail-transfer":
         usable = [m for m in EXTRAPOLATION_METHODS if m != "tail-transfer"]
         raise InputError(f"unknown extrapolation method {method!r} for a forecast; choose from: {', '.join(usable)}")
@@ -113,6 +121,45 @@ def forecast(
         out.notes.append(f"the pilot stopped before it was complete ({result.stopped_because.split(': ', 1)[-1]}); "
                          f"the forecast rests on the {with_samples} of {len(result.problems)} pilot problems it reached")
     return out, result
+
+
+#: The keyword options forecast passes on to budgetlab.runner.prepare (as budgetlab.run takes them).
+_RUN_OPTIONS = ("backend_options", "policy", "policy_args", "verifier", "budget", "problems", "configs", "seed", "concurrency")
+
+
+def _checked_scenarios(scenarios: Any) -> list[Scenario]:
+    """The scenarios as Scenario objects (a text such as ``"k=64,tokens=1e6"``, or strings in the
+    list, parsed as ``--budgets`` is), refused before the pilot is paid for, not after."""
+    from budgetlab.errors import InputError
+
+    if scenarios is None:
+        return []
+    if isinstance(scenarios, str):
+        return parse_scenarios(scenarios)
+    out: list[Scenario] = []
+    for item in scenarios:
+        if isinstance(item, Scenario):
+            out.append(item)
+        elif isinstance(item, str):
+            out.extend(parse_scenarios(item))
+        else:
+            raise InputError(f"scenarios must be Scenario objects or their text, got {type(item).__name__} {item!r:.40}; "
+                             "e.g. scenarios='k=64,tokens=1e6' or [Scenario('k=64', k=64)]")  # fmt: skip
+    return out
+
+
+def _check_pilot_and_options(pilot: Any, options: dict[str, Any]) -> None:
+    """A bad pilot fraction or an option forecast does not take, refused before the run is recorded."""
+    import numbers
+
+    from budgetlab.errors import InputError
+
+    if isinstance(pilot, bool) or not isinstance(pilot, numbers.Real) or not 0.0 < float(pilot) <= 1.0:
+        raise InputError(f"pilot fraction must be a number in (0, 1], got {pilot!r:.40}; e.g. pilot=0.05 for 5%")
+    unknown = sorted(set(options) - set(_RUN_OPTIONS))
+    if unknown:
+        raise InputError(f"forecast does not take {', '.join(map(repr, unknown))}; it takes store, pilot, scenarios, method, "
+                         f"on_progress, n_boot and the options of budgetlab.run: {', '.join(_RUN_OPTIONS)}")  # fmt: skip
 
 
 def _one_wave_note(result: PilotResult) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from budgetlab.core.spec import check_arguments, parse_spec
@@ -72,7 +75,8 @@ def policy_spec(policy: str | Policy, options: Mapping[str, Any] | None = None) 
     differ from their defaults). A run is rebuilt from this record on resume, which is why an
     instance of an unregistered class cannot be recorded."""
     if isinstance(policy, str):
-        return parse_spec(policy, "policy") if ":" in policy and options is None else (policy, None if options is None else dict(options))
+        name, args = parse_spec(policy, "policy") if ":" in policy and options is None else (policy, None if options is None else dict(options))
+        return name, _inline_files(name, args)
     name = next((n for n, factory in POLICIES.items() if factory is type(policy)), None)
     if name is None or not dataclasses.is_dataclass(policy) or options is not None:
         raise InputError(f"policy {policy!r:.60} cannot be recorded with the run (it is rebuilt by name on resume); pass a "
@@ -82,4 +86,26 @@ def policy_spec(policy: str | Policy, options: Mapping[str, Any] | None = None) 
         for f in dataclasses.fields(policy)
         if f.init and f.name != "name" and getattr(policy, f.name) != f.default
     }
-    return name, args or None
+    return name, _inline_files(name, args) or None
+
+
+#: Arguments that may name a JSON file (what a command line can give): a run records what the file
+#: holds, so that it is rebuilt the same from anywhere, and a file changed later changes nothing.
+_FILE_ARGS = {"bayes": ("prior", "calibrator"), "confidence": ("calibrator",), "planner": ("prior",)}
+
+
+def _inline_files(name: str, args: dict[str, Any] | None) -> dict[str, Any] | None:
+    fields = [f for f in _FILE_ARGS.get(name, ()) if args and isinstance(args.get(f), (str, os.PathLike))]
+    if not fields or args is None:
+        return args
+    made = make_policy(name, args)  # reads and checks the files (a bad one is refused with its fix)
+    out = dict(args)
+    if name == "planner":
+        out["prior"] = json.loads(Path(args["prior"]).read_text(encoding="utf-8"))
+        return out
+    prior = getattr(made, "prior", None)
+    if prior is not None:
+        out["prior"] = [list(atom) for atom in prior]
+    if made.calibrator is not None:  # a prior file's calibrator too, which the run needs as much
+        out["calibrator"] = dict(made.calibrator)
+    return out

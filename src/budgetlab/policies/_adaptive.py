@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from budgetlab.errors import InputError
-from budgetlab.policies._sequential import SequentialStopping, check_count, check_probability
+from budgetlab.policies._sequential import SequentialStopping, check_count, check_not_above_max, check_probability
 
 __all__ = ["AdaptiveConsistency", "beta_leader_probability", "dirichlet_leader_probability", "vote_counts"]
 
@@ -119,6 +119,7 @@ class AdaptiveConsistency(SequentialStopping):
         check_count("adaptive", "max_samples", self.max_samples, 1, example)
         check_count("adaptive", "batch", self.batch, 1, example)
         check_count("adaptive", "min_samples", self.min_samples, 1, example)
+        check_not_above_max("adaptive", "min_samples", self.min_samples, self.max_samples, example)
         if self.top_k is not None:
             check_count("adaptive", "top_k", self.top_k, 2, "adaptive:criterion=dirichlet,top_k=5")
 

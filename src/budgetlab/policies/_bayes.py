@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ import numpy.typing as npt
 from budgetlab.calibration import calibrator_from_dict, fit_calibrator
 from budgetlab.errors import InputError
 from budgetlab.policies._adaptive import vote_counts
-from budgetlab.policies._sequential import SequentialStopping, check_count
+from budgetlab.policies._sequential import SequentialStopping, check_count, check_not_above_max
 
 __all__ = ["BayesStopping", "fit_bayes_stopping", "share_grid"]
 
@@ -128,6 +129,7 @@ class BayesStopping(SequentialStopping):
     def __post_init__(self) -> None:
         check_count("bayes", "max_samples", self.max_samples, 1, _EXAMPLE)
         check_count("bayes", "min_samples", self.min_samples, 1, _EXAMPLE)
+        check_not_above_max("bayes", "min_samples", self.min_samples, self.max_samples, _EXAMPLE)
         if isinstance(self.cost, bool) or not isinstance(self.cost, (int, float)) or not 0 <= self.cost < 1:
             raise InputError(f"policy bayes needs 0 <= cost < 1 (accuracy per sample), got cost={self.cost!r}; write e.g. {_EXAMPLE}")
         if self.max_samples > 200:
@@ -136,9 +138,11 @@ class BayesStopping(SequentialStopping):
             object.__setattr__(self, "prior", self._read_prior(Path(self.prior)))
         if self.calibrator is not None:
             try:
-                calibrator_from_dict(self.calibrator)
+                calibrator = calibrator_from_dict(self.calibrator)
             except ValueError as err:
                 raise InputError(f"policy bayes: bad calibrator: {err}") from None
+            if isinstance(self.calibrator, (str, os.PathLike)):  # a file: kept as its mapping (args, save_prior)
+                object.__setattr__(self, "calibrator", calibrator.to_dict())
         if self.prior is not None:
             try:
                 atoms = tuple(tuple(float(v) for v in atom) for atom in self.prior)
@@ -160,6 +164,9 @@ class BayesStopping(SequentialStopping):
             raise InputError(f"policy bayes: cannot read the prior file {str(path)!r} ({err}); write one with "
                              "fit_bayes_stopping(...).save_prior(path)") from None  # fmt: skip
         if isinstance(data, dict):
+            if "prior" not in data:  # a calibrator file, a typo: not the uniform default, silently
+                raise InputError(f"policy bayes: the prior file {str(path)!r} has no 'prior' (it has {', '.join(map(repr, data)) or 'nothing'}); "
+                                 "write one with fit_bayes_stopping(...).save_prior(path)")  # fmt: skip
             if self.calibrator is None and data.get("calibrator") is not None:
                 object.__setattr__(self, "calibrator", data["calibrator"])
             data = data.get("prior")

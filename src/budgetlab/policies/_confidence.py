@@ -25,7 +25,7 @@ import numpy as np
 from budgetlab.calibration import CONFIDENCE_SOURCES, calibrator_from_dict
 from budgetlab.errors import InputError
 from budgetlab.policies._adaptive import beta_leader_probability
-from budgetlab.policies._sequential import SequentialStopping, check_count, check_probability
+from budgetlab.policies._sequential import SequentialStopping, check_count, check_not_above_max, check_probability
 
 __all__ = ["ConfidenceStopping"]
 
@@ -58,6 +58,7 @@ class ConfidenceStopping(SequentialStopping):
         check_count("confidence", "max_samples", self.max_samples, 1, _EXAMPLE)
         check_count("confidence", "batch", self.batch, 1, _EXAMPLE)
         check_count("confidence", "min_samples", self.min_samples, 1, _EXAMPLE)
+        check_not_above_max("confidence", "min_samples", self.min_samples, self.max_samples, _EXAMPLE)
         if self.calibrator is not None:
             try:
                 calibrator = calibrator_from_dict(self.calibrator)

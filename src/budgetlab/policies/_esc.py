@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-from budgetlab.policies._sequential import SequentialStopping, check_count
+from budgetlab.policies._sequential import SequentialStopping, check_count, check_not_above_max
 
 __all__ = ["EarlyStoppingSC"]
 
@@ -24,6 +24,7 @@ class EarlyStoppingSC(SequentialStopping):
     def __post_init__(self) -> None:
         check_count("esc", "window", self.window, 1, "esc:window=5,max_samples=40")
         check_count("esc", "max_samples", self.max_samples, 1, "esc:window=5,max_samples=40")
+        check_not_above_max("esc", "window", self.window, self.max_samples, "esc:window=5,max_samples=40")
 
     @property
     def step(self) -> int:  # type: ignore[override]

@@ -24,7 +24,7 @@ from budgetlab.core.view import RunView
 from budgetlab.errors import InputError
 from budgetlab.stores import Proposal
 
-__all__ = ["SequentialStopping", "check_count", "check_probability"]
+__all__ = ["SequentialStopping", "check_count", "check_not_above_max", "check_probability"]
 
 
 def check_count(policy: str, field: str, value: Any, minimum: int, example: str) -> None:
@@ -37,6 +37,14 @@ def check_probability(policy: str, field: str, value: Any, example: str, *, clos
     if not ok:
         bounds = "0 <= {0} <= 1" if closed else "0 < {0} < 1"
         raise InputError(f"policy {policy} needs {bounds.format(field)}, got {field}={value!r}; write e.g. {example}")
+
+
+def check_not_above_max(policy: str, field: str, value: int, max_samples: int, example: str) -> None:
+    """A first decision after ``max_samples`` never comes: the rule would never apply, and the
+    policy would silently be fixed k = max_samples."""
+    if value > max_samples:
+        raise InputError(f"policy {policy} never applies its rule with {field}={value} > max_samples={max_samples} (it would draw "
+                         f"max_samples everywhere); give {field} <= max_samples, e.g. {example}")  # fmt: skip
 
 
 class SequentialStopping:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import numbers
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping, Sequence
@@ -64,7 +66,7 @@ def resume_or_create(
         asked, have = getattr(spec, field), getattr(stored, field)
         if field in explicit and asked != have and field not in changes:
             raise InputError(
-                f"run {spec.name!r} exists with {field}={have!r}, not {asked!r}; "
+                f"run {spec.name!r} exists with {field}={_brief(have)}, not {_brief(asked)}; "
                 "resume it without that option, or start a new run with another --name"
             )
     if "backend_args" in explicit:
@@ -90,6 +92,12 @@ def resume_or_create(
         store.update_spec(dataclasses.replace(stored, **changes))
         existing = store.get_run(spec.name)
     return existing, backend
+
+
+def _brief(value: Any, width: int = 100) -> str:
+    """``repr(value)``, cut to ``width`` characters: a prior recorded from a file runs to kilobytes."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _policy_args_may_change(spec: RunSpec, stored: RunSpec) -> bool:
@@ -239,6 +247,72 @@ def _from_backend(backend: Any, what: str, spec: RunSpec) -> list[Any]:
     return list(lister())
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run_blocking(make: Callable[[], Any]) -> Any:
+    """``asyncio.run(make())``, which also works where an event loop is already running in this
+    thread (Jupyter, async code): the coroutine then runs on a worker thread with a loop of its
+    own while this thread waits, and Ctrl-C (KeyboardInterrupt) cancels it as it would at top level."""
+    if not _loop_running():
+        return asyncio.run(make())
+    box: dict[str, Any] = {}
+    started, finished = threading.Event(), threading.Event()
+
+    async def main() -> Any:
+        box["loop"], box["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        started.set()
+        return await make()
+
+    def worker() -> None:
+        try:
+            box["result"] = asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which raises it
+            box["error"] = exc
+        finally:
+            started.set()
+            finished.set()
+
+    threading.Thread(target=worker, name="budgetlab-run", daemon=True).start()
+    # Wait on an Event, not Thread.join: a join interrupted by Ctrl-C marks the thread stopped
+    # while it still runs (CPython 3.11), and the caller would then close the store under it.
+    try:
+        finished.wait()
+    except KeyboardInterrupt:
+        started.wait()
+        loop = box.get("loop")
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(box["task"].cancel)
+            except RuntimeError:  # the loop closed meanwhile: the run has ended
+                pass
+        while not finished.is_set():  # the run marks itself interrupted and lets go of the store
+            try:
+                finished.wait()
+            except KeyboardInterrupt:
+                continue
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+def call_blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, on a worker thread where an event loop already runs in this one
+    (``fn`` calls ``asyncio.run``, which refuses to start inside a running loop)."""
+    if not _loop_running():
+        return fn(*args, **kwargs)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="budgetlab") as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 @dataclass
 class PreparedRun:
     """A run checked and recorded in the store, ready to execute (nothing drawn yet)."""
@@ -249,7 +323,9 @@ class PreparedRun:
     created: bool
 
     def execute(self, on_progress: Callable[[Progress], None] | None = None) -> RunOutcome:
-        return asyncio.run(self._execute(on_progress))
+        """Draw the run to its end and return how it ended. Inside a running event loop (a
+        Jupyter cell, async code) it runs on a worker thread of its own and blocks until done."""
+        return run_blocking(lambda: self._execute(on_progress))
 
     async def _execute(self, on_progress: Callable[[Progress], None] | None) -> RunOutcome:
         try:
@@ -265,6 +341,49 @@ class PreparedRun:
             )
         finally:
             await self.backend.aclose()
+
+
+def _whole_number(field: str, value: Any, example: str) -> int | None:
+    """``value`` as an int (a NumPy integer too), or one error naming ``field``: a run records
+    it, and a string stored there would break every later read of the store."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{field} must be a whole number, got {type(value).__name__} {value!r:.40}; {example}")
+    return int(value)
+
+
+def _check_types(
+    name: Any, backend: Any, store: Any, backend_options: Any, policy_args: Any, verifier: Any, budget: Any, configs: Any
+) -> None:
+    """One error for an argument of the wrong kind, before anything is recorded, rather than an
+    AttributeError from deep inside (or a run recorded with a value no later read accepts)."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"a run name must be a non-empty string, got {type(name).__name__} {name!r:.40}; e.g. run('my-run', ...)")
+    if backend is not None and not isinstance(backend, str):
+        raise InputError(f"backend must be a spec string, got {type(backend).__name__} {backend!r:.40}; "
+                         "e.g. backend='replay:samples.jsonl' (options go in backend_options={...})")  # fmt: skip
+    if not isinstance(store, BaseStore):
+        raise InputError(f"store must be an open store or its path, got {type(store).__name__} {store!r:.40}; "
+                         "e.g. store='budgetlab.db' or store=open_store('budgetlab.db')")  # fmt: skip
+    for field, value in (("backend_options", backend_options), ("policy_args", policy_args)):
+        if value is not None and not isinstance(value, Mapping):
+            example = "{'k': 8}" if field == "policy_args" else "{'seed': 1}"
+            raise InputError(f"{field} must be a dict of options, got {type(value).__name__} {value!r:.40}; e.g. {field}={example}")
+    if verifier is not None and not isinstance(verifier, str):
+        raise InputError(f"verifier must be a name or spec (it is rebuilt by name on resume), got {type(verifier).__name__} "
+                         f"{verifier!r:.40}; e.g. verifier='exact' or 'code:timeout=5' (a function: verifier='callable:path=...')")  # fmt: skip
+    if budget is not None and not isinstance(budget, (Budget, str)):
+        raise InputError(f"budget must be a Budget or its text, got {type(budget).__name__} {budget!r:.40}; "
+                         "e.g. budget=Budget(samples=500) or budget='samples=500,dollars=2'")  # fmt: skip
+    if configs is not None:
+        if isinstance(configs, (str, SamplingConfig)) or not isinstance(configs, Sequence):
+            raise InputError(f"configs must be a list of SamplingConfig, got {type(configs).__name__} {configs!r:.40}; "
+                             "e.g. configs=[SamplingConfig(model='m', backend='openai')]")  # fmt: skip
+        bad = next((c for c in configs if not isinstance(c, SamplingConfig)), None)
+        if bad is not None:
+            raise InputError(f"configs must be SamplingConfig objects, got {type(bad).__name__} {bad!r:.40}; "
+                             "e.g. configs=[SamplingConfig(model='m', backend='openai')]")  # fmt: skip
 
 
 def prepare(
@@ -283,6 +402,9 @@ def prepare(
     concurrency: int | None = None,
 ) -> PreparedRun:
     """Check every option and record the run (new) or its changed budget (resumed); see :func:`run`."""
+    _check_types(name, backend, store, backend_options, policy_args, verifier, budget, configs)
+    seed = _whole_number("seed", seed, "e.g. seed=0")
+    concurrency = _whole_number("concurrency", concurrency, "e.g. concurrency=64")
     if concurrency is not None and concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}; e.g. --concurrency 64")
     if policy is not None:
@@ -347,7 +469,13 @@ def run(
     a name or spec (``"code:timeout=5"``); ``budget`` a :class:`Budget` or its text
     (``"samples=500,dollars=2"``); ``problems`` a list of :class:`Problem`, or a task spec or
     problems file as ``--task`` takes (``"arithmetic:n=50"``, ``"problems.jsonl"``).
+
+    It blocks until the run ends, also where an event loop is already running (a Jupyter cell:
+    the run then goes on a worker thread of its own); from async code, ``await
+    asyncio.to_thread(budgetlab.run, ...)`` keeps the loop free meanwhile.
     """
+    if on_progress is not None and not callable(on_progress):
+        raise InputError(f"on_progress must be a function of one Progress, got {type(on_progress).__name__} {on_progress!r:.40}")
     owned = isinstance(store, (str, os.PathLike))
     st = open_store(os.fspath(store)) if owned else store  # type: ignore[arg-type]
     try:
