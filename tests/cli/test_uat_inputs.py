@@ -68,3 +68,33 @@ def test_a_rank_larger_than_the_matrix_is_refused_not_run_for_minutes(tmp_path: 
                                   "scores": rng.random((3, 30)).round(3).tolist()}))  # fmt: skip
     rc, err = _cli(capsys, "select", matrix, "--algorithm", "ucbe-lrf:rank=1000", "--budget", "0.5")
     assert rc == 2 and "rank=1000 is too large for 3 methods x 30 examples; give rank <= 2" in err
+
+
+def test_library_entry_points_take_paths_and_specs(tmp_path: Path) -> None:
+    from budgetlab.evaluation.subset import Item, ItemSet, choose, make_subset_method
+    from budgetlab.stores import open_store
+
+    with open_store(tmp_path / "s.db") as store:  # a Path, as run() and build_report take
+        assert store.list_runs() == []
+    with pytest.raises(InputError, match="a store is a file path or a URL, got int 3"):
+        open_store(3)  # type: ignore[arg-type]
+    assert make_subset_method("irt:metric=bleu").metric == "bleu"
+    items = [Item(id=str(i), scores={s: {"bleu": float(i * j), "human": 1.0} for j, s in enumerate("abc")}) for i in range(10)]
+    assert len(choose(ItemSet(items, "x"), "variance", size=3)) == 3
+
+
+def test_a_progress_callback_that_raises_at_once_ends_the_run_failed_not_running(tmp_path: Path) -> None:
+    from budgetlab.core.run import RunState
+    from budgetlab.runner import run
+    from budgetlab.stores import SQLiteStore
+
+    recorded = tmp_path / "recorded.jsonl"
+    recorded.write_text('{"problem": "p", "config": "c", "answer": "4", "correct": true}\n')
+
+    def broken(progress: object) -> None:
+        raise RuntimeError("callback bug")
+
+    with pytest.raises(RuntimeError, match="callback bug"):
+        run("r", f"replay:{recorded}", store=str(tmp_path / "s.db"), on_progress=broken)
+    with SQLiteStore(tmp_path / "s.db") as store:
+        assert store.get_run("r").state is RunState.FAILED

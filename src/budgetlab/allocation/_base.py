@@ -125,6 +125,9 @@ class Allocation:
 
 @runtime_checkable
 class Allocator(Protocol):
+    """Splits k samples per problem among configurations, from recorded success counts
+    (``fit``); one module per implementation in this package."""
+
     name: str
 
     def fit(self, counts: SuccessCounts, k: int) -> Allocation:

@@ -20,6 +20,9 @@ __all__ = ["Calibrator"]
 
 @runtime_checkable
 class Calibrator(Protocol):
+    """Maps raw confidences (a vote share, a log-probability, a score) to calibrated
+    probabilities of being right (``predict``), and back to a JSON-ready mapping (``to_dict``)."""
+
     kind: str
 
     def predict(self, confidence: npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -18,6 +18,9 @@ __all__ = ["Pacer"]
 
 @runtime_checkable
 class Pacer(Protocol):
+    """Spends one budget over a stream of requests: sets the price each request's samples must
+    beat, and guards the budget so that every later request can still get its first sample."""
+
     @property
     def price(self) -> float:
         """Accuracy per unit of spend that the next request's samples must be expected to buy."""

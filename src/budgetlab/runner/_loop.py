@@ -184,9 +184,9 @@ async def execute(
         if on_progress is not None:
             on_progress(Progress(counts[0], counts[1], planned, spent, n_in_flight))
 
-    report()
     judging = getattr(verifier, "estimate", None)  # what a paid judgement may cost, reserved with the draw
     try:
+        report()  # inside: a callback that raises ends the run as failed, not left running
         while True:
             exhausted = budget.exhausted(spent)
             if exhausted and not in_flight:

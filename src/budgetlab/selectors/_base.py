@@ -28,6 +28,9 @@ class Selection:
 
 @runtime_checkable
 class Selector(Protocol):
+    """Picks the answer to return from a problem's samples (``select``): majority, weighted vote,
+    best-of-n by a scorer, first verified."""
+
     name: str
 
     def select(self, samples: Sequence[Sample]) -> Selection:

@@ -32,6 +32,8 @@ def problem_from_json(obj: Any, where: str) -> Problem:
 
 
 def load_problems(path: str | Path) -> list[Problem]:
+    """The problems of a JSONL file, one ``{"id", "prompt", "reference", ...}`` object per line
+    (``answer`` stands for ``reference``); ids must be unique, and errors name the line."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"problems file {path} is a directory; give a JSONL file in it, e.g. {path / 'problems.jsonl'}")

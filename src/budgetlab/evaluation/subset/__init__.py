@@ -82,6 +82,12 @@ SUBSET_METHODS: dict[str, Callable[..., SubsetMethod]] = {
 
 
 def make_subset_method(name: str, options: Mapping[str, Any] | None = None) -> SubsetMethod:
+    """A subset method by name with ``options``, or from a spec ``"NAME:key=value,..."``
+    (``"irt:metric=bleu"``), as ``budgetlab subset --method`` takes it."""
+    if ":" in name and options is None:
+        from budgetlab.core.spec import parse_spec
+
+        name, options = parse_spec(name, "subset method")
     factory = SUBSET_METHODS.get(name)
     if factory is None:
         raise InputError(
@@ -108,7 +114,7 @@ def method_for(data: ItemSet) -> str:
 
 def choose(
     data: ItemSet,
-    method: SubsetMethod,
+    method: SubsetMethod | str,
     *,
     size: float | None = None,
     cost_budget: float | None = None,
@@ -117,6 +123,8 @@ def choose(
     """Indexes of the items to rate, most worth rating first: the top ``size`` (a whole count,
     or a fraction of the set if a float <= 1), or, with ``cost_budget``, the most useful set
     whose costs (:meth:`ItemSet.costs`) fit it (at least the cheapest item must)."""
+    if isinstance(method, str):  # a name or spec, as budgetlab subset --method takes it
+        method = make_subset_method(method)
     n = len(data)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed must be a whole number >= 0, got seed={seed!r}")

@@ -41,6 +41,8 @@ OVERALL = ("human_overall", "overall", "quality", "human")
 
 
 def is_human_key(key: str) -> bool:
+    """Whether a score key names a human judgement (``human...`` or a known human dimension
+    such as ``overall`` or ``fluency``): such keys are never used as a metric."""
     low = key.lower()
     return low.startswith("human") or low in HUMAN_DIMENSIONS
 
