@@ -431,14 +431,16 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         # Schedulers (Kubernetes, Slurm, systemd) stop a job with SIGTERM: stop as Ctrl-C does,
         # so the run is marked interrupted, its claims are released and nothing drawn is lost.
         terminated.append(True)
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            # A background job of a script or shell starts with SIGINT ignored, so raising it
-            # would do nothing: interrupt here, as the default Ctrl-C handler would.
-            raise KeyboardInterrupt
         signal.raise_signal(signal.SIGINT)
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
+    # A background job of a script starts with SIGINT ignored, and SIGTERM's SIGINT would then do
+    # nothing: take Ctrl-C's default handler, so that asyncio cancels the run at its next await
+    # (never in the middle of a store transaction) and it ends interrupted, as in a terminal.
+    previous_int = None
+    if in_main_thread and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
@@ -456,6 +458,8 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+            if previous_int is not None:
+                signal.signal(signal.SIGINT, previous_int)
     return 128 + signal.SIGTERM if terminated and code == 130 else code
 
 
