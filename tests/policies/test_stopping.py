@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import importlib.util
 import json
 import random
@@ -270,7 +271,7 @@ def test_same_decisions_from_a_fresh_view_and_waits_for_samples_in_flight(policy
 
 
 def _fields(policy) -> dict:
-    return {k: getattr(policy, k) for k in policy.__dataclass_fields__}
+    return {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
 
 
 @pytest.mark.parametrize("policy", STOPPERS)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from budgetlab.core.spec import check_arguments, parse_spec
@@ -89,23 +87,27 @@ def policy_spec(policy: str | Policy, options: Mapping[str, Any] | None = None) 
     return name, _inline_files(name, args) or None
 
 
-#: Arguments that may name a JSON file (what a command line can give): a run records what the file
-#: holds, so that it is rebuilt the same from anywhere, and a file changed later changes nothing.
-_FILE_ARGS = {"bayes": ("prior", "calibrator"), "confidence": ("calibrator",), "planner": ("prior",)}
-
-
 def _inline_files(name: str, args: dict[str, Any] | None) -> dict[str, Any] | None:
-    fields = [f for f in _FILE_ARGS.get(name, ()) if args and isinstance(args.get(f), (str, os.PathLike))]
-    if not fields or args is None:
+    """``args`` with each file a policy read (its ``file_args``) replaced by what the file holds,
+    as the built policy keeps it: a run is then rebuilt the same from anywhere, and a file changed
+    later changes nothing."""
+    file_args = getattr(POLICIES.get(name), "file_args", ())
+    if not args or not any(isinstance(args.get(f), (str, os.PathLike)) for f in file_args):
         return args
     made = make_policy(name, args)  # reads and checks the files (a bad one is refused with its fix)
     out = dict(args)
-    if name == "planner":
-        out["prior"] = json.loads(Path(args["prior"]).read_text(encoding="utf-8"))
-        return out
-    prior = getattr(made, "prior", None)
-    if prior is not None:
-        out["prior"] = [list(atom) for atom in prior]
-    if made.calibrator is not None:  # a prior file's calibrator too, which the run needs as much
-        out["calibrator"] = dict(made.calibrator)
+    for field in file_args:
+        held = getattr(made, field, None)
+        # A file's content, and what it brought along (a prior file's calibrator, which the run needs as much).
+        if held is not None and (isinstance(args.get(field), (str, os.PathLike)) or field not in args):
+            out[field] = _plain(held)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: tuples as lists, mappings as dicts."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

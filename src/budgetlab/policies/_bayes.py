@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -125,6 +125,9 @@ class BayesStopping(SequentialStopping):
     calibrator: Mapping[str, Any] | None = field(default=None, hash=False)
     min_samples: int = 1
     name: str = "bayes"
+    #: Arguments that may name a JSON file: the policy keeps what the file holds, and a run
+    #: records that (not the path), so it is rebuilt the same from anywhere.
+    file_args: ClassVar[tuple[str, ...]] = ("prior", "calibrator")
 
     def __post_init__(self) -> None:
         check_count("bayes", "max_samples", self.max_samples, 1, _EXAMPLE)

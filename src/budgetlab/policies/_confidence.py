@@ -18,7 +18,7 @@ import math
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -46,6 +46,9 @@ class ConfidenceStopping(SequentialStopping):
     batch: int = 1
     min_samples: int = 1
     name: str = "confidence"
+    #: Arguments that may name a JSON file: the policy keeps what the file holds, and a run
+    #: records that (not the path), so it is rebuilt the same from anywhere.
+    file_args: ClassVar[tuple[str, ...]] = ("calibrator",)
     _mapping: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
     uses_confidence = True
 

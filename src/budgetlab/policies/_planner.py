@@ -48,7 +48,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -152,6 +152,9 @@ class CoveragePlanner:
     prior: Mapping[str, Any] | str | None = field(default=None, hash=False)
     prior_weight: float = 1.0
     name: str = "planner"
+    #: Arguments that may name a JSON file: the policy keeps what the file holds, and a run
+    #: records that (not the path), so it is rebuilt the same from anywhere.
+    file_args: ClassVar[tuple[str, ...]] = ("prior",)
 
     def __post_init__(self) -> None:
         check_count("planner", "batch", self.batch, 1, _EXAMPLE)
@@ -166,6 +169,8 @@ class CoveragePlanner:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 1:
             raise InputError(f"policy planner needs 0 < prior_weight <= 1, got prior_weight={weight!r}; write e.g. planner:prior_weight=0.9")
         atoms = None
+        if isinstance(self.prior, (str, Path)):
+            object.__setattr__(self, "prior", _read_prior_file(self.prior))
         if self.prior is not None:
             atoms = _load_prior(self.prior)
         object.__setattr__(self, "_atoms", atoms)
@@ -275,14 +280,15 @@ def _columns(atoms: AtomPrior, view: RunView) -> AtomPrior:
     return cache[key]
 
 
-def _load_prior(prior: Mapping[str, Any] | str) -> AtomPrior:
-    data: Any = prior
-    if isinstance(prior, (str, Path)):
-        try:
-            data = json.loads(Path(prior).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise InputError(f"policy planner: cannot read the prior file {str(prior)!r} ({err}); give a JSON file written from fit_planner_prior") from None
+def _read_prior_file(path: str | Path) -> Any:
     try:
-        return AtomPrior.from_dict(data)
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise InputError(f"policy planner: cannot read the prior file {str(path)!r} ({err}); give a JSON file written from fit_planner_prior") from None
+
+
+def _load_prior(prior: Mapping[str, Any]) -> AtomPrior:
+    try:
+        return AtomPrior.from_dict(prior)
     except ValueError as err:
         raise InputError(f"policy planner: bad prior: {err}") from None

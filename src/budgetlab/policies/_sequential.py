@@ -14,6 +14,7 @@ decision depends on them; failed samples count as drawn (towards ``max_samples``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -114,6 +115,5 @@ class SequentialStopping:
         return None  # how many samples a problem needs is known only once it settles
 
     def _memo_key(self) -> str:
-        fields = getattr(self, "__dataclass_fields__", {})
-        args = {f: getattr(self, f) for f in fields}
+        args = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} if dataclasses.is_dataclass(self) else {}
         return "stopping:" + json.dumps(args, sort_keys=True, default=str)
