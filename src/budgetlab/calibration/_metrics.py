@@ -23,10 +23,18 @@ class ReliabilityBin:
 
 
 def reliability_table(confidence: npt.ArrayLike, correct: npt.ArrayLike, bins: int = 10) -> list[ReliabilityBin]:
-    """Equal-width bins over [0, 1] (confidences are clipped into it); empty bins are left out."""
-    if bins < 1:
-        raise InvalidArgument(f"reliability_table needs bins >= 1, got bins={bins}")
+    """Equal-width bins over [0, 1]; empty bins are left out."""
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise InvalidArgument(f"reliability_table needs a whole number of bins >= 1, got bins={bins!r}")
     x, y = as_pairs(confidence, correct)
+    outside = np.flatnonzero((x < -1e-9) | (x > 1 + 1e-9))
+    if outside.size:
+        # A score on another scale (a log-probability, a percentage) would be binned as nonsense.
+        first = int(outside[0])
+        raise InvalidArgument(
+            f"confidence[{first}]={float(x[first])!r} is outside [0, 1] ({outside.size} such values); "
+            "give probabilities, e.g. calibrate raw scores first (budgetlab.calibration)"
+        )
     x = np.clip(x, 0.0, 1.0)
     index = np.minimum((x * bins).astype(np.int64), bins - 1)
     out = []

@@ -90,6 +90,10 @@ class Budget:
                 raise InputError(
                     f"budget {name}={value!r} must be positive; give a limit above 0 or leave {name} out for no limit"
                 )
+            if name in _WHOLE_LIMITS and not math.isinf(value) and not float(value).is_integer():
+                raise InputError(
+                    f"budget {name}={value!r} must be a whole number of {name}; give e.g. {name}={max(1, round(value))}"
+                )
 
     @property
     def unlimited(self) -> bool:
@@ -117,7 +121,13 @@ class Budget:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Budget:
-        return cls(**(data or {}))
+        data = dict(data or {})
+        # A fractional count stored by an older version acted as its whole part: keep that meaning.
+        for name in _WHOLE_LIMITS:
+            value = data.get(name)
+            if isinstance(value, float) and math.isfinite(value) and not value.is_integer():
+                data[name] = max(1, math.floor(value))
+        return cls(**data)
 
     @classmethod
     def parse(cls, text: str) -> Budget:

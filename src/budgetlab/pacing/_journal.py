@@ -78,6 +78,12 @@ class SampleJournal:
             self._file.close()
             self._file = None
 
+    def __enter__(self) -> SampleJournal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def _key(sample: Sample) -> tuple[str, str, int, int]:
     return sample.problem, sample.config, sample.index, sample.seed

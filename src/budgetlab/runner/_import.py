@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from budgetlab.backends import read_recorded
 from budgetlab.core import Problem, Sample, SampleState, SamplingConfig, derive_seed
 from budgetlab.core.run import RunInfo, RunSpec, RunState
-from budgetlab.stores import BaseStore
+from budgetlab.errors import InputError
+from budgetlab.stores import BaseStore, open_store
 
 __all__ = ["import_recorded"]
 
 
-def import_recorded(store: BaseStore, path: str | Path, name: str) -> RunInfo:
+def import_recorded(store: BaseStore | str | os.PathLike[str], path: str | Path, name: str) -> RunInfo:
     """Every recording of ``path`` becomes a done sample of run ``name``, with its recorded
-    verdict, tokens and cost, indexed in file order per (problem, config)."""
+    verdict, tokens and cost, indexed in file order per (problem, config). ``store``: an open
+    store (left open) or its path or URL (created if need be)."""
+    if not isinstance(store, BaseStore):
+        with open_store(store) as opened:
+            return import_recorded(opened, path, name)
+    if store.find_run(name) is not None:
+        raise InputError(
+            f"a run named {name!r} already exists in {store.url}; choose another --name (e.g. --name {name}-2), "
+            f"or read that one with: budgetlab report {name} --store {store.url}"
+        )
     records, _ = read_recorded(path)
     spec = RunSpec(name=name, backend=f"replay:{path}", policy="imported", verifier="recorded")
     problems = [Problem(p) for p in dict.fromkeys(p for p, _ in records)]

@@ -1,0 +1,67 @@
+"""Small input gaps a user met: fractional counts, probabilities off their scale, importing a
+run twice, a journal used in a ``with`` block."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from budgetlab import import_recorded
+from budgetlab.calibration import expected_calibration_error, reliability_table
+from budgetlab.core import Budget, Sample, SampleState
+from budgetlab.errors import InputError, InvalidArgument
+from budgetlab.pacing import SampleJournal
+from budgetlab.stores import open_store
+
+
+def test_a_fractional_sample_or_token_budget_is_refused_with_a_whole_number_to_give() -> None:
+    with pytest.raises(InputError, match=r"samples=10.5 must be a whole number of samples; give e.g. samples=10"):
+        Budget(samples=10.5)
+    with pytest.raises(InputError, match="tokens=0.5 must be a whole"):
+        Budget(tokens=0.5)
+    assert Budget(samples=10.0, dollars=0.5).samples == 10
+
+
+def test_a_fractional_count_stored_by_an_older_version_still_loads_as_its_whole_part() -> None:
+    assert Budget.from_dict({"samples": 10.5, "dollars": 1.25}) == Budget(samples=10, dollars=1.25)
+
+
+def test_calibration_error_refuses_confidences_outside_zero_one() -> None:
+    with pytest.raises(InvalidArgument, match=r"confidence\[1\]=1.7 is outside \[0, 1\] \(1 such values\)"):
+        expected_calibration_error([0.2, 1.7, 0.9], [0, 1, 1])
+    with pytest.raises(ValueError, match="outside"):
+        reliability_table([-3.0], [1])
+    with pytest.raises(InvalidArgument, match="whole number of bins"):
+        reliability_table([0.5], [1], bins=2.5)  # type: ignore[arg-type]
+    assert expected_calibration_error([0.0, 1.0], [0, 1]) == 0.0
+
+
+def _write_records(path: Path) -> Path:
+    rows = [{"problem": "p1", "config": "m", "text": "a", "answer": "a", "correct": True},
+            {"problem": "p1", "config": "m", "text": "b", "answer": "b", "correct": False}]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_import_takes_a_store_path_and_refuses_a_name_already_there(tmp_path: Path) -> None:
+    records = _write_records(tmp_path / "rec.jsonl")
+    db = tmp_path / "s.db"
+    info = import_recorded(db, records, "imp")
+    assert info.spent.samples == 2
+    with pytest.raises(InputError, match=r"a run named .imp. already exists in .*s\.db; choose another --name"):
+        import_recorded(str(db), records, "imp")
+    with open_store(db) as store:  # the run first imported is untouched
+        assert store.get_run("imp").spent.samples == 2
+        assert import_recorded(store, records, "imp-2").spent.samples == 2
+
+
+def test_a_sample_journal_closes_its_file_at_the_end_of_a_with_block(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    done = Sample(run="r", problem="p", config="c", index=0, seed=1, state=SampleState.DONE, text="x", answer="x")
+    with SampleJournal(path) as journal:
+        journal.add([done])
+        assert journal._file is not None
+    assert journal._file is None
+    assert len(SampleJournal(path)) == 1
