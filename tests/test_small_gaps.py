@@ -65,3 +65,14 @@ def test_a_sample_journal_closes_its_file_at_the_end_of_a_with_block(tmp_path: P
         assert journal._file is not None
     assert journal._file is None
     assert len(SampleJournal(path)) == 1
+
+
+def test_evaluation_estimators_raise_a_value_error_python_code_can_catch() -> None:
+    import numpy as np
+
+    from budgetlab.evaluation import optimal_split, plain_mean
+
+    with pytest.raises(ValueError, match="costly scores must be one per item"):
+        plain_mean(np.ones((2, 2)))
+    with pytest.raises(InvalidArgument):
+        optimal_split(-1, 1.0, 0.1, 0.5)

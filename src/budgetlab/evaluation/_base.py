@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from budgetlab.evaluation.subset._data import ItemSet
@@ -50,24 +50,24 @@ class ScoreMatrix:
         object.__setattr__(self, "methods", tuple(map(str, self.methods)))
         object.__setattr__(self, "examples", tuple(map(str, self.examples)))
         if values.ndim != 2 or values.shape != (len(self.methods), len(self.examples)):
-            raise InputError(
+            raise InvalidArgument(
                 f"a score matrix must be methods x examples, but got values of shape {values.shape} for "
                 f"{len(self.methods)} methods and {len(self.examples)} examples"
             )
         if len(self.methods) < 2:
-            raise InputError(
+            raise InvalidArgument(
                 f"a score matrix needs at least 2 methods to choose from, got {len(self.methods)}; "
                 "give one row of scores per method"
             )
         for what, names in (("method", self.methods), ("example", self.examples)):
             if len(set(names)) < len(names):
                 name = next(n for i, n in enumerate(names) if n in names[:i])
-                raise InputError(f"{what} {name!r} appears twice in the score matrix; each must be named once")
+                raise InvalidArgument(f"{what} {name!r} appears twice in the score matrix; each must be named once")
         if np.isinf(values).any():
-            raise InputError("a score matrix must hold finite scores (NaN for a missing cell), but it holds inf")
+            raise InvalidArgument("a score matrix must hold finite scores (NaN for a missing cell), but it holds inf")
         empty = [m for m, row in zip(self.methods, values) if np.isnan(row).all()]
         if empty:
-            raise InputError(f"method {empty[0]!r} has no score on any example; drop it or give its scores")
+            raise InvalidArgument(f"method {empty[0]!r} has no score on any example; drop it or give its scores")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -105,7 +105,7 @@ class Observations:
         budget: int | None = None,
     ) -> None:
         if passes < 1:
-            raise InputError(f"passes must be at least 1 evaluation per cell, got passes={passes}")
+            raise InvalidArgument(f"passes must be at least 1 evaluation per cell, got passes={passes}")
         self.shape = (n_methods, n_examples)
         self.order = np.arange(n_examples) if order is None else np.asarray(order, dtype=int)
         ok = np.ones(self.shape, bool) if available is None else np.asarray(available, bool)
@@ -259,7 +259,7 @@ def identified(obs: Observations, best: int, delta: float, *, min_common: int = 
     0/1 scores), and conservative in practice because the union bound is loose.
     """
     if not 0 < delta < 1:
-        raise InputError(f"delta must be between 0 and 1 (the error probability allowed), got delta={delta}")
+        raise InvalidArgument(f"delta must be between 0 and 1 (the error probability allowed), got delta={delta}")
     cells = obs.cell_means()
     seen = ~np.isnan(cells)
     n_arms = obs.shape[0]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["BudgetSplit", "MeanEstimate", "control_variate_mean", "optimal_split", "plain_mean", "unseen_floor"]
 
@@ -52,7 +52,7 @@ def _t(confidence: float, df: int) -> float:
     import scipy.stats
 
     if not 0 < confidence < 1:
-        raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
+        raise InvalidArgument(f"confidence must be in (0, 1), got {confidence!r}")
     return float(scipy.stats.t.ppf(0.5 + confidence / 2, df))
 
 
@@ -62,12 +62,12 @@ def _scores(values: np.ndarray, what: str, dims: tuple[int, ...], shape: str) ->
     try:
         array = np.asarray(values, float)
     except (TypeError, ValueError):
-        raise InputError(f"{what} scores must be numbers ({shape}), NaN where missing") from None
+        raise InvalidArgument(f"{what} scores must be numbers ({shape}), NaN where missing") from None
     if array.ndim not in dims:
-        raise InputError(f"{what} scores must be {shape}, got shape {array.shape}")
+        raise InvalidArgument(f"{what} scores must be {shape}, got shape {array.shape}")
     if np.isinf(array).any():
         where = tuple(int(i) for i in np.argwhere(np.isinf(array))[0])
-        raise InputError(f"{what} scores must be finite (NaN where missing), but item {where[0]} has {array[where]}")
+        raise InvalidArgument(f"{what} scores must be finite (NaN where missing), but item {where[0]} has {array[where]}")
     return array
 
 
@@ -76,7 +76,7 @@ def _items(n_items: int | None, rows: int, counted: int, what: str) -> int:
     if n_items is None:
         return rows
     if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < max(counted, 1):
-        raise InputError(
+        raise InvalidArgument(
             f"n_items must be a whole number of items, at least the {counted} {what}, got n_items={n_items!r}; "
             "it counts every item the mean is over, these ones included"
         )
@@ -91,7 +91,7 @@ def plain_mean(costly: np.ndarray, *, n_items: int | None = None, confidence: fl
     n = labelled.size
     N = _items(n_items, len(y), n, "costly labels")
     if n < 2:
-        raise InputError(f"an interval needs at least 2 costly labels, got {n}")
+        raise InvalidArgument(f"an interval needs at least 2 costly labels, got {n}")
     se = math.sqrt(max(0.0, 1 - n / N) * labelled.var(ddof=1) / n)
     half = _t(confidence, n - 1) * se
     mean = float(labelled.mean())
@@ -137,11 +137,11 @@ def control_variate_mean(
     if c.ndim == 1:
         c = c[:, None]
     if c.shape[0] != y.shape[0]:
-        raise InputError(f"costly and cheap scores must cover the same items, got {y.shape[0]} and {c.shape[0]}")
+        raise InvalidArgument(f"costly and cheap scores must cover the same items, got {y.shape[0]} and {c.shape[0]}")
     has_cheap = ~np.isnan(c).any(axis=1)
     labelled = ~np.isnan(y)
     if (labelled & ~has_cheap).any():
-        raise InputError("every item with a costly label needs its cheap score too (two-phase sampling)")
+        raise InvalidArgument("every item with a costly label needs its cheap score too (two-phase sampling)")
     n, m, p_given = int(labelled.sum()), int(has_cheap.sum()), c.shape[1]
     N = _items(n_items, len(y), m, "items with a cheap score")
     yl = y[labelled]
@@ -156,7 +156,7 @@ def control_variate_mean(
     c = c[:, varies]
     p = c.shape[1]
     if n < p + 3:
-        raise InputError(
+        raise InvalidArgument(
             f"a control-variate interval needs at least {p + 3} costly labels for {p} cheap score(s), got {n}"
         )
     cl = c[labelled]
@@ -211,7 +211,7 @@ def _label_range(labels: np.ndarray, given: tuple[float, float] | None) -> tuple
     if given is None:
         low, high = float(labels.min()), float(labels.max())
         if low == high:
-            raise InputError(
+            raise InvalidArgument(
                 f"the {labels.size} costly labels are all {low:g}: they show no spread to size an interval by; "
                 "give the labels' possible range (label_range=(0, 1) for pass rates) or label more items"
             )
@@ -219,13 +219,13 @@ def _label_range(labels: np.ndarray, given: tuple[float, float] | None) -> tuple
     try:
         low, high = (float(v) for v in given)
     except (TypeError, ValueError):
-        raise InputError(f"label_range must be (low, high), got {given!r}") from None
+        raise InvalidArgument(f"label_range must be (low, high), got {given!r}") from None
     if not low < high:
-        raise InputError(f"label_range must be (low, high) with low < high, got {given!r}")
+        raise InvalidArgument(f"label_range must be (low, high) with low < high, got {given!r}")
     if not (math.isfinite(low) and math.isfinite(high)):  # an infinite range makes the variance floor NaN
-        raise InputError(f"label_range must be finite, got {given!r}; give the scale the labels are on, e.g. (1, 5)")
+        raise InvalidArgument(f"label_range must be finite, got {given!r}; give the scale the labels are on, e.g. (1, 5)")
     if labels.min() < low or labels.max() > high:
-        raise InputError(
+        raise InvalidArgument(
             f"costly labels lie outside label_range {given!r} (from {labels.min():g} to {labels.max():g}); "
             "widen the range to the scale the labels are on"
         )
@@ -253,14 +253,14 @@ def optimal_split(
     ``sqrt(rho^2 / (1 - rho^2) * cost_costly / cost_cheap)`` (the two-fidelity optimum,
     e.g. Peherstorfer, Willcox and Gunzburger 2016), capped by the ``n_items`` available."""
     if not (0 < budget < math.inf and 0 < cost_costly < math.inf and 0 <= cost_cheap < math.inf):
-        raise InputError(
+        raise InvalidArgument(
             f"budget and costly cost must be positive and cheap cost non-negative, all finite, got {budget=}, "
             f"{cost_costly=}, {cost_cheap=}"
         )
     if not -1 <= rho <= 1:
-        raise InputError(f"rho is a correlation and must lie in [-1, 1], got {rho!r}")
+        raise InvalidArgument(f"rho is a correlation and must lie in [-1, 1], got {rho!r}")
     if n_items is not None and (isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < 2):
-        raise InputError(f"n_items must be a whole number of items >= 2, got n_items={n_items!r}")
+        raise InvalidArgument(f"n_items must be a whole number of items >= 2, got n_items={n_items!r}")
     r2 = min(rho * rho, 1 - 1e-12)
     plain_n = budget / cost_costly
     if cost_cheap == 0:
@@ -281,7 +281,7 @@ def optimal_split(
             m = max(2.0, budget / (cost_costly + cost_cheap))
             n = m
     if n < 2:
-        raise InputError(f"budget {budget:g} buys fewer than 2 costly labels at cost {cost_costly:g}; raise the budget")
+        raise InvalidArgument(f"budget {budget:g} buys fewer than 2 costly labels at cost {cost_costly:g}; raise the budget")
     var = (1 - r2) / n + (r2 / m if math.isfinite(m) else 0.0)
     if var * plain_n >= 1.0:  # the cheap score does not pay for itself: all costly labels
         return BudgetSplit(int(math.floor(plain_n)), 0, 1.0)

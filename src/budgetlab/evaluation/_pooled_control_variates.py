@@ -44,7 +44,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation._control_variates import MeanEstimate, _label_range, _t, unseen_floor
 
 __all__ = [
@@ -96,7 +96,7 @@ def pooled_control_variate_means(
     n_lab = labelled.sum(axis=0)
     short = [j for j in range(n_sys) if n_lab[j] < 3]
     if short:
-        raise InputError(
+        raise InvalidArgument(
             f"system {short[0]} has {n_lab[short[0]]} costly labels; each system needs at least 3 for an interval"
         )
     scale = _scale(y, labelled, label_range)
@@ -194,15 +194,15 @@ def pooled_plain_means(
     system's mean is over (default: every item). ``label_range``: as there."""
     y = np.asarray(costly, float)
     if y.ndim != 2:
-        raise InputError(f"costly must be items x systems, got shape {y.shape}")
+        raise InvalidArgument(f"costly must be items x systems, got shape {y.shape}")
     _refuse_infinite(y, "costly")
     pop = np.ones(y.shape, bool) if population is None else np.asarray(population, bool)
     if pop.shape != y.shape:
-        raise InputError(f"population must be items x systems like costly, got {pop.shape} and {y.shape}")
+        raise InvalidArgument(f"population must be items x systems like costly, got {pop.shape} and {y.shape}")
     labelled = ~np.isnan(y)
     n_lab = labelled.sum(axis=0)
     if (n_lab < 2).any():
-        raise InputError(f"each system needs at least 2 costly labels for an interval, got {n_lab.min()}")
+        raise InvalidArgument(f"each system needs at least 2 costly labels for an interval, got {n_lab.min()}")
     scale = _scale(y, labelled, label_range)
     means = np.array([y[labelled[:, j], j].mean() for j in range(y.shape[1])])
     var = np.array([np.var(y[labelled[:, j], j], ddof=1) for j in range(y.shape[1])])
@@ -231,7 +231,7 @@ def _prepare(
     if x.ndim == 2:
         x = x[:, :, None]
     if y.ndim != 2 or x.ndim != 3 or x.shape[:2] != y.shape:
-        raise InputError(
+        raise InvalidArgument(
             f"costly must be items x systems and cheap items x systems x controls of the same items and systems, "
             f"got shapes {y.shape} and {np.shape(cheap)}"
         )
@@ -239,11 +239,11 @@ def _prepare(
     _refuse_infinite(x, "cheap")
     grid = (float(ridge),) if isinstance(ridge, (int, float)) else tuple(map(float, ridge))
     if not grid or any(not (r >= 0) for r in grid):
-        raise InputError(f"ridge penalties must be non-negative numbers, got ridge={ridge!r}")
+        raise InvalidArgument(f"ridge penalties must be non-negative numbers, got ridge={ridge!r}")
     population = ~np.isnan(x).any(axis=2)  # items x systems
     labelled = ~np.isnan(y)
     if (labelled & ~population).any():
-        raise InputError("every item with a costly label needs the system's cheap scores too (two-phase sampling)")
+        raise InvalidArgument("every item with a costly label needs the system's cheap scores too (two-phase sampling)")
     if item_means:
         # An item no system has cheap scores on has no item mean (NaN, and no row in any fit).
         with warnings.catch_warnings():
@@ -262,7 +262,7 @@ def _refuse_infinite(values: np.ndarray, what: str) -> None:
     bad = np.argwhere(np.isinf(values))
     if bad.size:
         index = tuple(int(i) for i in bad[0])
-        raise InputError(
+        raise InvalidArgument(
             f"{what} scores must be finite (NaN where missing), but item {index[0]} of system {index[1]} has "
             f"{values[index]}"
         )
@@ -277,7 +277,7 @@ def _scale(y: np.ndarray, labelled: np.ndarray, given: tuple[float, float] | Non
         return _label_range(y[labelled], given)
     if all(np.ptp(y[labelled[:, j], j]) == 0 for j in range(y.shape[1])):
         n = int(labelled.any(axis=1).sum())
-        raise InputError(
+        raise InvalidArgument(
             f"the costly labels on the {n} labelled items do not vary within any system (e.g. all "
             f"{float(y[labelled][0]):g}), so they cannot size an interval; label more items, preferably ones whose "
             "cheap scores differ (budgetlab subset --method variance), or give the scale the labels are on "

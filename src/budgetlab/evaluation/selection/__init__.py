@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from budgetlab.core.spec import check_arguments, parse_spec
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation._base import BestArmAlgorithm
 from budgetlab.evaluation.selection._halving import SuccessiveHalving
 from budgetlab.evaluation.selection._lowrank import UCBELowRank, complete_matrix
@@ -58,7 +58,7 @@ def make_algorithm(name: str, options: Mapping[str, Any] | None = None) -> BestA
         name, options = parse_spec(name, "selection algorithm")
     factory = ALGORITHMS.get(name)
     if factory is None:
-        raise InputError(f"unknown selection algorithm {name!r}; use one of: {', '.join(ALGORITHMS)} (e.g. ucbe:a=1)")
+        raise InvalidArgument(f"unknown selection algorithm {name!r}; use one of: {', '.join(ALGORITHMS)} (e.g. ucbe:a=1)")
     check_arguments(factory, options, f"selection algorithm {name}", "ucbe:a=1")
     return factory(**dict(options or {}))
 

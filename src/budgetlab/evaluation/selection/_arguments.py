@@ -8,7 +8,7 @@ import math
 import numbers
 from typing import Any
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["check_count", "check_positive", "is_whole"]
 
@@ -22,11 +22,11 @@ def is_whole(value: Any) -> bool:
 def check_count(value: Any, name: str, meaning: str, example: str) -> None:
     """``value`` must be a whole number >= 1 (``meaning`` says what it counts)."""
     if not is_whole(value) or value < 1:
-        raise InputError(f"{name} must be a whole number >= 1 ({meaning}), got {name}={value!r}; e.g. {example}")
+        raise InvalidArgument(f"{name} must be a whole number >= 1 ({meaning}), got {name}={value!r}; e.g. {example}")
 
 
 def check_positive(value: Any, name: str, meaning: str, example: str) -> None:
     """``value`` must be a finite number > 0."""
     # numbers.Real takes numpy's floats and ints (np.float32(0.5)), which are as good as float.
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < value < math.inf):
-        raise InputError(f"{name} must be finite and {name} > 0 ({meaning}), got {name}={value!r}; e.g. {example}")
+        raise InvalidArgument(f"{name} must be finite and {name} > 0 ({meaning}), got {name}={value!r}; e.g. {example}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation._base import Observations
 from budgetlab.evaluation.selection._arguments import check_count, check_positive, is_whole
 from budgetlab.evaluation.selection._ucbe import ucb_pulls
@@ -33,7 +33,7 @@ def complete_matrix(
     # Nested lists are as good as arrays here (they used to fail on ``.shape``).
     values = np.asarray(values, dtype=float)
     if values.ndim != 2 or np.shape(weights) != values.shape:
-        raise InputError(
+        raise InvalidArgument(
             f"complete_matrix needs a 2-D matrix of values and weights of the same shape, got "
             f"{values.shape} and {np.shape(weights)}; e.g. complete_matrix(values, np.ones_like(values))"
         )
@@ -92,7 +92,7 @@ class UCBELowRank:
     def __post_init__(self) -> None:
         check_positive(self.a, "a", "UCB-E-LRF's exploration parameter", "ucbe-lrf:a=1")
         if not is_whole(self.rank) or self.rank < 0:
-            raise InputError(f"rank must be an integer >= 0 (0: row and column effects only), got rank={self.rank!r}")
+            raise InvalidArgument(f"rank must be an integer >= 0 (0: row and column effects only), got rank={self.rank!r}")
         check_positive(self.reg, "reg", "ridge strength", "ucbe-lrf:reg=1")
         check_count(self.iters, "iters", "rounds of the matrix completion", "ucbe-lrf:iters=10")
         check_count(self.batch, "batch", "evaluations per refit", "ucbe-lrf:batch=8")
@@ -107,7 +107,7 @@ class UCBELowRank:
             return np.full(obs.shape[0], np.nan)
         most = max(1, min(obs.shape) - 1)  # more factors than the matrix has rows or columns: nothing to learn, and slow
         if self.rank > most:
-            raise InputError(
+            raise InvalidArgument(
                 f"rank={self.rank} is too large for {obs.shape[0]} methods x {obs.shape[1]} examples; give rank <= "
                 f"{most} (e.g. ucbe-lrf:rank=1, the default)"
             )

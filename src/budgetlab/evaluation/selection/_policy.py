@@ -19,7 +19,7 @@ import numpy as np
 
 from budgetlab.core.types import Sample, SampleState
 from budgetlab.core.view import RunView
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation._base import BestArmAlgorithm, Observations, identified
 from budgetlab.stores import Proposal
 
@@ -71,11 +71,11 @@ class SelectionPolicy:
 
     def __post_init__(self) -> None:
         if self.delta is not None and (not isinstance(self.delta, (int, float)) or not 0 < self.delta < 1):
-            raise InputError(f"delta must be in (0, 1) or none, got delta={self.delta!r}; e.g. {self.name}:delta=0.05")
+            raise InvalidArgument(f"delta must be in (0, 1) or none, got delta={self.delta!r}; e.g. {self.name}:delta=0.05")
         if isinstance(self.passes, bool) or not isinstance(self.passes, int) or self.passes < 1:
-            raise InputError(f"passes must be an integer >= 1 (samples per pair), got passes={self.passes!r}")
+            raise InvalidArgument(f"passes must be an integer >= 1 (samples per pair), got passes={self.passes!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InputError(f"seed must be a whole number >= 0, got seed={self.seed!r}; e.g. {self.name}:seed=0")
+            raise InvalidArgument(f"seed must be a whole number >= 0, got seed={self.seed!r}; e.g. {self.name}:seed=0")
 
     @property
     def name(self) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation._base import (
     BestArmAlgorithm,
     Observations,
@@ -45,32 +45,32 @@ def simulate(
     """
     # Wrong types fail here in one line, not as an AttributeError deep in the loop.
     if not isinstance(matrix, ScoreMatrix):
-        raise InputError(
+        raise InvalidArgument(
             f"simulate needs a ScoreMatrix, got {type(matrix).__name__}; wrap the scores as "
             "ScoreMatrix(values, methods, examples) or read a file with load_score_matrix(path)"
         )
     if not isinstance(algorithm, BestArmAlgorithm):
-        raise InputError(
+        raise InvalidArgument(
             f"simulate needs a best-arm algorithm, got {algorithm!r:.60}; make one with "
             "make_algorithm('ucbe:a=1') or UCBE(), Uniform(), SuccessiveHalving(), UCBELowRank()"
         )
     # Checked before the budget, which is counted in passes: passes=0 used to be reported as
     # "a budget of 0 evaluations", and passes=1.5 ran with a fractional total.
     if not is_whole(passes) or passes < 1:
-        raise InputError(f"passes must be a whole number >= 1 (evaluations per cell), got passes={passes!r}; e.g. passes=1")
+        raise InvalidArgument(f"passes must be a whole number >= 1 (evaluations per cell), got passes={passes!r}; e.g. passes=1")
     values = matrix.values
     available = ~np.isnan(values)
     total = int(available.sum()) * passes
     limit = _budget(budget, total)
     if limit < len(matrix.methods):
-        raise InputError(
+        raise InvalidArgument(
             f"a budget of {_evaluations(limit)} cannot evaluate each of the {len(matrix.methods)} methods once; "
             f"at least one evaluation per method is needed: give a budget of at least {len(matrix.methods)}"
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be a whole number >= 0, got seed={seed!r}")
+        raise InvalidArgument(f"seed must be a whole number >= 0, got seed={seed!r}")
     if bernoulli and (np.nanmin(values) < 0 or np.nanmax(values) > 1):
-        raise InputError("bernoulli draws need scores in [0, 1] (probabilities), but the matrix has others")
+        raise InvalidArgument("bernoulli draws need scores in [0, 1] (probabilities), but the matrix has others")
     rng = np.random.default_rng(seed)
     obs = Observations(
         *values.shape, order=rng.permutation(values.shape[1]), available=available, passes=passes, budget=limit
@@ -122,7 +122,7 @@ def _budget(budget: float | None, total: int) -> int:
     # A float above 1 that is not whole (1.5) is neither a count nor a fraction: 1.5% meant as
     # 1.5 would otherwise buy one evaluation and a wrong answer.
     if not is_number or not 0 < budget < math.inf or (budget > 1 and not float(budget).is_integer()):
-        raise InputError(
+        raise InvalidArgument(
             f"budget must be a whole number of evaluations or a fraction in (0, 1], got {budget!r}; e.g. 0.05 or 900"
         )
     if isinstance(budget, (float, np.floating)) and budget <= 1:

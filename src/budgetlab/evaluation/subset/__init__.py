@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from budgetlab.core.spec import check_arguments
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation._base import SubsetMethod
 from budgetlab.evaluation.subset._agreement import MetricAgreement, signed_variance
 from budgetlab.evaluation.subset._combined import CombinedRanks
@@ -90,7 +90,7 @@ def make_subset_method(name: str, options: Mapping[str, Any] | None = None) -> S
         name, options = parse_spec(name, "subset method")
     factory = SUBSET_METHODS.get(name)
     if factory is None:
-        raise InputError(
+        raise InvalidArgument(
             f"unknown subset method {name!r}; use one of: {', '.join(SUBSET_METHODS)} (e.g. variance:metric=auto)"
         )
     check_arguments(factory, options, f"subset method {name}", "variance:metric=auto")
@@ -127,20 +127,20 @@ def choose(
         method = make_subset_method(method)
     n = len(data)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be a whole number >= 0, got seed={seed!r}")
+        raise InvalidArgument(f"seed must be a whole number >= 0, got seed={seed!r}")
     rng = np.random.default_rng(seed)
     if (size is None) == (cost_budget is None):
-        raise InputError(
+        raise InvalidArgument(
             "give exactly one of a subset size (e.g. --size 0.25 or --size 50) or a cost budget (--cost-budget)"
         )
     if cost_budget is not None:
         if isinstance(cost_budget, bool) or not isinstance(cost_budget, (int, float)) or not 0 < cost_budget < math.inf:
-            raise InputError(f"the cost budget must be a positive finite number, got {cost_budget!r}; e.g. 1000")
+            raise InvalidArgument(f"the cost budget must be a positive finite number, got {cost_budget!r}; e.g. 1000")
         costs = data.costs()
         if cost_budget < costs.min():
             cheapest = int(np.argmin(costs))
             unit = "its 'cost'" if data.items[cheapest].cost is not None else "words to read"
-            raise InputError(
+            raise InvalidArgument(
                 f"no item fits a cost budget of {cost_budget:g}; the cheapest, {data.items[cheapest].id!r}, costs "
                 f"{costs[cheapest]:g} ({unit}): raise the cost budget (--cost-budget)"
             )
@@ -156,7 +156,7 @@ def choose(
         or not 0 < size < math.inf
         or (size > 1 and not float(size).is_integer())
     ):
-        raise InputError(
+        raise InvalidArgument(
             f"subset size must be a whole count of items or a fraction in (0, 1], got {size!r}; e.g. 0.25 or 50"
         )
     k = max(1, round(size * n)) if isinstance(size, float) and size <= 1 else min(int(size), n)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation._base import SubsetMethod
 from budgetlab.evaluation.subset._data import ItemSet
 from budgetlab.evaluation.subset._random import by_utility
@@ -41,13 +41,13 @@ class CombinedRanks:
 
         names = [n.strip() for n in str(self.methods).split("+")]
         if len(names) < 2 or not all(names):
-            raise InputError(f"combined needs two or more methods joined by '+', got methods={self.methods!r}; e.g. {EXAMPLE}")
+            raise InvalidArgument(f"combined needs two or more methods joined by '+', got methods={self.methods!r}; e.g. {EXAMPLE}")
         unknown = [n for n in names if n not in SUBSET_METHODS or n == self.name]
         if unknown:
             known = ", ".join(n for n in SUBSET_METHODS if n != self.name)
-            raise InputError(f"combined cannot use {unknown[0]!r}; combine two or more of: {known} (e.g. {EXAMPLE})")
+            raise InvalidArgument(f"combined cannot use {unknown[0]!r}; combine two or more of: {known} (e.g. {EXAMPLE})")
         if len(set(names)) < len(names):
-            raise InputError(f"combined lists a method twice in methods={self.methods!r}; name each once (e.g. {EXAMPLE})")
+            raise InvalidArgument(f"combined lists a method twice in methods={self.methods!r}; name each once (e.g. {EXAMPLE})")
         built = []
         for n in names:
             factory = SUBSET_METHODS[n]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation.subset._data import ItemSet
 from budgetlab.evaluation.subset._random import by_utility
 
@@ -35,9 +35,9 @@ class MetricConsistency:
 
     def __post_init__(self) -> None:
         if self.mode not in ("set", "item"):
-            raise InputError(f"consistency mode must be 'set' or 'item', got mode={self.mode!r}")
+            raise InvalidArgument(f"consistency mode must be 'set' or 'item', got mode={self.mode!r}")
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) or self.candidates < 1:
-            raise InputError(f"candidates must be an integer >= 1, got candidates={self.candidates!r}")
+            raise InvalidArgument(f"candidates must be an integer >= 1, got candidates={self.candidates!r}")
 
     def utilities(self, data: ItemSet) -> np.ndarray:
         """Per item: Kendall tau-c between its metric ranking and the full-set one (0 if undefined)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["select_under_budget", "utilities_from_order"]
 
@@ -33,12 +33,12 @@ def select_under_budget(
     u = np.asarray(utilities, float)
     c = np.asarray(costs, float)
     if u.shape != c.shape or u.ndim != 1:
-        raise InputError(f"utilities and costs must be two lists of the same length, got {u.shape} and {c.shape}")
+        raise InvalidArgument(f"utilities and costs must be two lists of the same length, got {u.shape} and {c.shape}")
     bad = np.flatnonzero(~((c > 0) & np.isfinite(c)))
     if bad.size:
-        raise InputError(f"every item cost must be a positive finite number, but item {bad[0]}'s is {c[bad[0]]:g}")
+        raise InvalidArgument(f"every item cost must be a positive finite number, but item {bad[0]}'s is {c[bad[0]]:g}")
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < np.inf:
-        raise InputError(f"the cost budget must be a positive finite number, got {budget!r}")
+        raise InvalidArgument(f"the cost budget must be a positive finite number, got {budget!r}")
     value = scipy.stats.rankdata(np.nan_to_num(u, nan=-np.inf)) / len(u)
     fits = c <= budget
     chosen = np.zeros(len(u), bool)

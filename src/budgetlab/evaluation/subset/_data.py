@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["Item", "ItemSet", "is_human_key", "load_items", "rank_agreement"]
 
@@ -68,7 +68,7 @@ class ItemSet:
 
     def __init__(self, items: Sequence[Item], name: str = "", human: str | Sequence[str] = ()) -> None:
         if not items:
-            raise InputError(f"evaluation set {name or '(unnamed)'} has no items; give one {_FORMAT} per line")
+            raise InvalidArgument(f"evaluation set {name or '(unnamed)'} has no items; give one {_FORMAT} per line")
         self.items = tuple(items)
         self.name = name
         self.declared_human = frozenset([human] if isinstance(human, str) else human)
@@ -93,7 +93,7 @@ class ItemSet:
     def matrix(self, key: str) -> np.ndarray:
         if key not in self._cache:
             if key not in self.keys:
-                raise InputError(
+                raise InvalidArgument(
                     f"score {key!r} is not in evaluation set {self.name}; it has: {', '.join(self.keys) or 'no scores'}"
                 )
             self._cache[key] = np.array(
@@ -108,7 +108,7 @@ class ItemSet:
             return self.matrix(key)
         humans = self.human_keys
         if not humans:
-            raise InputError(
+            raise InvalidArgument(
                 f"evaluation set {self.name} has no human score (one is {HUMAN_KEYS_ARE}; it has: "
                 f"{', '.join(self.keys) or 'no scores'}); name yours with --human KEY"
             )
@@ -125,7 +125,7 @@ class ItemSet:
             return self.matrix(key)
         metrics = self.metric_keys
         if not metrics:
-            raise InputError(
+            raise InvalidArgument(
                 f"evaluation set {self.name} has no automatic metric (only human scores: "
                 f"{', '.join(self.human_keys)}); use a method that needs none, e.g. diversity or random "
                 "(budgetlab subset --method diversity)"
@@ -182,9 +182,9 @@ def load_items(path: str | Path, *, human: str | Sequence[str] = ()) -> ItemSet:
     ``human``: score keys to count as human although not named like one (see :class:`ItemSet`)."""
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"evaluation set {path} is a directory; give a JSONL file in it, e.g. {path / 'items.jsonl'}")
+        raise InvalidArgument(f"evaluation set {path} is a directory; give a JSONL file in it, e.g. {path / 'items.jsonl'}")
     if not path.is_file():
-        raise InputError(f"evaluation set {path} does not exist; give a JSONL file with one {_FORMAT} per line")
+        raise InvalidArgument(f"evaluation set {path} does not exist; give a JSONL file with one {_FORMAT} per line")
     items: list[Item] = []
     seen: set[str] = set()
     lineno = 0
@@ -199,16 +199,16 @@ def load_items(path: str | Path, *, human: str | Sequence[str] = ()) -> ItemSet:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InputError(
+                    raise InvalidArgument(
                         f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); each line must be {_FORMAT}"
                     ) from None
                 item = _parse_item(path, lineno, obj, len(items))
                 if item.id in seen:
-                    raise InputError(f"{path}:{lineno}: item id {item.id!r} appears twice; ids ('i') must be unique")
+                    raise InvalidArgument(f"{path}:{lineno}: item id {item.id!r} appears twice; ids ('i') must be unique")
                 seen.add(item.id)
                 items.append(item)
     except (UnicodeDecodeError, OSError, EOFError) as exc:
-        raise InputError(
+        raise InvalidArgument(
             f"{path}:{lineno + 1}: cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc})"
         ) from None
     return ItemSet(items, name=path.name.split(".")[0], human=human)
@@ -217,30 +217,30 @@ def load_items(path: str | Path, *, human: str | Sequence[str] = ()) -> ItemSet:
 def _parse_item(path: Path, lineno: int, obj: Any, position: int) -> Item:
     where = f"{path}:{lineno}"
     if not isinstance(obj, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}; each line must be {_FORMAT}")
+        raise InvalidArgument(f"{where}: expected a JSON object, got {type(obj).__name__}; each line must be {_FORMAT}")
     scores = obj.get("scores")
     if not isinstance(scores, dict) or not scores:
-        raise InputError(
+        raise InvalidArgument(
             f"{where}: field 'scores' must be a non-empty {{system: {{metric: number}}}}; each line must be {_FORMAT}"
         )
     for system, values in scores.items():
         if not isinstance(values, dict):
-            raise InputError(f"{where}: scores of system {system!r} must be {{metric: number}}, got {values!r}")
+            raise InvalidArgument(f"{where}: scores of system {system!r} must be {{metric: number}}, got {values!r}")
         for key, value in values.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise InputError(f"{where}: score {key!r} of system {system!r} is not a number: {value!r}")
+                raise InvalidArgument(f"{where}: score {key!r} of system {system!r} is not a number: {value!r}")
             # JSON's NaN and Infinity parse as numbers, and one would turn every mean into NaN.
             if value is not None and not math.isfinite(value):
-                raise InputError(
+                raise InvalidArgument(
                     f"{where}: score {key!r} of system {system!r} is not finite: {value!r}; give a finite number, "
                     "or null (or leave the key out) for no score"
                 )
     tgt = obj.get("tgt") or {}
     if not isinstance(tgt, dict):
-        raise InputError(f"{where}: field 'tgt' must be {{system: output}}, got {type(tgt).__name__}")
+        raise InvalidArgument(f"{where}: field 'tgt' must be {{system: output}}, got {type(tgt).__name__}")
     cost = obj.get("cost")
     if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 < cost < math.inf):
-        raise InputError(f"{where}: field 'cost' must be a positive finite number, got {cost!r}")
+        raise InvalidArgument(f"{where}: field 'cost' must be a positive finite number, got {cost!r}")
     return Item(
         id=str(obj.get("i", position)), src=obj.get("src"), ref=obj.get("ref"),
         tgt={str(k): "" if v is None else str(v) for k, v in tgt.items()},

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation.subset._data import ItemSet
 from budgetlab.evaluation.subset._random import by_utility
 
@@ -41,7 +41,7 @@ class OutputDiversity:
 
     def __post_init__(self) -> None:
         if self.kind not in ("unigram", "char"):
-            raise InputError(f"diversity kind must be 'unigram' or 'char', got kind={self.kind!r}")
+            raise InvalidArgument(f"diversity kind must be 'unigram' or 'char', got kind={self.kind!r}")
 
     def utilities(self, data: ItemSet) -> np.ndarray:
         out = np.zeros(len(data))
@@ -53,5 +53,5 @@ class OutputDiversity:
 
     def order(self, data: ItemSet, k: int, rng: np.random.Generator) -> np.ndarray:
         if not any(item.tgt for item in data.items):
-            raise InputError(f"evaluation set {data.name} has no outputs ('tgt'); diversity needs them")
+            raise InvalidArgument(f"evaluation set {data.name} has no outputs ('tgt'); diversity needs them")
         return by_utility(self.utilities(data), rng, data.presence())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation.subset._data import ItemSet
 from budgetlab.evaluation.subset._random import by_utility
 
@@ -40,10 +40,10 @@ def fit_2pl(responses: np.ndarray, *, prior_log_a: float = 0.5, prior_b: float =
 
     y = np.asarray(responses, float)
     if y.ndim != 2:
-        raise InputError(f"IRT responses must be subjects x items (2-D), got shape {y.shape}")
+        raise InvalidArgument(f"IRT responses must be subjects x items (2-D), got shape {y.shape}")
     w = (~np.isnan(y)).astype(float)
     if (np.nan_to_num(y) < 0).any() or (np.nan_to_num(y) > 1).any():
-        raise InputError("IRT responses must lie in [0, 1] (0/1 or a fraction); rescale or binarize the scores first")
+        raise InvalidArgument("IRT responses must lie in [0, 1] (0/1 or a fraction); rescale or binarize the scores first")
     y = np.nan_to_num(y)
     n_s, n_i = y.shape
 
@@ -108,7 +108,7 @@ class IRTInformation:
 
     def __post_init__(self) -> None:
         if self.binarize not in (True, False, "auto"):
-            raise InputError(f"binarize must be true, false or auto, got binarize={self.binarize!r}")
+            raise InvalidArgument(f"binarize must be true, false or auto, got binarize={self.binarize!r}")
 
     def fit(self, data: ItemSet) -> IRTParams:
         scores = data.metric(self.metric).T  # systems x items

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from budgetlab.errors import InputError
+from budgetlab.errors import InvalidArgument
 
 __all__ = ["HeldOutChoice", "choose_on_other_sets"]
 
@@ -38,19 +38,19 @@ def choose_on_other_sets(scores: Mapping[str, Mapping[str, float]]) -> list[Held
     :class:`HeldOutChoice` per set; the mean of their ``score`` is the figure to report."""
     methods = list(scores)
     if not methods:
-        raise InputError("choose_on_other_sets needs at least one method's scores, got none")
+        raise InvalidArgument("choose_on_other_sets needs at least one method's scores, got none")
     sets = list(scores[methods[0]])
     for method in methods:
         if set(scores[method]) != set(sets):
-            raise InputError(
+            raise InvalidArgument(
                 f"every method needs a score on the same sets: {method!r} has {sorted(scores[method])}, "
                 f"{methods[0]!r} has {sorted(sets)}"
             )
     if len(sets) < 2:
-        raise InputError(f"leaving one set out needs at least 2 sets, got {sets}")
+        raise InvalidArgument(f"leaving one set out needs at least 2 sets, got {sets}")
     table = np.array([[float(scores[m][s]) for s in sets] for m in methods])  # methods x sets
     if np.isnan(table).any():
-        raise InputError("scores must be numbers, got NaN; leave out the methods that did not run on every set")
+        raise InvalidArgument("scores must be numbers, got NaN; leave out the methods that did not run on every set")
     out = []
     for k, held_out in enumerate(sets):
         record = np.delete(table, k, axis=1).mean(axis=1)
