@@ -47,6 +47,9 @@ _CHOICE = re.compile(
 _NUMBER = re.compile(
     r"\\[dt]?frac\{\s*-?\d+\s*\}\{\s*-?\d+\s*\}|-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+(?![A-Za-z])|/\d+)?|-?\.\d+"
 )
+# 3 1/2: a whole number and a proper fraction, one space apart (recipes, GSM8K-style word problems)
+_MIXED = re.compile(r"^(-?)(\d+) (\d+)/(\d+)(?![\d/])")
+_MIXED_IN_TEXT = re.compile(r"(?<![\d/.,])-?\d+ \d+/\d+(?![\d/])")
 _FRAC = re.compile(r"^(-?)\\[dt]?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
 _FRAC_SHORT = re.compile(r"^(-?)\\[dt]?frac(\d)(\d)$")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
@@ -117,8 +120,10 @@ def _rule(name: str, text: str) -> str | None:
         matches = _CHOICE.findall(text)
         return (matches[-1][0] or matches[-1][1]).upper() if matches else None
     if name == "last_number":
-        numbers = _NUMBER.findall(text)
-        return numbers[-1] if numbers else None
+        numbers = [(m.start(), m.group()) for m in _NUMBER.finditer(text)]
+        numbers += [(m.start(), m.group()) for m in _MIXED_IN_TEXT.finditer(text) if _mixed_number(m.group()) is not None]
+        # a mixed number starts before the fraction it ends with: the latest start is not it
+        return max(numbers, key=lambda n: (n[0] + len(n[1]), -n[0]))[1] if numbers else None
     raise InputError(f"unknown answer extraction rule {name!r}; use auto or some of: {', '.join(EXTRACTION_RULES)}")
 
 
@@ -173,6 +178,9 @@ def parse_plain_number(answer: str) -> Fraction | None:
     s = s.replace("$", "").replace("%", "").replace("\u2212", "-").strip()  # U+2212: the minus sign
     s = re.sub(r"^\+\s*(?=[\d.])", "", s)  # "+5"
     s = re.sub(r"^(?:USD|US\$|EUR|€|£)\s*", "", s).strip()
+    mixed = _MIXED.match(s)
+    if mixed and (value := _mixed_number(mixed.group())) is not None:
+        s = f"{value.numerator}/{value.denominator}{s[mixed.end():]}"  # "3 1/2 cups" -> "7/2 cups"
     m = _UNIT_TAIL.match(s)
     if m:
         s = m.group(1)
@@ -192,6 +200,15 @@ def parse_plain_number(answer: str) -> Fraction | None:
     if not _PLAIN.match(s):
         return None
     return to_fraction(s)  # None for a number too large to spell exactly (1e999999999)
+
+
+def _mixed_number(text: str) -> Fraction | None:
+    """``"3 1/2"`` as 7/2; ``None`` unless the fraction is proper ("4 3/2" is no mixed number)."""
+    whole, num, den = re.split(r"[ /]", text.lstrip("-"))
+    if not 0 < int(num) < int(den):
+        return None
+    value = int(whole) + Fraction(int(num), int(den))
+    return -value if text.startswith("-") else value
 
 
 def _normal_text(answer: str) -> str:

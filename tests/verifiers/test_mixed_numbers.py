@@ -1,0 +1,26 @@
+"""Mixed numbers ("3 1/2"), as word problems and recipes write them."""
+
+from __future__ import annotations
+
+import pytest
+
+from budgetlab.verifiers._math import extract_final_answer, math_equal
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference"),
+    [("3 1/2", "3.5"), ("3 1/2", "7/2"), ("-3 1/2", "-3.5"), ("3 1/2 cups", "3.5"), ("10 1/2", "\\frac{21}{2}")],
+)
+def test_a_mixed_number_equals_its_value(answer: str, reference: str) -> None:
+    assert math_equal(answer, reference)[0]
+
+
+@pytest.mark.parametrize(("answer", "reference"), [("3 1/2", "0.5"), ("4 3/2", "5.5"), ("3 1/2", "3")])
+def test_only_a_proper_fraction_after_a_whole_number_makes_a_mixed_number(answer: str, reference: str) -> None:
+    assert not math_equal(answer, reference)[0]
+
+
+def test_the_last_number_of_a_text_is_the_whole_mixed_number_not_its_fraction() -> None:
+    assert extract_final_answer("so she has 3 1/2 cups left") == ("3 1/2", "last_number")
+    assert extract_final_answer("it was 4 3/2") == ("3/2", "last_number")  # not a mixed number
+    assert extract_final_answer("2 + 3 = 5") == ("5", "last_number")
