@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,17 +76,54 @@ def policy_spec(policy: str | Policy, options: Mapping[str, Any] | None = None) 
     instance of an unregistered class cannot be recorded."""
     if isinstance(policy, str):
         name, args = parse_spec(policy, "policy") if ":" in policy and options is None else (policy, None if options is None else dict(options))
-        return name, _inline_files(name, args)
+        return name, _recordable(name, _inline_files(name, args))
     name = next((n for n, factory in POLICIES.items() if factory is type(policy)), None)
     if name is None or not dataclasses.is_dataclass(policy) or options is not None:
-        raise InputError(f"policy {policy!r:.60} cannot be recorded with the run (it is rebuilt by name on resume); pass a "
-                         f"registered policy by name or spec instead, e.g. policy='fixed:k=8' (names: {', '.join(sorted(POLICIES))})")  # fmt: skip
+        cls = type(policy).__name__
+        how = (f"register its class first, in every process that runs or resumes the run: "
+               f"budgetlab.policies.POLICIES['{getattr(policy, 'name', cls)}'] = {cls} (a frozen dataclass), then pass "
+               f"{cls}(...) or its name" if name is None else "pass it by name with policy_args instead")  # fmt: skip
+        raise InputError(f"policy {policy!r:.60} cannot be recorded with the run (it is rebuilt by name on resume); {how}, "
+                         f"or a registered policy by name or spec, e.g. policy='fixed:k=8' (names: {', '.join(sorted(POLICIES))})")  # fmt: skip
     args = {
         f.name: getattr(policy, f.name)
         for f in dataclasses.fields(policy)
         if f.init and f.name != "name" and getattr(policy, f.name) != f.default
     }
-    return name, _inline_files(name, args) or None
+    return name, _recordable(name, _inline_files(name, args) or None)
+
+
+def _recordable(name: str, args: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``args`` as the store keeps them, JSON values (tuples as lists, NumPy numbers and paths as
+    plain ones), so that the same policy given again when the run resumes matches its record.
+    A value JSON cannot hold (a function, a set, an object) is refused here, naming the argument,
+    before anything is recorded: the run could never be rebuilt from it."""
+    if not args:
+        return args
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        try:
+            out[key] = json.loads(json.dumps(value, default=_json_default, allow_nan=True))
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"policy {name}: argument {key}={value!r:.60} cannot be recorded with the run ({exc}); a run is rebuilt "
+                "from its record when it resumes, so give plain values (numbers, strings, lists, dicts), e.g. the "
+                "name of a function the policy looks up rather than the function"
+            ) from None
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    """NumPy numbers and paths as the plain values they stand for; anything else is refused."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "tolist") and callable(value.tolist):  # a NumPy array
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _inline_files(name: str, args: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -21,9 +21,14 @@ class Policy(Protocol):
     """How many samples each (problem, configuration) gets and when to stop: ``propose`` reads
     what the run holds (a :class:`~budgetlab.core.view.RunView`, rebuilt from the store, so a
     resumed run or another worker decides alike) and asks for more. Registered ones are in
-    :data:`budgetlab.policies.POLICIES` (``fixed``, ``esc``, ``adaptive``, ``bayes``, ...)."""
+    :data:`budgetlab.policies.POLICIES` (``fixed``, ``esc``, ``adaptive``, ``bayes``, ...).
 
-    name: str
+    ``name`` is read-only here (a property), so a frozen dataclass with a ``name`` field, a class
+    attribute or a property all satisfy the protocol under a type checker."""
+
+    @property
+    def name(self) -> str:
+        """The policy's name, as the run reports it (``complete: policy NAME has nothing more to draw``)."""
 
     def propose(self, view: RunView, limit: int) -> list[Proposal]:
         """Up to ``limit`` more samples (summed over proposals) to draw now."""

@@ -29,9 +29,14 @@ class Selection:
 @runtime_checkable
 class Selector(Protocol):
     """Picks the answer to return from a problem's samples (``select``): majority, weighted vote,
-    best-of-n by a scorer, first verified."""
+    best-of-n by a scorer, first verified.
 
-    name: str
+    ``name`` is read-only here (a property), so a frozen dataclass with a ``name`` field, a class
+    attribute or a property all satisfy the protocol under a type checker."""
+
+    @property
+    def name(self) -> str:
+        """The selector's name, as a report shows it (``selected answer (NAME)``)."""
 
     def select(self, samples: Sequence[Sample]) -> Selection:
         """The selection among ``samples`` (one problem under one configuration)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from budgetlab.core import Problem
@@ -67,7 +67,7 @@ def load_task(spec: str) -> list[Problem]:
                          f"math500:/data/{asked}.jsonl for a file of MATH-style problems), or give the file itself")  # fmt: skip
     if factory is not None:
         check_arguments(factory, args, f"task {name}", f"{name}:path=/data/{name}.jsonl,n=50" if name != "arithmetic" else f"{name}:n=50")
-        return factory(**args)
+        return _checked(name, factory(**args))
     if Path(spec).suffix == ".csv" or spec.endswith(".csv.gz"):
         return table_problems(spec)
     if Path(spec).suffix in (".jsonl", ".gz") or Path(spec).exists():
@@ -75,3 +75,25 @@ def load_task(spec: str) -> list[Problem]:
     raise InputError(
         f"unknown task {spec!r}; use one of: {', '.join(sorted(TASKS))}, or the path of a JSONL or CSV problems file"
     )
+
+
+def _checked(task: str, made: object) -> list[Problem]:
+    """What a task factory returned, as a list of problems with unique ids, or one error naming
+    the task (a factory registered in :data:`TASKS` by a user may return anything; a duplicate
+    id would otherwise surface as a database constraint error when the run is recorded)."""
+    if isinstance(made, (str, bytes, Problem)) or not isinstance(made, Iterable):
+        raise InputError(f"task {task} returned {type(made).__name__} {made!r:.40}, not a list of problems; its factory in "
+                         "budgetlab.tasks.TASKS must return a list of budgetlab.Problem")  # fmt: skip
+    problems = list(made)
+    seen: set[str] = set()
+    for i, problem in enumerate(problems):
+        if not isinstance(problem, Problem):
+            raise InputError(f"task {task}: item {i} is {type(problem).__name__} {problem!r:.40}, not a Problem; return "
+                             "budgetlab.Problem(id=..., prompt=..., reference=...) objects")  # fmt: skip
+        if not isinstance(problem.id, str) or not problem.id:
+            raise InputError(f"task {task}: problem {i} has id {problem.id!r}; ids must be non-empty strings (a run stores "
+                             f"them as text, so {problem.id!r} would not match itself when the run resumes)")  # fmt: skip
+        if problem.id in seen:
+            raise InputError(f"task {task}: problem id {problem.id!r} appears twice; ids must be unique")
+        seen.add(problem.id)
+    return problems

@@ -139,6 +139,7 @@ def _error(message: str, kind: str, code: str | None = None, param: str | None =
 _STATUS_ERRORS = {
     400: ("Bad request.", "invalid_request_error", None),
     401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+    402: ("Insufficient Balance", "unknown_error", "invalid_request_error"),  # DeepSeek's payment required
     403: ("You are not allowed to use this model.", "invalid_request_error", "model_not_allowed"),
     404: ("The model `{model}` does not exist or you do not have access to it.", "invalid_request_error", "model_not_found"),
     429: ("Rate limit reached for requests. Please try again later.", "requests", "rate_limit_exceeded"),

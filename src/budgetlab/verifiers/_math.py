@@ -7,7 +7,7 @@ Extraction rules (the ``extract`` argument chooses them and their order, first m
 * ``boxed``: the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces allowed);
 * ``answer_is``: the last "the (final) answer is X", "Answer: X" or "#### X";
 * ``choice``: a multiple-choice letter, "(B)", "answer: B", "option B";
-* ``last_number``: the last number in the text (``1,234``, ``-3.5``, ``2/3``, ``\\frac{2}{3}``).
+* ``last_number``: the last number in the text (``1,234``, ``-3.5``, ``2/3``, ``3 1/2``, ``\\frac{2}{3}``).
 
 ``auto`` (the default) is ``boxed, answer_is, last_number``, or ``boxed, choice, answer_is``
 when the reference is a single letter. In a spec, join rules with ``+``: ``math:extract=boxed+last_number``.

@@ -293,6 +293,13 @@ class OpenAIBackend:
         model = spec.config.model
         if reply.status == 401:
             raise BudgetlabError(f"{self.base_url} refused the API key (401: {message}); {self._key_fix()}")
+        if reply.status == 402:
+            # Payment required (DeepSeek's "Insufficient Balance"): like OpenAI's 429
+            # insufficient_quota, every further request would be refused the same way.
+            raise BudgetlabError(
+                f"{self.base_url} says the account has no balance left (402: {message}); add credit or raise the "
+                "spending limit in the provider's billing settings, then run the same command again"
+            )
         if reply.status == 403:
             raise BudgetlabError(
                 f"{self.base_url} refuses model {model!r} to this API key (403: {message}); use a key with access to it"
@@ -323,7 +330,11 @@ class OpenAIBackend:
         choices = answer.choices[:count]
         if answer.prompt_tokens is not None and answer.completion_tokens is not None:
             key = (request.config.id, request.problem.id)
-            self._prompt_tokens[key] = max(self._prompt_tokens.get(key, 0), answer.prompt_tokens)
+            if answer.prompt_tokens > 0:
+                # A prompt has at least one token: a reported 0 (Ollama, when its prompt cache
+                # answered) says nothing about what a request of it may bill later, and taking
+                # it as the bound would reserve max_tokens alone for the next samples.
+                self._prompt_tokens[key] = max(self._prompt_tokens.get(key, 0), answer.prompt_tokens)
             prompt_parts = apportion(answer.prompt_tokens, [1.0] * len(choices))
             if all(c.tokens is not None for c in choices):
                 weights = [float(c.tokens or 0) for c in choices]
@@ -390,8 +401,11 @@ class OpenAIBackend:
             try:
                 answer, latency = await self._exchange(spec, prompt, len(samples), samples[0].seed)
             except RequestFailed as exc:
-                if exc.status in (400, 422) and key not in self._n_ok:
-                    self._n_ok[key] = False  # perhaps n > 1 is what it rejects: draw one by one
+                if exc.status in (400, 422) and self._n_ok.get(key) is not True:
+                    # Perhaps n > 1 is what it rejects: draw one by one. Also when another
+                    # request, in flight at the same time, has just learnt so: this one was sent
+                    # with n before it knew, and failing its samples would waste them.
+                    self._n_ok[key] = False
                     probing = True
                 else:
                     return list(self._failed(spec, exc, len(samples)))

@@ -142,7 +142,8 @@ class Transport:
                     if status not in RETRY_STATUS and status < 500:
                         return Reply(status, response.headers, response.content, time.perf_counter() - started, attempt)
                     kind = "status"
-                    last = f"{status} {response.reason_phrase}: {error_text(response.content)}"
+                    reason = f" {response.reason_phrase}" if response.reason_phrase else ""  # none for 524 & co
+                    last = f"{status}{reason}: {error_text(response.content)}"
                     if status == 429 and "insufficient_quota" in error_code(response.content):
                         # No credit left (OpenAI's 429 insufficient_quota): no wait helps, and
                         # retrying every request of the run would only grind through it.

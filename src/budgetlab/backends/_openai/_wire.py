@@ -321,12 +321,13 @@ def error_code(content: bytes) -> str:
 def _mean_logprob(logprobs: Any, endpoint: str) -> tuple[float | None, int | None]:
     if not isinstance(logprobs, Mapping):
         return None, None
-    if endpoint == "chat":
-        content = logprobs.get("content")
-        values = [t.get("logprob") for t in content if isinstance(t, Mapping)] if isinstance(content, list) else []
+    # Chat answers list tokens under "content", completions under "token_logprobs"; llama.cpp's
+    # server answers /v1/completions in the chat shape too, so either is read on either endpoint.
+    content, flat = logprobs.get("content"), logprobs.get("token_logprobs")
+    if isinstance(content, list) and (endpoint == "chat" or not isinstance(flat, list)):
+        values = [t.get("logprob") for t in content if isinstance(t, Mapping)]
     else:
-        values = logprobs.get("token_logprobs")
-        values = values if isinstance(values, list) else []
+        values = flat if isinstance(flat, list) else []
     numbers = [float(v) for v in values if isinstance(v, _NUMBER) and not isinstance(v, bool) and math.isfinite(v)]
     if not values:
         return None, None
@@ -349,11 +350,16 @@ def _choice(raw: Any, index: int, endpoint: str, hint: str) -> Choice:
     finish = raw.get("finish_reason")
     finish = finish if isinstance(finish, str) else None
     if not isinstance(content, str):
-        refusal = raw.get("message", {}).get("refusal") if isinstance(raw.get("message"), Mapping) else None
-        if finish == "length" and not refusal:
+        message = raw.get("message") if isinstance(raw.get("message"), Mapping) else {}
+        refusal = message.get("refusal")
+        thought = any(isinstance(message.get(k), str) and message.get(k) for k in ("reasoning_content", "reasoning"))
+        if (finish == "length" or thought) and not refusal:
             # max_tokens ran out before any answer (a reasoning model still thinking: vLLM's
             # reasoning parser sends content null where OpenAI sends ""): a drawn sample with no
             # answer, judged wrong like any other cut sample, not a failure left out of pass@k.
+            # Likewise an answer that is all thinking (a reasoning parser that found no end of
+            # the thoughts puts everything in reasoning_content and sends content null): drawn
+            # and billed, with no answer.
             return Choice("", logprob, tokens, None, finish)
         why = f" (refusal: {one_line(refusal, 120)})" if refusal else f" (finish_reason={raw.get('finish_reason')!r})"
         return Choice(None, logprob, tokens, f"the server's answer lacks {where}{why}; {hint}")
