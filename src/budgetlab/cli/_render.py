@@ -221,6 +221,13 @@ def _adaptive_lines(name: str, adaptive: dict) -> list[str]:
     them; where some do not, the value covers the settled ones only, and the bounds (each
     unsettled problem counted as 0 and as 1) are what holds for all of them."""
     lines = []
+    first = adaptive["pass_at_k"].get("1")
+    if first is not None and not adaptive["undetermined"]["pass_at_k"].get("1"):
+        # The table's pass@1 averages every sample drawn; where a policy stopped on what it saw,
+        # that average leans towards the answers that stopped it.
+        lo, hi = adaptive["ci"]["pass_at_k"]["1"]
+        lines.append(f"  {name}: pass@1 {_pct(first)} ({_pct(lo)}-{_pct(hi)}) from each problem's first "
+                     f"{plural(adaptive['prefix'], 'sample')}, unbiased (the table's pass@1 counts every sample drawn)")
     for metric, label in (("pass_at_k", "pass"), ("maj_at_k", "maj")):
         ks = [k for k, v in adaptive[metric].items() if v is not None]
         if not ks:
