@@ -45,3 +45,11 @@ def test_the_report_prints_it_under_the_table() -> None:
     out = io.StringIO()
     print_report(Console(file=out, width=200), report)
     assert "m: pass@1 78.9 (75.5-82.0) from each problem's first 5 samples" in out.getvalue()
+
+
+def test_a_run_cut_by_its_budget_bounds_only_the_problems_it_reached() -> None:
+    reached = {**ADAPTIVE, "problems": 200}
+    lines = _adaptive_lines("m", reached, run_problems=500)
+    assert "first 5 samples over the 200 problems reached, unbiased" in lines[0]
+    assert "pass@40 lies in 88.0-98.8 over the 200 problems reached (of 500); 54 of 200" in lines[1]
+    assert all("over all problems" not in line for line in lines)

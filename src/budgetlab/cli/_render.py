@@ -83,7 +83,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         )
         for name, entry in report["configs"].items():
             if "adaptive" in entry:
-                for line in _adaptive_lines(name, entry["adaptive"]):
+                for line in _adaptive_lines(name, entry["adaptive"], total):
                     console.print(line, style="dim", highlight=False)
     if report.get("budget_curves"):
         print_budget_curves(console, report["budget_curves"])
@@ -216,18 +216,22 @@ def _table_width(columns: list[str], rows: list[dict[str, str]]) -> int:
     return sum(widths) + 3 * len(widths) + 1
 
 
-def _adaptive_lines(name: str, adaptive: dict) -> list[str]:
+def _adaptive_lines(name: str, adaptive: dict, run_problems: int | None = None) -> list[str]:
     """pass@k and maj@k at the largest k, unbiased where every problem's first samples settle
     them; where some do not, the value covers the settled ones only, and the bounds (each
     unsettled problem counted as 0 and as 1) are what holds for all of them."""
     lines = []
+    total = adaptive.get("problems")
+    # A run cut by its budget has problems with no sample at all: nothing bounds those.
+    cut = bool(total and run_problems and total < run_problems)
     first = adaptive["pass_at_k"].get("1")
     if first is not None and not adaptive["undetermined"]["pass_at_k"].get("1"):
         # The table's pass@1 averages every sample drawn; where a policy stopped on what it saw,
         # that average leans towards the answers that stopped it.
         lo, hi = adaptive["ci"]["pass_at_k"]["1"]
         lines.append(f"  {name}: pass@1 {_pct(first)} ({_pct(lo)}-{_pct(hi)}) from each problem's first "
-                     f"{plural(adaptive['prefix'], 'sample')}, unbiased (the table's pass@1 counts every sample drawn)")
+                     f"{plural(adaptive['prefix'], 'sample')}{f' over the {total:,} problems reached' if cut else ''}, unbiased "
+                     "(the table's pass@1 counts every sample drawn)")
     for metric, label in (("pass_at_k", "pass"), ("maj_at_k", "maj")):
         ks = [k for k, v in adaptive[metric].items() if v is not None]
         if not ks:
@@ -236,12 +240,13 @@ def _adaptive_lines(name: str, adaptive: dict) -> list[str]:
         value, (lo, hi) = adaptive[metric][k], adaptive["ci"][metric][k]
         left = adaptive["undetermined"][metric][k]
         low, high = adaptive["all_problems_bounds"][metric][k]
-        total = adaptive.get("problems")
         if not left:
-            lines.append(f"  {name}: {label}@{k} {_pct(value)} ({_pct(lo)}-{_pct(hi)}), every problem settled")
+            settled = f"every one of the {total:,} problems reached settled" if cut else "every problem settled"
+            lines.append(f"  {name}: {label}@{k} {_pct(value)} ({_pct(lo)}-{_pct(hi)}), {settled}")
         else:
             of = f" of {total}" if total else ""
-            lines.append(f"  {name}: {label}@{k} lies in {_pct(low)}-{_pct(high)} over all problems; {left}{of} "
+            over = f"over the {total:,} problems reached (of {run_problems:,})" if cut else "over all problems"
+            lines.append(f"  {name}: {label}@{k} lies in {_pct(low)}-{_pct(high)} {over}; {left}{of} "
                          f"are not settled by their samples ({_pct(value)} over the settled ones only)")
     return lines
 
