@@ -64,3 +64,18 @@ def test_the_docs_example_is_one_table_each_at_80_columns() -> None:
     assert "continued" not in text
     assert "k=16 *" in text and "k=64 *" in text
     assert "│ 16 │   3,200 │" in text and "│ 64 │  12,800 │" in text  # the k column whole, not "…"
+
+
+def test_columns_that_need_two_tables_are_spread_evenly_so_names_stay_whole() -> None:
+    from budgetlab.cli._tables import fitted_tables
+
+    name = "gpt-3.5-turbo/last_letters/T0.7"
+    headers = [f"k={k} *" for k in (8, 32, 128, 16, 40, 64)]
+    rows = [[name, "pass@k", *["86.1\n71.2-97.1"] * 6], [name, "maj@k", *["-"] * 6]]
+    out = io.StringIO()
+    console = Console(file=out, width=80)
+    tables = fitted_tables(console, ("coverage", "coverage, continued"), ["configuration", "metric"], headers, rows)
+    assert [len(t.columns) - 2 for t in tables] == [3, 3]
+    for table in tables:
+        console.print(table)
+    assert out.getvalue().count(name) == 4  # each name on one line, in both tables

@@ -54,6 +54,14 @@ def _column_groups(widths: list[int], room: int, lead: int, width: int) -> list[
         if group and room + sum(widths[j] for j in group) + w + _frame(lead + len(group) + 1) > width:
             groups.append([])
         groups[-1].append(i)
+    if len(groups) > 1:
+        # As many tables, with the columns spread evenly: a full first table beside a one-column
+        # last one would squeeze the names there for nothing.
+        size, extra = divmod(len(widths), len(groups))
+        starts = [g * size + min(g, extra) for g in range(len(groups) + 1)]
+        even = [list(range(starts[g], starts[g + 1])) for g in range(len(groups))]
+        if all(room + sum(widths[j] for j in group) + _frame(lead + len(group)) <= width for group in even):
+            return even
     return groups
 
 
