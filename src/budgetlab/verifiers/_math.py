@@ -5,7 +5,7 @@ Face's ``math-verify`` (LaTeX: fractions, roots, intervals, sets, matrices, ...)
 Extraction rules (the ``extract`` argument chooses them and their order, first match wins):
 
 * ``boxed``: the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces allowed);
-* ``answer_is``: the last "the (final) answer is X", "Answer: X" or "#### X";
+* ``answer_is``: the last "the (final) answer is X", "the answers are X and Y", "Answer: X" or "#### X";
 * ``choice``: a multiple-choice letter, "(B)", "answer: B", "option B";
 * ``last_number``: the last number in the text (``1,234``, ``-3.5``, ``2/3``, ``3 1/2``, ``\\frac{2}{3}``).
 
@@ -37,7 +37,7 @@ EXTRACTION_RULES = ("boxed", "answer_is", "choice", "last_number")
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_IS = re.compile(
-    r"answer\s*(?:is\s*[:=]?|[:=])\s*(.+?)\s*(?:(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)\.(?:\s|$)|$)",
+    r"answer(?:\s*is\s*[:=]?|s\s*are\s*[:=]?|\s*[:=])\s*(.+?)\s*(?:(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)\.(?:\s|$)|$)",
     re.IGNORECASE | re.MULTILINE,
 )  # the first full stop ends it, not the one of "Mr. Watson"
 _HASHES = re.compile(r"^\s*####\s*(.+?)\s*$", re.MULTILINE)
