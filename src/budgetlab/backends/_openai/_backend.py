@@ -194,7 +194,9 @@ class OpenAIBackend:
                 spec.prompt(problem)
         listed = self._list_models()
         if self.check_models and listed is not None:
-            missing = [c.model for c in configs if c.model not in listed]
+            # Ollama lists its models with their tag ("llama3.2:latest") and serves the bare name too.
+            served = set(listed) | {name[: -len(":latest")] for name in listed if name.endswith(":latest")}
+            missing = [c.model for c in configs if c.model not in served]
             if missing:
                 shown = ", ".join(listed[:8]) + (f" and {len(listed) - 8} more" if len(listed) > 8 else "")
                 raise InputError(

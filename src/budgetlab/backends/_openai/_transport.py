@@ -108,7 +108,7 @@ class Transport:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based): the server's
         Retry-After plus up to 10% jitter, else exponential backoff with "equal jitter"."""
-        if retry_after is not None:
+        if retry_after is not None and retry_after > 0:  # "Retry-After: 0" (or a date past) is no wait: back off
             return retry_after + self._rng.uniform(0, min(0.1 * retry_after, 1.0))
         cap = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         return self._rng.uniform(cap / 2, cap)
