@@ -79,3 +79,13 @@ def test_columns_that_need_two_tables_are_spread_evenly_so_names_stay_whole() ->
     for table in tables:
         console.print(table)
     assert out.getvalue().count(name) == 4  # each name on one line, in both tables
+
+
+
+def test_coverage_columns_run_in_order_of_k_once_each() -> None:
+    fc = _forecast([("planned k=8", 8), ("k=32", 32), ("k=128", 128), ("k=16", 16), ("samples=2e4", 40), ("k=8", 8)], 81.0)
+    out = io.StringIO()
+    print_forecast(Console(file=out, width=200), fc)
+    header = next(line for line in out.getvalue().splitlines() if "metric" in line)
+    shown = [int(cell.split("=")[1].rstrip(" *")) for cell in header.split("┃") if "k=" in cell]
+    assert shown == [8, 16, 32, 40, 128]

@@ -166,12 +166,14 @@ def print_forecast(console: Console, fc: Any) -> None:
     headers = ["k", "samples", "tokens", "dollars", "wall time"]
     for table in fitted_tables(console, (title, "forecast, continued"), ["what"], headers, cost_rows):
         console.print(table)
+    # Coverage depends on k alone: one column per k, in order, reads as the coverage curve.
+    by_k = sorted({row.k: row for row in reversed(fc.rows)}.values(), key=lambda row: row.k)
     cover_rows = []
     for name in fc.configs:
-        cover_rows.append([name, "pass@k", *[_cell(r.pass_at_k.get(name), "pct") for r in fc.rows]])
-        if any(name in r.maj_at_k for r in fc.rows):
-            cover_rows.append([name, "maj@k", *[_cell(r.maj_at_k.get(name), "pct") for r in fc.rows]])
-    ks = [f"k={row.k:,}" + (" *" if row.extrapolated else "") for row in fc.rows]
+        cover_rows.append([name, "pass@k", *[_cell(r.pass_at_k.get(name), "pct") for r in by_k]])
+        if any(name in r.maj_at_k for r in by_k):
+            cover_rows.append([name, "maj@k", *[_cell(r.maj_at_k.get(name), "pct") for r in by_k]])
+    ks = [f"k={row.k:,}" + (" *" if row.extrapolated else "") for row in by_k]
     titles = ("expected coverage, % of problems", "expected coverage, continued")
     for table in fitted_tables(console, titles, ["configuration", "metric"], ks, cover_rows):
         console.print(table)
