@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from budgetlab.backends import Backend, DrawRequest
 from budgetlab.core import Budget, Completion, Problem, Sample, SampleState, SamplingConfig, Spend
@@ -179,6 +180,10 @@ async def execute(
     blocked_need: Spend | None = None  # what the sample that did not fit would have reserved
     policy_idle = False
     planned = policy.planned(view)
+    # What other workers' spend, claims and heartbeats looked like, and since when, while this
+    # worker waits for them to finish the run (see below).
+    waiting_for: tuple[Any, ...] | None = None
+    waiting_since = 0.0
 
     def report() -> None:
         if on_progress is not None:
@@ -252,11 +257,58 @@ async def execute(
                         reason = _describe_failures(unbilled_failures, drawn)
                         store.set_run_state(run, RunState.STOPPED, reason)
                         return RunOutcome(RunState.STOPPED, reason, totals.spent, drawn, len(unbilled_failures))
+                    if totals.reserved.samples:
+                        # Other workers still draw samples of this run (this one holds none now):
+                        # it is not complete, and their results may make the policy want more.
+                        # Wait for them while they show signs of life (they settle samples or
+                        # beat); a worker that dies meanwhile is found above and its claims drawn.
+                        others = {w: beat for w, beat in store.workers(run).items() if w != worker}
+                        mark = (totals.spent, totals.reserved, sorted(others.items()))
+                        now = time.monotonic()
+                        if mark != waiting_for:
+                            if waiting_for is not None:  # they settled or claimed: look at what they drew
+                                spent = totals.spent
+                                view = _take_up_store(store, run, problems, configs, budget, spent, queue)
+                                policy_idle = False
+                            waiting_for, waiting_since = mark, now
+                        elif now - waiting_since > 2 * heartbeat_every + 1:
+                            # They show no sign of life, but are not known dead either (e.g. on
+                            # another machine, heartbeat not stale yet): say so, and leave the run
+                            # to them; the last of them marks it done.
+                            reason = _describe_others(run, totals.reserved.samples, list(others))
+                            store.set_run_state(run, RunState.RUNNING, reason)
+                            if store.get_run(run).reserved.samples:
+                                return RunOutcome(RunState.RUNNING, reason, totals.spent, drawn)
+                            # They settled meanwhile (and may have marked the run done, which the
+                            # line above undid): decide again from what they drew.
+                            spent = totals.spent
+                            view = _take_up_store(store, run, problems, configs, budget, spent, queue)
+                            policy_idle, waiting_for = False, None
+                            continue
+                        if now - last_beat >= heartbeat_every:
+                            store.heartbeat(run, worker)
+                            last_beat = now
+                        await asyncio.sleep(min(0.5, heartbeat_every))  # polling, not spinning on the store
+                        continue
+                    if waiting_for is not None:  # the workers waited for are done: decide from what they drew
+                        spent = totals.spent
+                        view = _take_up_store(store, run, problems, configs, budget, spent, queue)
+                        policy_idle, waiting_for = False, None
+                        continue
                     reason = f"complete: policy {policy.name} has nothing more to draw"
                     store.set_run_state(run, RunState.DONE, reason)
                     return RunOutcome(RunState.DONE, reason, totals.spent, drawn)
                 continue
-            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                # A request may take longer than stale_after (a long generation, a slow server):
+                # beat while waiting, or another worker would take this one for dead, take back
+                # its claims and draw (and pay for) those samples a second time.
+                done, _ = await asyncio.wait(in_flight, timeout=heartbeat_every, return_when=asyncio.FIRST_COMPLETED)
+                if time.monotonic() - last_beat >= heartbeat_every:
+                    store.heartbeat(run, worker)
+                    last_beat = time.monotonic()
+                if done:
+                    break
             settled: list[Sample] = []
             fatal: BaseException | None = None
             for task in done:
@@ -312,6 +364,13 @@ def _take_up_store(store: BaseStore, run: str, problems: Sequence[Problem], conf
     queued = {s.key for s in queue}
     queue.extend(s for s in store.samples(run, [SampleState.PENDING]) if s.key not in queued)
     return view
+
+
+def _describe_others(run: str, running: int, others: list[str]) -> str:
+    who = ", ".join(":".join(w.split(":")[:2]) for w in others) or "another worker"  # HOST:PID
+    return (f"this worker has nothing more to draw; {running:,} samples are still held by worker {who}, which shows "
+            f"no sign of progress; it completes the run if it is alive (see budgetlab report {run} then), and if it "
+            "has stopped, run this command again once its heartbeat is stale (2 minutes) to draw them")
 
 
 def _describe_failures(failed: list[Sample], settled: int) -> str:

@@ -11,7 +11,22 @@ __all__ = ["new_worker_id", "worker_is_dead"]
 
 
 def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """``HOST:PID:TAG``; on Linux the tag starts with the process's start time (``TICKS-HEX``), so
+    that a later process that reuses the PID is told apart from this one."""
+    tag = uuid.uuid4().hex[:8]
+    started = _start_ticks(os.getpid())
+    return f"{socket.gethostname()}:{os.getpid()}:{tag if started is None else f'{started}-{tag}'}"
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/PID/stat`` field 22);
+    None where there is no ``/proc`` or no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # pid (comm) state ppid ...: field 22 is the 20th after the last ')'
+            return int(stat.read().rpartition(b")")[2].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -37,14 +52,21 @@ def _is_zombie(pid: int) -> bool:
 
 
 def worker_is_dead(worker: str, heartbeat: float, stale_after: float, now: float | None = None) -> bool:
-    """A worker on this host is dead when its process is gone; any worker is presumed dead when
-    its heartbeat is older than ``stale_after`` seconds (it may be on another machine)."""
+    """A worker on this host is dead when its process is gone, and alive while that very process
+    runs (its start time recorded in the id matches), however old its heartbeat: a request may
+    take longer than ``stale_after``, and taking its claims would draw (and pay for) its samples
+    twice. Any other worker (on another machine, or whose process cannot be identified) is
+    presumed dead when its heartbeat is older than ``stale_after`` seconds."""
     now = time.time() if now is None else now
-    if now - heartbeat > stale_after:
-        return True
     host, _, rest = worker.partition(":")
-    pid_text = rest.partition(":")[0]
+    pid_text, _, tag = rest.partition(":")
     if host == socket.gethostname() and pid_text.isdigit():
         pid = int(pid_text)
-        return pid != os.getpid() and not _pid_alive(pid)
-    return False
+        if pid != os.getpid() and not _pid_alive(pid):
+            return True
+        started = tag.partition("-")[0] if "-" in tag else ""
+        if started.isdigit():
+            running = _start_ticks(pid)
+            if running is not None:
+                return running != int(started)  # another process has taken the PID since
+    return now - heartbeat > stale_after

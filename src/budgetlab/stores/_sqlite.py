@@ -34,6 +34,7 @@ class SQLiteStore(BaseStore):
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
         self.path = str(path)
+        self._timeout = timeout
         self.url = self.path if self.path == ":memory:" else f"sqlite:///{self.path}"
         # A store we may not write (a read-only file, folder or file system) is opened read-only,
         # so that reading it (budgetlab report, runs) works; a write then says what is wrong.
@@ -114,10 +115,27 @@ class SQLiteStore(BaseStore):
                 f"store {self.path} cannot be written ({reason}): it, its folder or its file system is read-only; "
                 "make them writable, or copy the store to a writable folder and pass that with --store"
             )
+        if "disk is full" in reason:
+            return StoreError(
+                f"store {self.path} cannot be written ({reason}): its file system has no space left; free space there "
+                "(or copy the store to a file system with room and pass that with --store), then run the same command "
+                "again to resume"
+            )
+        if "locked" in reason or "busy" in reason:
+            return StoreError(
+                f"store {self.path} stayed locked by another process for longer than the {self._timeout:g} s budgetlab "
+                f"waits ({reason}); let that process finish or stop it (fuser {self.path} lists it), then run the same "
+                "command again to resume"
+            )
         return StoreError(f"store {self.path}: {reason}")
 
     @staticmethod
     def _check_file(path: Path) -> None:
+        if path.is_symlink() and not path.exists() and not Path(os.path.realpath(path)).parent.is_dir():
+            raise StoreError(
+                f"store path {path} is a link to {os.readlink(path)}, whose folder does not exist; "
+                "point the link at a store, or at a file in an existing folder, or pass another file with --store"
+            )
         if path.is_dir():
             raise StoreError(f"store path {path} is a directory; pass a file such as {path / 'budgetlab.db'}")
         if not path.parent.is_dir():
@@ -173,7 +191,13 @@ class SQLiteStore(BaseStore):
         try:
             yield cur
         except BaseException:
-            cur.execute("ROLLBACK")
+            # SQLite may have rolled the transaction back itself (a full disk, an I/O error):
+            # a ROLLBACK then fails with "no transaction is active", hiding the error that matters.
+            if self._conn.in_transaction:
+                try:
+                    cur.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the error being raised says more
             raise
         else:
             cur.execute("COMMIT")
