@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from budgetlab.backends import Backend, DrawRequest
-from budgetlab.core import Budget, Completion, Problem, Sample, SampleState, SamplingConfig, Spend
+from budgetlab.core import Budget, Completion, Problem, Sample, SampleState, SamplingConfig, Spend, Verdict
 from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunState
 from budgetlab.core.view import RunView
@@ -72,39 +73,67 @@ def _describe_block(limit: str, budget: Budget, spent: Spend, reserved: Spend, n
             f"{format_amount(one)} {limit} (spent {format_amount(used)}); raise it to at least {enough}, e.g. --budget {limit}={enough}")
 
 
-async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, completion: Completion) -> Sample:
-    if completion.error is not None:
-        return dataclasses.replace(
-            sample,
-            state=SampleState.FAILED,
-            text=completion.text,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            cost=completion.cost,
-            latency=completion.latency,
-            error=completion.error,
-            details=dict(completion.details),
-        )
-    started = time.perf_counter()
+class _UnjudgedDraws(BudgetlabError):
+    """The verifier failed on a request's samples: they were drawn (and paid for), so they are
+    recorded, without a verdict, before the run stops with this error."""
+
+    def __init__(self, message: str, samples: list[Sample]) -> None:
+        super().__init__(message)
+        self.samples = samples
+
+
+def _plugin_name(plugin: object) -> str:
+    return str(getattr(plugin, "name", None) or type(plugin).__name__)
+
+
+async def _verdict(verifier: Verifier, request: DrawRequest, completion: Completion) -> Verdict:
     averify = getattr(verifier, "averify", None)
     if averify is not None:
         verdict = await averify(request.problem, completion)
     else:
         verdict = verifier.verify(request.problem, completion)
+    if not isinstance(verdict, Verdict):
+        raise TypeError(f"it returned {type(verdict).__name__} {verdict!r:.40}, not a budgetlab.Verdict")
+    return verdict
+
+
+async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, completion: Completion) -> Sample:
+    drawn = dataclasses.replace(
+        sample,
+        text=completion.text,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        cost=completion.cost,
+        latency=completion.latency,
+        logprob=completion.logprob,
+        details=dict(completion.details),
+    )
+    if completion.error is not None:
+        return dataclasses.replace(drawn, state=SampleState.FAILED, logprob=None, error=completion.error)
+    started = time.perf_counter()
+    try:
+        verdict = await _verdict(verifier, request, completion)
+    except BudgetlabError:
+        raise
+    except Exception as exc:  # a verifier of the user's that breaks: keep what was paid for, then stop
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise _UnjudgedDraws(
+            f"verifier {_plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why[:200]}); the samples "
+            "already drawn are kept without a verdict and not drawn again; fix the verifier, then run the same "
+            "command again to draw the rest",
+            [],
+        ) from exc
     seconds = verdict.seconds or (time.perf_counter() - started)
     return dataclasses.replace(
-        sample,
+        drawn,
         state=SampleState.DONE,
-        text=completion.text,
         answer=verdict.answer,
         correct=verdict.correct,
         score=verdict.score if verdict.score is not None else completion.score,
         prompt_tokens=completion.prompt_tokens + verdict.prompt_tokens,  # a judge model's tokens count too
         completion_tokens=completion.completion_tokens + verdict.completion_tokens,
         cost=completion.cost + verdict.cost,
-        latency=completion.latency,
         verify_seconds=seconds,
-        logprob=completion.logprob,
         details={**completion.details, **verdict.details},
     )
 
@@ -112,21 +141,42 @@ async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, compl
 async def _draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequest) -> list[Sample]:
     started = time.perf_counter()
     try:
-        completions = await backend.draw(request)
+        completions = backend.draw(request)
+        if inspect.isawaitable(completions):  # the contract's async def; a plain def works too
+            completions = await completions
     except BudgetlabError:
         raise
     except Exception as exc:  # one failed request fails its samples, never the run
         completions = [Completion(error=f"{type(exc).__name__}: {exc}")] * len(request.samples)
+    if not isinstance(completions, (list, tuple)) or not all(isinstance(c, Completion) for c in completions):
+        wrong = completions if not isinstance(completions, (list, tuple)) else next(c for c in completions if not isinstance(c, Completion))
+        raise BudgetlabError(
+            f"backend {_plugin_name(backend)!r} returned {type(wrong).__name__} {wrong!r:.40} from draw; it must return "
+            "a list of budgetlab.Completion, one per sample of the request (see docs/plugins.md)"
+        )
     if len(completions) != len(request.samples):
         completions = [
             Completion(error=f"backend returned {len(completions)} completions for {len(request.samples)} samples")
         ] * len(request.samples)
     elapsed = time.perf_counter() - started
-    out = []
+    out: list[Sample] = []
     for sample, completion in zip(request.samples, completions):
         if not completion.latency:
             completion = dataclasses.replace(completion, latency=elapsed)
-        out.append(await _judge(verifier, sample, request, completion))
+        try:
+            out.append(await _judge(verifier, sample, request, completion))
+        except _UnjudgedDraws as broke:
+            # This sample and the rest of the request were drawn: record them with no verdict.
+            unjudged = [
+                dataclasses.replace(
+                    s, state=SampleState.DONE, text=c.text, prompt_tokens=c.prompt_tokens,
+                    completion_tokens=c.completion_tokens, cost=c.cost, latency=c.latency or elapsed,
+                    logprob=c.logprob, details={**c.details, "unjudged": str(broke)},
+                )
+                if c.error is None else await _judge(verifier, s, request, c)  # a failed draw stays failed
+                for s, c in list(zip(request.samples, completions))[len(out):]
+            ]  # fmt: skip
+            raise _UnjudgedDraws(str(broke), out + unjudged) from broke.__cause__
     return out
 
 
@@ -179,7 +229,7 @@ async def execute(
     blocked_by: str | None = None
     blocked_need: Spend | None = None  # what the sample that did not fit would have reserved
     policy_idle = False
-    planned = policy.planned(view)
+    planned: int | None = None
     # What other workers' spend, claims and heartbeats looked like, and since when, while this
     # worker waits for them to finish the run (see below).
     waiting_for: tuple[Any, ...] | None = None
@@ -191,7 +241,8 @@ async def execute(
 
     judging = getattr(verifier, "estimate", None)  # what a paid judgement may cost, reserved with the draw
     try:
-        report()  # inside: a callback that raises ends the run as failed, not left running
+        planned = policy.planned(view)  # inside: a policy that raises ends the run as failed, not left running
+        report()  # likewise a callback
         while True:
             exhausted = budget.exhausted(spent)
             if exhausted and not in_flight:
@@ -214,6 +265,14 @@ async def execute(
             while queue and blocked_by is None and n_in_flight < concurrency:
                 request = _next_request(queue, view, min(max_batch, concurrency - n_in_flight))
                 bounds = backend.estimate(request)
+                if not isinstance(bounds, (list, tuple)) or len(bounds) != len(request.samples) or not all(
+                    isinstance(b, Spend) for b in bounds
+                ):
+                    raise BudgetlabError(
+                        f"backend {_plugin_name(backend)!r} estimated {bounds!r:.60} for a request of "
+                        f"{len(request.samples)} samples; estimate must return a list of budgetlab.Spend, one upper "
+                        "bound per sample (see docs/plugins.md)"
+                    )
                 # a paid judgement's bound, once per distinct draw bound (usually one per request)
                 judged = {r: judging(request.problem, r) for r in set(bounds)} if judging is not None else {}
                 reservations = [
@@ -314,6 +373,8 @@ async def execute(
             for task in done:
                 n_in_flight -= in_flight.pop(task)
                 error = task.exception()
+                if isinstance(error, _UnjudgedDraws):
+                    settled.extend(error.samples)  # drawn and paid for: kept, then the run stops
                 if error is not None:
                     fatal = fatal or error
                 else:
