@@ -86,17 +86,30 @@ def test_policy_and_selector_protocols_declare_name_read_only() -> None:
     assert not isinstance(object(), Policy)
 
 
-def test_mypy_accepts_frozen_dataclass_plugins(tmp_path: Path) -> None:
+def test_mypy_accepts_the_built_in_plugins_of_every_family_as_their_protocols(tmp_path: Path) -> None:
     api = pytest.importorskip("mypy.api")
     script = tmp_path / "user.py"
     script.write_text(
-        "from dataclasses import dataclass\n"
-        "from budgetlab import FixedK, Policy, RunView, Proposal\n"
+        "from budgetlab import FixedK, Policy\n"
         "from budgetlab.selectors import MajorityVote, Selector\n"
+        "from budgetlab.verifiers import ExactVerifier, MathVerifier, Verifier\n"
+        "from budgetlab.backends import Backend, ReplayBackend\n"
+        "from budgetlab.allocation import Allocator, HillClimbAllocator\n"
+        "from budgetlab.calibration import Calibrator, IsotonicCalibrator, PlattCalibrator\n"
         "def p(x: Policy) -> None: ...\n"
         "def s(x: Selector) -> None: ...\n"
+        "def v(x: Verifier) -> None: ...\n"
+        "def b(x: Backend) -> None: ...\n"
+        "def a(x: Allocator) -> None: ...\n"
+        "def c(x: Calibrator) -> None: ...\n"
         "p(FixedK(k=8))\n"
         "s(MajorityVote())\n"
+        "v(ExactVerifier())\n"
+        "v(MathVerifier())\n"
+        "b(ReplayBackend('x.jsonl'))\n"
+        "a(HillClimbAllocator())\n"
+        "c(IsotonicCalibrator.fit([0.1, 0.9], [0, 1]))\n"
+        "c(PlattCalibrator.fit([0.1, 0.9], [0, 1]))\n"
     )
     out, err, status = api.run([str(script), "--no-incremental", "--cache-dir", str(tmp_path / "cache")])
     assert status == 0, out + err

@@ -128,7 +128,8 @@ class Allocator(Protocol):
     """Splits k samples per problem among configurations, from recorded success counts
     (``fit``); one module per implementation in this package."""
 
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: an attribute, a field or a property all satisfy it
 
     def fit(self, counts: SuccessCounts, k: int) -> Allocation:
         """The allocation of ``k`` samples per problem learned from ``counts`` (a training split)."""

@@ -33,7 +33,8 @@ class Backend(Protocol):
     :func:`budgetlab.backends.make_backend` from a spec such as ``"replay:FILE"``, ``"embedded"``
     or ``"openai:http://127.0.0.1:8000/v1"``; write your own as any class with these methods."""
 
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: an attribute, a field or a property all satisfy it
 
     def check(self, problems: Sequence[Problem], configs: Sequence[SamplingConfig]) -> None:
         """Raise :class:`budgetlab.errors.InputError` for a configuration or problem this backend

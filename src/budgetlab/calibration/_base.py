@@ -23,7 +23,8 @@ class Calibrator(Protocol):
     """Maps raw confidences (a vote share, a log-probability, a score) to calibrated
     probabilities of being right (``predict``), and back to a JSON-ready mapping (``to_dict``)."""
 
-    kind: str
+    @property
+    def kind(self) -> str: ...  # read-only: an attribute, a field or a property all satisfy it
 
     def predict(self, confidence: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Calibrated probabilities of being correct, one per raw confidence."""

@@ -24,7 +24,12 @@ class Verifier(Protocol):
     correct (``None``: unknown) and an optional score. ``max_seconds`` bounds one verdict, for
     a ``verify_seconds`` budget. Built by :func:`budgetlab.verifiers.make_verifier`."""
 
-    name: str
-    max_seconds: float
+    # Read-only (properties), so a frozen dataclass's fields, class attributes and properties
+    # all satisfy the protocol under a type checker.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def max_seconds(self) -> float: ...
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict: ...
