@@ -76,3 +76,34 @@ def test_evaluation_estimators_raise_a_value_error_python_code_can_catch() -> No
         plain_mean(np.ones((2, 2)))
     with pytest.raises(InvalidArgument):
         optimal_split(-1, 1.0, 0.1, 0.5)
+
+
+def test_problems_given_to_run_are_checked_like_a_tasks(tmp_path: Path) -> None:
+    import budgetlab
+    from budgetlab import Problem
+
+    records = _write_records(tmp_path / "rec.jsonl")
+    db = tmp_path / "s.db"
+    with pytest.raises(InputError, match="problem id 'p1' appears twice; ids must be unique"):
+        budgetlab.run("dup", f"replay:{records}", store=db, problems=[Problem("p1", "x"), Problem("p1", "y")])
+    with pytest.raises(InputError, match=r"problem 'p1' holds a value a run cannot record .*metadata as JSON values"):
+        budgetlab.run("meta", f"replay:{records}", store=db, problems=[Problem("p1", "x", metadata={"when": {1, 2}})])
+    with open_store(db) as store:
+        assert store.list_runs() == []  # nothing recorded
+    made = (p for p in [Problem("p1", "x", reference="a")])  # a generator
+    out = budgetlab.run("gen", f"replay:{records}", store=db, problems=made, policy="fixed:k=2")
+    assert out.drawn == 2
+
+
+def test_a_backend_that_closes_with_a_plain_def_finishes_its_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import budgetlab
+    from budgetlab.backends import BACKENDS, ReplayBackend
+
+    class PlainClose(ReplayBackend):
+        def aclose(self):  # type: ignore[override]
+            self.closed = True
+
+    monkeypatch.setitem(BACKENDS, "plainclose", PlainClose)
+    records = _write_records(tmp_path / "rec.jsonl")
+    out = budgetlab.run("c", f"plainclose:{records}", store=tmp_path / "s.db", policy="fixed:k=2")
+    assert out.state is budgetlab.RunState.DONE

@@ -167,7 +167,7 @@ def test_an_unregistered_policy_instance_error_says_how_to_register_it(tmp_path:
     ("made", "match"),
     [
         ([Problem("a", "x"), Problem("a", "y")], "'a' appears twice"),
-        ([{"id": "a", "prompt": "x"}], "item 0 is dict"),
+        ([{"id": "a", "prompt": "x"}], r"returned dict .* \(item 0\)"),
         (None, "returned NoneType"),
         ([Problem(1, "x")], "ids must be non-empty strings"),  # type: ignore[arg-type]
     ],

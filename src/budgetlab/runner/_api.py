@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import numbers
 import os
 import re
@@ -340,7 +341,9 @@ class PreparedRun:
                 on_progress=on_progress,
             )
         finally:
-            await self.backend.aclose()
+            closed = self.backend.aclose()
+            if inspect.isawaitable(closed):  # a user's backend may close with a plain def
+                await closed
 
 
 def _whole_number(field: str, value: Any, example: str) -> int | None:
@@ -415,12 +418,11 @@ def prepare(
         from budgetlab.tasks import load_task
 
         problems = load_task(os.fspath(problems))
-    elif problems is not None and not all(isinstance(p, Problem) for p in problems):
-        bad = next(p for p in problems if not isinstance(p, Problem))
-        raise InputError(
-            f"problems must be Problem objects, a task spec or a problems file, got {type(bad).__name__} {bad!r:.40}; "
-            "e.g. problems='arithmetic:n=50' or problems=load_problems('problems.jsonl')"
-        )
+    elif problems is not None:
+        from budgetlab.tasks import checked_problems
+
+        # a list, tuple or generator of Problem objects, each id once
+        problems = checked_problems(problems, "problems")
     given = {
         "backend": None if backend is None else canonical_backend(backend),
         "backend_args": None if backend_options is None else dict(backend_options),

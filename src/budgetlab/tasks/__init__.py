@@ -4,6 +4,7 @@ problem files (JSONL, CSV). ``load_task`` picks one from a spec."""
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,6 +25,7 @@ from budgetlab.tasks._table import table_problems
 
 __all__ = [
     "TASKS",
+    "checked_problems",
     "arithmetic_problems",
     "gsm8k_gold",
     "gsm8k_problems",
@@ -67,7 +69,7 @@ def load_task(spec: str) -> list[Problem]:
                          f"math500:/data/{asked}.jsonl for a file of MATH-style problems), or give the file itself")  # fmt: skip
     if factory is not None:
         check_arguments(factory, args, f"task {name}", f"{name}:path=/data/{name}.jsonl,n=50" if name != "arithmetic" else f"{name}:n=50")
-        return _checked(name, factory(**args))
+        return checked_problems(factory(**args), f"task {name}")
     if Path(spec).suffix == ".csv" or spec.endswith(".csv.gz"):
         return table_problems(spec)
     if Path(spec).suffix in (".jsonl", ".gz") or Path(spec).exists():
@@ -77,23 +79,35 @@ def load_task(spec: str) -> list[Problem]:
     )
 
 
-def _checked(task: str, made: object) -> list[Problem]:
-    """What a task factory returned, as a list of problems with unique ids, or one error naming
-    the task (a factory registered in :data:`TASKS` by a user may return anything; a duplicate
-    id would otherwise surface as a database constraint error when the run is recorded)."""
+def checked_problems(made: object, source: str = "problems") -> list[Problem]:
+    """``made`` as a list of problems with unique, non-empty string ids and JSON metadata, or one
+    error naming ``source`` (a factory registered in :data:`TASKS` by a user, or a list given to
+    ``budgetlab.run``, may hold anything; a duplicate id would otherwise surface as a database
+    constraint error when the run is recorded)."""
+    def not_problems(value: object, which: str) -> InputError:
+        got = f"{type(value).__name__} {value!r:.40}"
+        if source == "problems":  # given to budgetlab.run
+            return InputError(f"problems must be Problem objects, a task spec or a problems file, got {got}{which}; "
+                              "e.g. problems='arithmetic:n=50' or problems=load_problems('problems.jsonl')")  # fmt: skip
+        return InputError(f"{source} returned {got}{which}, not a list of problems; its factory in "
+                          "budgetlab.tasks.TASKS must return a list of budgetlab.Problem(id=..., prompt=..., reference=...)")  # fmt: skip
+
     if isinstance(made, (str, bytes, Problem)) or not isinstance(made, Iterable):
-        raise InputError(f"task {task} returned {type(made).__name__} {made!r:.40}, not a list of problems; its factory in "
-                         "budgetlab.tasks.TASKS must return a list of budgetlab.Problem")  # fmt: skip
+        raise not_problems(made, "")
     problems = list(made)
     seen: set[str] = set()
     for i, problem in enumerate(problems):
         if not isinstance(problem, Problem):
-            raise InputError(f"task {task}: item {i} is {type(problem).__name__} {problem!r:.40}, not a Problem; return "
-                             "budgetlab.Problem(id=..., prompt=..., reference=...) objects")  # fmt: skip
+            raise not_problems(problem, f" (item {i})")
         if not isinstance(problem.id, str) or not problem.id:
-            raise InputError(f"task {task}: problem {i} has id {problem.id!r}; ids must be non-empty strings (a run stores "
+            raise InputError(f"{source}: problem {i} has id {problem.id!r}; ids must be non-empty strings (a run stores "
                              f"them as text, so {problem.id!r} would not match itself when the run resumes)")  # fmt: skip
         if problem.id in seen:
-            raise InputError(f"task {task}: problem id {problem.id!r} appears twice; ids must be unique")
+            raise InputError(f"{source}: problem id {problem.id!r} appears twice; ids must be unique")
         seen.add(problem.id)
+        try:
+            json.dumps(problem.to_dict())
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{source}: problem {problem.id!r} holds a value a run cannot record ({exc}); give its "
+                             "metadata as JSON values (strings, numbers, lists, dicts)") from None  # fmt: skip
     return problems
