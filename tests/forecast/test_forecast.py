@@ -315,3 +315,22 @@ def test_the_score_matrix_of_a_run_reads_an_open_store_or_its_path(tmp_path: Pat
     from_path = load_run_matrix(db, "r")
     assert from_store.values.tolist() == from_path.values.tolist() and from_path.values.shape == (2, 4)
     assert sorted(map(sorted, from_path.values.tolist())) == [[0, 0, 1, 1], [0, 0, 1, 1]]
+
+
+def test_a_forecast_of_a_run_another_worker_is_drawing_is_refused(tmp_path: Path) -> None:
+    """Its pilot would have drawn the other worker's pending samples as its own, and marked the
+    run stopped under it."""
+    from budgetlab.runner._workers import new_worker_id
+    from budgetlab.tasks import load_problems
+
+    problems_path, samples_path = _write(tmp_path)
+    problems = load_problems(str(problems_path))
+    with open_store(str(tmp_path / "s.db")) as store:
+        run("busy", f"replay:{samples_path}", store=store, problems=problems, policy="fixed",
+            policy_args={"k": K}, verifier="recorded", budget="samples=12")
+        store.heartbeat("busy", new_worker_id())  # a live worker of this very process
+        before = store.get_run("busy")
+        with pytest.raises(InputError, match=r"run 'busy' is being drawn now by worker .*:\d+; forecast it once that ends"):
+            forecast("busy", store=store, pilot=0.1, n_boot=20, budget="samples=10000")
+        after = store.get_run("busy")
+        assert (after.state, after.spent) == (before.state, before.spent)

@@ -23,6 +23,7 @@ from budgetlab.errors import InputError
 from budgetlab.policies import Policy, make_policy
 from budgetlab.runner import PreparedRun, Progress
 from budgetlab.runner._loop import execute
+from budgetlab.runner._workers import STALE_AFTER, worker_is_dead
 from budgetlab.stores import Proposal
 from budgetlab.verifiers import make_verifier
 
@@ -135,6 +136,16 @@ def run_pilot(
     if info.state is RunState.DONE:  # the whole run is drawn already: forecast from all of it, change nothing
         asyncio.run(prepared.backend.aclose())
         return PilotResult(tuple(ids), 0, 0.0, None, 0, 0, info.stopped_because or "complete", spec.concurrency)
+    live = [w for w, beat in store.workers(spec.name).items() if not worker_is_dead(w, beat, STALE_AFTER)]
+    if live:
+        # Its loop would draw the other worker's pending samples as the pilot's, time them as
+        # the pilot's throughput, and mark the run stopped under it.
+        asyncio.run(prepared.backend.aclose())
+        who = ", ".join(":".join(w.split(":")[:2]) for w in live)  # HOST:PID
+        raise InputError(
+            f"run {spec.name!r} is being drawn now by worker {who}; forecast it once that ends (the forecast then "
+            "reuses what it drew), or forecast a new run with another --name"
+        )
     policy = PilotPolicy(make_policy(spec.policy, spec.policy_args), frozenset(chosen))
     started = time.perf_counter()
     marks: dict[str, float | int] = {}

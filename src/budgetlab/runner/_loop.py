@@ -24,7 +24,7 @@ from budgetlab.core.run import RunState
 from budgetlab.core.view import RunView
 from budgetlab.errors import BudgetlabError
 from budgetlab.policies import Policy
-from budgetlab.runner._workers import new_worker_id, worker_is_dead
+from budgetlab.runner._workers import STALE_AFTER, new_worker_id, worker_is_dead
 from budgetlab.stores import BaseStore
 from budgetlab.verifiers import Verifier
 
@@ -202,7 +202,7 @@ async def execute(
     max_batch: int = 32,
     on_progress: Callable[[Progress], None] | None = None,
     heartbeat_every: float = 5.0,
-    stale_after: float = 120.0,
+    stale_after: float = STALE_AFTER,
     worker: str | None = None,
 ) -> RunOutcome:
     """Run (or resume) ``run`` until the policy is satisfied or the budget is spent."""

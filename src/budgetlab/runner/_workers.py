@@ -7,7 +7,11 @@ import socket
 import time
 import uuid
 
-__all__ = ["new_worker_id", "worker_is_dead"]
+__all__ = ["STALE_AFTER", "new_worker_id", "worker_is_dead"]
+
+# Seconds without a heartbeat after which a worker that cannot be checked otherwise (on another
+# machine) is taken for dead, and its claims drawn again.
+STALE_AFTER = 120.0
 
 
 def new_worker_id() -> str:
