@@ -218,6 +218,8 @@ class FaultyServer:
         answer: Callable[[str, int], str] = default_answer,
         host: str = "127.0.0.1",
         port: int = 0,
+        system_tokens: int = 0,
+        hidden_tokens: int = 0,
     ) -> None:
         if n_mode not in ("support", "ignore", "reject"):
             raise ValueError(f"n_mode must be support, ignore or reject, not {n_mode!r}")
@@ -227,6 +229,10 @@ class FaultyServer:
         self.list_models = list_models
         self.accept_any_model = accept_any_model
         self.answer = answer
+        # Billed but unseen: a system prompt the server's template adds to every prompt, and
+        # tokens (reasoning) billed per choice beyond max_tokens, as some hosted APIs do.
+        self.system_tokens = system_tokens
+        self.hidden_tokens = hidden_tokens
         self.host = host
         self.port = port
         self._lock = threading.Lock()
@@ -433,6 +439,7 @@ class FaultyServer:
             raw = body.get("prompt", "")
             prompt_text = raw if isinstance(raw, str) else "\n".join(map(str, raw))
             prompt_tokens = count_tokens(prompt_text) + 1
+        prompt_tokens += self.system_tokens
         seed = body.get("seed")
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 16
         want_logprobs = bool(body.get("logprobs"))
@@ -446,7 +453,7 @@ class FaultyServer:
             if finish == "length":
                 tokens = tokens[:max_tokens]
                 text = " ".join(tokens)
-            completion_tokens += len(tokens)
+            completion_tokens += len(tokens) + self.hidden_tokens
             lp = -((s % 7) + 1) / 8
             choice: dict[str, Any] = {"index": i, "finish_reason": finish, "logprobs": None}
             if endpoint == "chat":

@@ -170,6 +170,12 @@ class OpenAIBackend:
         self._specs: dict[str, ConfigSpec] = {}
         self._n_ok: dict[tuple[str, str], bool] = {}  # (model, endpoint) -> does the server honour n?
         self._prompt_tokens: dict[tuple[str, str], int] = {}  # (config id, problem id) -> reported
+        # config id -> the most tokens a reply billed beyond the bounds: prompt tokens beyond the
+        # prompt's bound (a system prompt the server adds), completion tokens per sample beyond
+        # max_tokens (reasoning some APIs bill on top). Later estimates add them, so that a
+        # server's surprise can take a run past its budget once at most, not on every request.
+        self._prompt_excess: dict[str, int] = {}
+        self._completion_excess: dict[str, int] = {}
         self._fatal: BudgetlabError | None = None
 
     def __repr__(self) -> str:
@@ -260,7 +266,7 @@ class OpenAIBackend:
     # ---- spend ---------------------------------------------------------------------------------
     def _prompt_bound(self, spec: ConfigSpec, request: DrawRequest, prompt: list[dict[str, str]] | str) -> int:
         known = self._prompt_tokens.get((request.config.id, request.problem.id))
-        return known if known is not None else spec.prompt_bound(prompt)
+        return known if known is not None else spec.prompt_bound(prompt) + self._prompt_excess.get(request.config.id, 0)
 
     def estimate(self, request: DrawRequest) -> list[Spend]:
         spec = self._spec(request.config)
@@ -269,10 +275,11 @@ class OpenAIBackend:
             spend = Spend(samples=1, tokens=prompt_bound + completion_bound, dollars=spec.cost(prompt_bound, completion_bound))
             return [spend] * len(request.samples)
         prompt_tokens = self._prompt_bound(spec, request, spec.prompt(request.problem))
+        completion_tokens = spec.max_tokens + self._completion_excess.get(request.config.id, 0)
         spend = Spend(
             samples=1,
-            tokens=prompt_tokens + spec.max_tokens,
-            dollars=spec.cost(prompt_tokens, spec.max_tokens),
+            tokens=prompt_tokens + completion_tokens,
+            dollars=spec.cost(prompt_tokens, completion_tokens),
         )
         return [spend] * len(request.samples)
 
@@ -343,6 +350,9 @@ class OpenAIBackend:
             else:
                 weights = [len(c.text or "") + 1.0 for c in choices]
             completion_parts = apportion(answer.completion_tokens, weights)
+            if spec.forcing is None:
+                self._learn_excess(request.config.id, answer.prompt_tokens - spec.prompt_bound(prompt),
+                                   max(completion_parts, default=0) - spec.max_tokens)
         else:  # no usage: count the bounds
             prompt_parts = apportion(self._prompt_bound(spec, request, prompt), [1.0] * len(choices))
             completion_parts = [
@@ -363,6 +373,12 @@ class OpenAIBackend:
             )
             for c, p, t in zip(choices, prompt_parts, completion_parts)
         ]
+
+    def _learn_excess(self, config_id: str, prompt_over: int, completion_over: int) -> None:
+        if prompt_over > self._prompt_excess.get(config_id, 0):
+            self._prompt_excess[config_id] = prompt_over
+        if completion_over > self._completion_excess.get(config_id, 0):
+            self._completion_excess[config_id] = completion_over
 
     def _failed(self, spec: ConfigSpec, exc: RequestFailed, count: int) -> list[Completion]:
         prompt_parts = apportion(exc.prompt_tokens, [1.0] * count)
