@@ -38,3 +38,21 @@ def test_a_token_budget_holds_when_the_server_bills_beyond_the_bounds(
     assert outcome.stopped_because.startswith("budget: tokens")
     assert outcome.spent.tokens <= limit
     assert len(samples) >= 20
+
+
+def test_requests_a_server_refuses_as_sent_say_to_change_the_configuration_not_to_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # o1 answering "'max_tokens' is not supported with this model": running again unchanged is
+    # refused the same way, so "run it again" was the wrong advice.
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "BUDGETLAB_PRICES"):
+        monkeypatch.delenv(var, raising=False)
+    with FaultyServer(models=["echo", "fault/400"]) as srv:
+        outcome = run(
+            "r", f"openai:{srv.url}", store=str(tmp_path / "s.db"), backend_options=FAST, policy_args={"k": 1},
+            problems=arithmetic_problems(n=2), configs=[SamplingConfig(model="fault/400", backend="openai", params={"max_tokens": 8})],
+        )  # fmt: skip
+    assert outcome.state.value == "stopped"
+    assert "rejected the request (400" in outcome.stopped_because
+    assert outcome.stopped_because.endswith("the server refuses the request as sent: change what its message names (a "
+                                             "parameter or value it does not accept) in --config, then run it again")

@@ -438,6 +438,9 @@ def _describe_failures(failed: list[Sample], settled: int) -> str:
     first = (failed[0].error or "no reason given").splitlines()[0]
     if first.startswith("replay exhausted"):  # running again cannot help: the file has no more
         fix = "ask for no more samples per problem than the file holds (a lower k or max_samples)"
+    elif " rejected the request" in first and "(5" not in first:  # a 4xx: sent again as it is, refused again
+        fix = ("the server refuses the request as sent: change what its message names (a parameter or value it does not "
+               "accept) in --config, then run it again")
     else:
         fix = "run it again to draw them again"
     return f"{len(failed)} of the {settled} samples settled now failed (first: {first}); {fix}"
