@@ -107,3 +107,35 @@ def test_a_backend_that_closes_with_a_plain_def_finishes_its_run(tmp_path: Path,
     records = _write_records(tmp_path / "rec.jsonl")
     out = budgetlab.run("c", f"plainclose:{records}", store=tmp_path / "s.db", policy="fixed:k=2")
     assert out.state is budgetlab.RunState.DONE
+
+
+@pytest.mark.parametrize(
+    ("selector", "match"),
+    [
+        ("class", r"got the class MajorityVote; e.g. selector=MajorityVote\(\)"),
+        (3, r"got int 3; e.g. selector=MajorityVote\(\)"),
+        ("tuple", r"selector 'tuple' returned tuple \(\('a', True, 1.0\)\); select must return budgetlab.selectors.Selection"),
+        ("yes", r"selector 'yes' returned Selection \(\"correct='yes'\"\)"),
+    ],
+)
+def test_a_custom_selector_that_breaks_its_contract_is_one_input_error(tmp_path: Path, selector, match: str) -> None:
+    from budgetlab.analysis import build_report
+    from budgetlab.selectors import MajorityVote, Selection
+
+    class Tuple:
+        name = "tuple"
+
+        def select(self, samples):
+            return ("a", True, 1.0)
+
+    class Yes:
+        name = "yes"
+
+        def select(self, samples):
+            return Selection("a", "yes", 1.0)  # type: ignore[arg-type]
+
+    given = {"class": MajorityVote, "tuple": Tuple(), "yes": Yes()}.get(selector, selector)
+    db = tmp_path / "s.db"
+    import_recorded(db, _write_records(tmp_path / "rec.jsonl"), "imp")
+    with pytest.raises(InputError, match=match):
+        build_report(db, "imp", selector=given, n_boot=10)

@@ -16,6 +16,7 @@ from budgetlab.analysis._majority import maj_at_k
 from budgetlab.analysis._passk import pass_at_k_many
 from budgetlab.analysis._store_arg import StoreLike, reading
 from budgetlab.core import Sample, SampleState, with_distinct_names
+from budgetlab.errors import InputError
 from budgetlab.stores import BaseStore
 
 __all__ = ["build_report"]
@@ -158,7 +159,29 @@ def _selector(selector: Any) -> Any:
     if isinstance(selector, str):
         name, args = parse_spec(selector, "selector")
         return make_selector(name, args)
+    if isinstance(selector, type) or not callable(getattr(selector, "select", None)) or not isinstance(
+        getattr(selector, "name", None), str
+    ):
+        what = f"the class {selector.__name__}" if isinstance(selector, type) else f"{type(selector).__name__} {selector!r:.40}"
+        raise InputError(
+            f"selector must be a selector's spec (e.g. 'majority') or an instance with a name and a select(samples) "
+            f"method, got {what}; e.g. selector=MajorityVote() (see docs/plugins.md)"
+        )
     return selector
+
+
+def _checked_pick(selector: Any, pick: Any) -> Any:
+    """A selector's pick, or one error naming the selector: a tuple or a verdict of "yes" would
+    otherwise be scored as a wrong answer without a word."""
+    from budgetlab.selectors import Selection
+
+    if not isinstance(pick, Selection) or pick.correct not in (True, False, None):
+        shown = pick if not isinstance(pick, Selection) else f"correct={pick.correct!r}"
+        raise InputError(
+            f"selector {selector.name!r} returned {type(pick).__name__} ({shown!r:.60}); select must return "
+            "budgetlab.selectors.Selection(answer, correct, confidence) with correct True, False or None"
+        )
+    return pick
 
 
 def _selection(selector: Any, per_problem: dict[str, list[Sample]], n_boot: int, seed: int, verifier: str = "") -> dict[str, Any]:
@@ -173,7 +196,7 @@ def _selection(selector: Any, per_problem: dict[str, list[Sample]], n_boot: int,
         out["unjudged_because"] = ("the code verifier's answers are test verdicts, not programs: a majority vote over "
                                    "them selects nothing (pass@k above is the measure; pick with --selector best_of_n and a scorer)")  # fmt: skip
         return out
-    picks = [selector.select(samples) for samples in per_problem.values()]
+    picks = [_checked_pick(selector, selector.select(samples)) for samples in per_problem.values()]
     judged = sum(p.correct is not None for p in picks)
     out["judged"] = judged
     weights = getattr(selector, "weights", None)  # a weighted vote with no weight to vote by is a plain majority
