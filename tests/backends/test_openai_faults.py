@@ -6,49 +6,24 @@ finish_reason=length), and an empty answer that was billed."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 pytest.importorskip("httpx", reason="the openai backend needs httpx: pip install 'budgetlab[openai]'")
 
 from budgetlab.backends._openai._wire import RequestFailed, parse_answer  # noqa: E402
-from budgetlab.core import Problem, SampleState, SamplingConfig  # noqa: E402
+from budgetlab.core import Problem, SampleState  # noqa: E402
 from budgetlab.core.run import RunState  # noqa: E402
 from budgetlab.errors import BudgetlabError  # noqa: E402
-from budgetlab.runner import run  # noqa: E402
-from budgetlab.stores import open_store  # noqa: E402
-from budgetlab.tasks import arithmetic_problems  # noqa: E402
 from budgetlab.testing import FaultyServer, faulty_server  # noqa: E402
 
-CHAT = "/v1/chat/completions"
-FAST = {"backoff": 0.01, "max_backoff": 0.05}
-URL = "http://127.0.0.1:1/v1"
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "BUDGETLAB_PRICES"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def cfg(model: str = "echo", **params: Any) -> SamplingConfig:
-    return SamplingConfig(model=model, backend="openai", params=params)
-
-
-def do_run(tmp_path: Path, url: str, config: SamplingConfig, *, n: int = 3, k: int = 2, problems=None, **kw: Any):
-    return run("r", f"openai:{url}", store=str(tmp_path / "store.db"), backend_options=dict(FAST), policy_args={"k": k},
-               problems=problems or arithmetic_problems(n=n), configs=[config], **kw)  # fmt: skip
-
+sys.path.insert(0, str(Path(__file__).parent))
+from _openai_support import CHAT, URL, cfg, clean_openai_env, do_run, stored  # noqa: E402, F401 (the fixture applies by import)
 
 # The server answers "echo SEED" (2 tokens) to a prompt without a question: max_tokens=1 cuts it.
 CHAT_PROBLEMS = [Problem(f"p{i}", prompt=f"Say something {i}.", reference="0") for i in range(2)]
-
-
-def stored(tmp_path: Path):
-    with open_store(str(tmp_path / "store.db")) as st:
-        return st.get_run("r"), st.samples("r")
 
 
 def test_an_exhausted_quota_stops_the_run_at_once_instead_of_retrying_every_request(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,37 +18,14 @@ pytest.importorskip("httpx", reason="the openai backend needs httpx: pip install
 from budgetlab.backends import DrawRequest  # noqa: E402
 from budgetlab.backends._openai import OpenAIBackend  # noqa: E402
 from budgetlab.backends._openai._wire import Answer, Choice, parse_answer  # noqa: E402
-from budgetlab.core import Sample, SampleState, SamplingConfig  # noqa: E402
+from budgetlab.core import Sample, SampleState  # noqa: E402
 from budgetlab.core.run import RunState  # noqa: E402
 from budgetlab.errors import BudgetlabError, InputError  # noqa: E402
-from budgetlab.runner import run  # noqa: E402
-from budgetlab.stores import open_store  # noqa: E402
 from budgetlab.tasks import arithmetic_problems  # noqa: E402
 from budgetlab.testing import FaultyServer  # noqa: E402
 
-CHAT = "/v1/chat/completions"
-FAST = {"backoff": 0.01, "max_backoff": 0.05}
-URL = "http://127.0.0.1:1/v1"
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "BUDGETLAB_PRICES"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def cfg(model: str = "echo", **params: Any) -> SamplingConfig:
-    return SamplingConfig(model=model, backend="openai", params=params)
-
-
-def do_run(tmp_path: Path, url: str, config: SamplingConfig, *, n: int = 3, k: int = 2, options=None, **kw: Any):
-    return run("r", f"openai:{url}", store=str(tmp_path / "store.db"), backend_options={**FAST, **(options or {})},
-               policy_args={"k": k}, problems=arithmetic_problems(n=n), configs=[config], **kw)  # fmt: skip
-
-
-def stored(tmp_path: Path):
-    with open_store(str(tmp_path / "store.db")) as st:
-        return st.get_run("r"), st.samples("r")
+sys.path.insert(0, str(Path(__file__).parent))
+from _openai_support import CHAT, URL, cfg, clean_openai_env, do_run, stored  # noqa: E402, F401 (the fixture applies by import)
 
 
 def test_n_refused_while_several_requests_of_n_are_in_flight_draws_them_all_one_by_one(tmp_path: Path) -> None:

@@ -97,8 +97,9 @@ async def _verdict(verifier: Verifier, request: DrawRequest, completion: Complet
     return verdict
 
 
-async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, completion: Completion) -> Sample:
-    drawn = dataclasses.replace(
+def _drawn(sample: Sample, completion: Completion) -> Sample:
+    """``sample`` with what drawing it gave and cost, not judged yet."""
+    return dataclasses.replace(
         sample,
         text=completion.text,
         prompt_tokens=completion.prompt_tokens,
@@ -108,6 +109,10 @@ async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, compl
         logprob=completion.logprob,
         details=dict(completion.details),
     )
+
+
+async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, completion: Completion) -> Sample:
+    drawn = _drawn(sample, completion)
     if completion.error is not None:
         return dataclasses.replace(drawn, state=SampleState.FAILED, logprob=None, error=completion.error)
     started = time.perf_counter()
@@ -159,23 +164,20 @@ async def _draw_and_judge(backend: Backend, verifier: Verifier, request: DrawReq
             Completion(error=f"backend returned {len(completions)} completions for {len(request.samples)} samples")
         ] * len(request.samples)
     elapsed = time.perf_counter() - started
+    completions = [c if c.latency else dataclasses.replace(c, latency=elapsed) for c in completions]
     out: list[Sample] = []
     for sample, completion in zip(request.samples, completions):
-        if not completion.latency:
-            completion = dataclasses.replace(completion, latency=elapsed)
         try:
             out.append(await _judge(verifier, sample, request, completion))
         except _UnjudgedDraws as broke:
-            # This sample and the rest of the request were drawn: record them with no verdict.
+            # This sample and the rest of the request were drawn: record them with no verdict
+            # (a failed draw stays failed).
+            rest = list(zip(request.samples, completions))[len(out):]
             unjudged = [
-                dataclasses.replace(
-                    s, state=SampleState.DONE, text=c.text, prompt_tokens=c.prompt_tokens,
-                    completion_tokens=c.completion_tokens, cost=c.cost, latency=c.latency or elapsed,
-                    logprob=c.logprob, details={**c.details, "unjudged": str(broke)},
-                )
-                if c.error is None else await _judge(verifier, s, request, c)  # a failed draw stays failed
-                for s, c in list(zip(request.samples, completions))[len(out):]
-            ]  # fmt: skip
+                dataclasses.replace(_drawn(s, c), state=SampleState.DONE, details={**c.details, "unjudged": str(broke)})
+                if c.error is None else await _judge(verifier, s, request, c)
+                for s, c in rest
+            ]
             raise _UnjudgedDraws(str(broke), out + unjudged) from broke.__cause__
     return out
 
