@@ -92,8 +92,9 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
             lacking = [repr(k) for k in data.metric_keys if np.isnan(data.matrix(k)[i, j])] or ["output ('tgt')"]
             raise InputError(
                 f"system {data.systems[j]!r} has a human score on item {data.items[i].id!r} of {args.path} but no "
-                f"{', '.join(lacking)} there; every rated item needs the system's cheap scores too (a score on rated "
-                "items only is a human one: name it with --human KEY)"
+                f"{', '.join(lacking)} there; every rated item needs the system's cheap scores too: give "
+                f"{lacking[0]} there, or remove that human score (a score on rated items only is a human one: name "
+                "it with --human KEY)"
             )
     else:
         present = np.array([[s in it.tgt or s in it.scores for s in data.systems] for it in data.items])

@@ -154,6 +154,22 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
     capped = isinstance(budget, int) and budget > result.total
     if capped:
         report["budget_asked"] = budget
+    missing = len(matrix.methods) * len(matrix.examples) - matrix.available
+    if missing:
+        # A live run (or a sheet with gaps) has cells with no score: "full" means what is there,
+        # and a run that stopped early, or chose what to evaluate, is not a full evaluation.
+        report["missing_cells"] = missing
+        report["missing_notice"] = (
+            f"{missing:,} of the {len(matrix.methods) * len(matrix.examples):,} (method, example) cells have no "
+            "score: the full-matrix means and the full evaluation's best are over the scored cells only"
+            + (", which the run's policy chose (evaluate every cell, e.g. -k 1, for a full one)" if args.run else "")
+        )
+    if args.path is not None and len(matrix.methods) > len(matrix.examples):
+        # A sheet of items x prompts (rows are examples) reads as hundreds of "methods".
+        report["notice"] = (
+            f"{len(matrix.methods)} methods x {len(matrix.examples)} examples: more methods than examples; if the "
+            "file's rows are examples and its columns methods, transpose it (one row per method)"
+        )
     if args.json:
         print(json_text(report))
         return 0
@@ -181,6 +197,9 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
         )
     verdict = "agrees" if result.best == full_best else "DISAGREES"
     console.print(f"the full evaluation names {full_best} best: this choice {verdict}", highlight=False)
+    for key in ("missing_notice", "notice"):
+        if key in report:
+            console.print(f"note: {report[key]}", highlight=False)
     return 0
 
 

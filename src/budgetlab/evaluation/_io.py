@@ -206,13 +206,21 @@ def _from_csv(path: Path, text: str) -> ScoreMatrix:
         raise InputError(f"{path}: a CSV score matrix needs a header and at least one row; give {_FORMATS}")
     header = [h.strip() for h in rows[0]]
     lower = [h.lower() for h in header]
+    if len(header) == 1:
+        # A spreadsheet saved with ';' or tabs (a European locale's CSV): one column to the reader.
+        sep = next((c for c in (";", "\t", "|") if c in rows[0][0]), None)
+        if sep is not None:
+            raise InputError(
+                f"{path}:1: the fields are separated by {sep!r}, not commas; save the file as comma-separated "
+                "(method,<example>,... or method,example,score), with '.' as the decimal point"
+            )
     if {"method", "example"} <= set(lower) and ("score" in lower or "value" in lower):
         mi, ei = lower.index("method"), lower.index("example")
         si = lower.index("score") if "score" in lower else lower.index("value")
         samples: dict[tuple[str, str], list[float]] = {}
         for lineno, row in enumerate(rows[1:], 2):
             if len(row) != len(header):
-                raise InputError(f"{path}:{lineno}: {len(row)} fields, but the header has {len(header)}")
+                raise InputError(_field_count(path, lineno, len(row), len(header)))
             samples.setdefault((row[mi].strip(), row[ei].strip()), []).append(_csv_number(row[si], f"{path}:{lineno}"))
         return matrix_from_cells(_cell_means(samples), str(path))
     examples = header[1:]
@@ -222,7 +230,7 @@ def _from_csv(path: Path, text: str) -> ScoreMatrix:
     values, methods, first_line = [], [], {}
     for lineno, row in enumerate(rows[1:], 2):
         if len(row) != len(header):
-            raise InputError(f"{path}:{lineno}: {len(row)} fields, but the header has {len(header)}")
+            raise InputError(_field_count(path, lineno, len(row), len(header)))
         method = row[0].strip()
         if method in first_line:
             raise InputError(
@@ -233,29 +241,59 @@ def _from_csv(path: Path, text: str) -> ScoreMatrix:
         methods.append(method)
         try:
             values.append([_csv_number(c, f"{path}:{lineno}") for c in row[1:]])
-        except InputError:
-            if {"score", "value"} & set(lower):  # meant as a long file, with other column names
+        except InputError as exc:
+            # Meant as a long file with other column names ('Prompt Name,Item ID,Judge Score'):
+            # its first row has names where a wide file has scores.
+            words = sum(not _is_float(c.strip()) and not _csv_missing(c) for c in row[1:])
+            if {"score", "value"} & set(lower) or (lineno == 2 and words > 1):
                 raise InputError(
                     f"{path}:1: header {','.join(header)} is not recognised; a long CSV needs the columns "
-                    "method,example,score (or value), a wide one method,<example>,<example>,..."
+                    "method,example,score (or value; rename yours to these, other columns are ignored), a wide one "
+                    "method,<example>,<example>,... with a score in every other field"
+                ) from None
+            if lineno == 2:
+                raise InputError(
+                    f"{exc}; or, if the file has a row per method and example, name its columns method,example,score"
                 ) from None
             raise
     return ScoreMatrix(np.array(values), tuple(methods), tuple(examples))
 
 
+def _csv_missing(text: str) -> bool:
+    text = text.strip()
+    return text == "" or text.lower() in ("nan", "na", "null", "none")
+
+
 def _csv_number(text: str, where: str) -> float:
     text = text.strip()
-    if text == "" or text.lower() in ("nan", "na", "null", "none"):
+    if _csv_missing(text):
         return math.nan
     try:
         value = float(text)
     except ValueError:
+        decimal_comma = text.replace(",", ".", 1)
+        hint = f"; write a decimal point: {decimal_comma}" if "," in text and _is_float(decimal_comma) else ""
         raise InputError(
-            f"{where}: score {text!r} is not a number (leave the field empty for a missing cell)"
+            f"{where}: score {text!r} is not a number{hint} (leave the field empty for a missing cell)"
         ) from None
     if math.isinf(value):  # quote what the file says (1e400), not what it overflowed to
         raise InputError(f"{where}: score {text!r} is infinite; give a finite number, or leave the field empty")
     return value
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _field_count(path: Path, lineno: int, fields: int, columns: int) -> str:
+    return (
+        f"{path}:{lineno}: {fields} fields, but the header has {columns}; give every row one field per column "
+        "(an empty field for a missing score; quote a text that holds a comma)"
+    )
 
 
 def _from_npz(path: Path) -> ScoreMatrix:

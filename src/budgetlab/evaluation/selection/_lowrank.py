@@ -13,7 +13,7 @@ import numpy.typing as npt
 from budgetlab.errors import InvalidArgument
 from budgetlab.evaluation._base import Observations
 from budgetlab.evaluation.selection._arguments import check_count, check_positive, is_whole
-from budgetlab.evaluation.selection._ucbe import ucb_pulls
+from budgetlab.evaluation.selection._ucbe import ucb_pulls, value_span
 from budgetlab.evaluation.selection._uniform import _argmax
 
 __all__ = ["UCBELowRank", "complete_matrix"]
@@ -111,7 +111,11 @@ class UCBELowRank:
                 f"rank={self.rank} is too large for {obs.shape[0]} methods x {obs.shape[1]} examples; give rank <= "
                 f"{most} (e.g. ucbe-lrf:rank=1, the default)"
             )
-        pred = complete_matrix(cells, obs.counts, rank=self.rank, reg=self.reg, iters=self.iters)
+        # Fitted on scores brought to [0, 1]: the ridge on the interaction is not scale-free, so
+        # scores on 1-10 were fitted with a tenth of the regularization they get on [0, 1].
+        low, span = float(np.nanmin(cells)), value_span(obs)
+        pred = complete_matrix((cells - low) / span, obs.counts, rank=self.rank, reg=self.reg, iters=self.iters)
+        pred = low + span * pred
         pred = np.clip(pred, np.nanmin(cells), np.nanmax(cells))
         filled = np.where(seen, cells, pred)
         available = obs.capacity > 0

@@ -66,11 +66,21 @@ def simulate(
         raise InvalidArgument(
             f"a budget of {_evaluations(limit)} cannot evaluate each of the {len(matrix.methods)} methods once; "
             f"at least one evaluation per method is needed: give a budget of at least {len(matrix.methods)}"
+            + (
+                f" (or, if the {len(matrix.methods)} rows are examples and the {len(matrix.examples)} columns "
+                "methods, transpose the matrix: one row per method)"
+                if len(matrix.methods) > len(matrix.examples)
+                else ""
+            )
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidArgument(f"seed must be a whole number >= 0, got seed={seed!r}")
     if bernoulli and (np.nanmin(values) < 0 or np.nanmax(values) > 1):
-        raise InvalidArgument("bernoulli draws need scores in [0, 1] (probabilities), but the matrix has others")
+        raise InvalidArgument(
+            f"bernoulli draws need scores in [0, 1] (probabilities), but the matrix's run from {np.nanmin(values):g} "
+            f"to {np.nanmax(values):g}; evaluate with the scores themselves (no --bernoulli, bernoulli=False), or "
+            "give pass rates as fractions"
+        )
     rng = np.random.default_rng(seed)
     obs = Observations(
         *values.shape, order=rng.permutation(values.shape[1]), available=available, passes=passes, budget=limit

@@ -11,7 +11,7 @@ from budgetlab.evaluation._base import Observations
 from budgetlab.evaluation.selection._arguments import check_count, check_positive
 from budgetlab.evaluation.selection._uniform import _argmax
 
-__all__ = ["UCBE", "ucb_pulls"]
+__all__ = ["UCBE", "ucb_pulls", "value_span"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ def ucb_pulls(obs: Observations, estimates: np.ndarray, a: float, k: int) -> lis
     earlier in the batch) count in ``n``, so a batch spreads instead of piling on one method."""
     out: list[tuple[int, int]] = []
     mean = np.where(np.isnan(estimates), 0.0, estimates)
+    # The bonus is on the scale of the scores: sqrt(a / n) assumes scores in [0, 1], so scores
+    # on 1-10 (a judge's) made UCB-E all but greedy. The spread of the values seen so far
+    # (1 for pass/fail, unchanged) sets the scale.
+    span = value_span(obs)
     for _ in range(k):
         open_ = obs.open_arms()
         if not open_.any():
@@ -54,9 +58,19 @@ def ucb_pulls(obs: Observations, estimates: np.ndarray, a: float, k: int) -> lis
         if fresh.any():
             arm = int(np.argmax(fresh))
         else:
-            index = mean + np.sqrt(a / np.maximum(n, 1))
+            index = mean + span * np.sqrt(a / np.maximum(n, 1))
             arm = int(np.argmax(np.where(open_, index, -np.inf)))
         example = int(obs.next_examples(arm, 1)[0])
         obs.issue(arm, example)
         out.append((arm, example))
     return out
+
+
+def value_span(obs: Observations) -> float:
+    """The range of the cell values settled so far, 1 while it is none (fewer than two values,
+    or all alike): the scale UCB-E's bonus and the low-rank fit work on."""
+    cells = obs.cell_means()
+    if np.isnan(cells).all():
+        return 1.0
+    span = float(np.nanmax(cells) - np.nanmin(cells))
+    return span if span > 0 else 1.0

@@ -228,7 +228,12 @@ def _parse_item(path: Path, lineno: int, obj: Any, position: int) -> Item:
             raise InvalidArgument(f"{where}: scores of system {system!r} must be {{metric: number}}, got {values!r}")
         for key, value in values.items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise InvalidArgument(f"{where}: score {key!r} of system {system!r} is not a number: {value!r}")
+                quoted = isinstance(value, str) and not math.isnan(_as_float(value))
+                hint = "write it without quotes" if quoted else "give a number"
+                raise InvalidArgument(
+                    f"{where}: score {key!r} of system {system!r} is not a number: {value!r}; {hint}, "
+                    "or null for no score"
+                )
             # JSON's NaN and Infinity parse as numbers, and one would turn every mean into NaN.
             if value is not None and not math.isfinite(value):
                 raise InvalidArgument(
