@@ -123,3 +123,37 @@ def test_bernoulli_on_judge_scores_names_range_and_fix(tmp_path: Path, capsys) -
     path = tmp_path / "scores.csv"
     path.write_text("method,a,b\np1,7,9\np2,3,10\n")
     _one_line_error(capsys, main(["select", str(path), "--bernoulli", "--budget", "1"]), "from 3 to 10", "no --bernoulli")
+
+
+def test_a_second_round_of_subset_leaves_out_the_items_already_rated(tmp_path, capsys) -> None:
+    """With 40 of 100 items rated, `subset --size 20` chose 5 of the rated ones again, paying the
+    raters twice; a set rated in full still measures the subset's ranking agreement."""
+    import json as _json
+
+    from budgetlab.cli._main import main as cli_main
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(30):
+        scores = {}
+        for s in ("a", "b", "c"):
+            scores[s] = {"judge": float(rng.integers(1, 11))}
+            if i < 12:
+                scores[s]["human_overall"] = float(rng.integers(1, 6))
+        rows.append({"i": f"item{i:02d}", "src": "x", "tgt": {s: f"text {i} {s}" for s in scores}, "scores": scores})
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    assert cli_main(["subset", str(partial), "--size", "10", "--json"]) == 0
+    report = _json.loads(capsys.readouterr().out)
+    assert len(report["chosen"]) == 10 and report["already_rated"] == 12
+    assert not {f"item{i:02d}" for i in range(12)} & set(report["chosen"])
+    assert "ranking_agreement" not in report
+
+    for r in rows:  # rated in full: the agreement mode, over every item
+        for s in r["scores"]:
+            r["scores"][s].setdefault("human_overall", 3.0)
+    full = tmp_path / "full.jsonl"
+    full.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    assert cli_main(["subset", str(full), "--size", "10", "--json"]) == 0
+    report = _json.loads(capsys.readouterr().out)
+    assert "already_rated" not in report and "ranking_agreement" in report

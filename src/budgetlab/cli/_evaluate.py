@@ -206,7 +206,7 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
 def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     import numpy as np
 
-    from budgetlab.evaluation.subset import choose, load_items, make_subset_method, method_for, rank_agreement
+    from budgetlab.evaluation.subset import ItemSet, choose, load_items, make_subset_method, method_for, rank_agreement
 
     size = cost_budget = None
     if args.cost_budget is not None:
@@ -233,7 +233,15 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
             f"{', '.join(data.metric_keys) or 'none'})"
         )
     method = make_subset_method(name, options)
-    chosen = choose(data, method, size=size, cost_budget=cost_budget, seed=args.seed)
+    rated = _rated_items(data, args.human)
+    if rated.any() and not rated.all():
+        # A second round: the items raters have scored already would be paid for again.
+        # (A set rated in full is the other use: measuring how well a subset ranks the systems.)
+        fresh = np.flatnonzero(~rated)
+        pool = ItemSet([data.items[i] for i in fresh], name=data.name, human=tuple(data.declared_human))
+        chosen = fresh[choose(pool, method, size=size, cost_budget=cost_budget, seed=args.seed)]
+    else:
+        chosen = choose(data, method, size=size, cost_budget=cost_budget, seed=args.seed)
     costs = data.costs()
     report: dict = {
         "source": args.path,
@@ -243,10 +251,13 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
         "chosen": [data.items[i].id for i in chosen],
         "cost": float(costs[chosen].sum()),
     }
-    capped = isinstance(size, int) and size > len(data)
+    pool_size = int((~rated).sum()) if rated.any() and not rated.all() else len(data)
+    capped = isinstance(size, int) and size > pool_size
     if capped:
         report["size_asked"] = size
-    if (data.human_keys or args.human) and len(data.systems) > 1:  # one system has no ranking to agree with
+    if pool_size < len(data):
+        report["already_rated"] = int(rated.sum())
+    elif (data.human_keys or args.human) and len(data.systems) > 1:  # one system has no ranking to agree with
         rho, tau = rank_agreement(data.human(args.human), chosen)
         report["ranking_agreement"] = {"spearman": rho, "kendall": tau}
     if output is not None:
@@ -264,8 +275,14 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     if len(chosen) > 20:
         console.print(f"... and {len(chosen) - 20} more (all of them: --json or --output)")
     console.print(f"{len(chosen)} items chosen, total cost {float(np.sum(costs[chosen])):g}", highlight=False)
+    if "already_rated" in report:
+        console.print(
+            f"{report['already_rated']:,} items already have a human score and are left out: chosen among the "
+            f"{pool_size:,} not rated yet", highlight=False,
+        )  # fmt: skip
     if capped:
-        console.print(f"--size {size} is more than the set's {len(data)} items: capped there", highlight=False)
+        among = f"the set's {pool_size} items" if pool_size == len(data) else f"the {pool_size} items not rated yet"
+        console.print(f"--size {size} is more than {among}: capped there", highlight=False)
     if "ranking_agreement" in report:
         agreement = report["ranking_agreement"]
         console.print(
@@ -279,6 +296,15 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     if args.output:
         console.print(f"chosen items written to {args.output}", highlight=False)
     return 0
+
+
+def _rated_items(data, human: str | None):  # type: ignore[no-untyped-def]
+    """Which items have a human score for some system (none when the set has no human score)."""
+    import numpy as np
+
+    if not (data.human_keys or human):
+        return np.zeros(len(data), bool)
+    return ~np.isnan(data.human(human)).all(axis=1)
 
 
 def _write_items(path: Path, data, chosen) -> None:  # type: ignore[no-untyped-def]
