@@ -1,11 +1,13 @@
 """Coverage against budget: per configuration, for the mix, extrapolated, and against cost.
 
 For each configuration: pass@k over k = 1, 2, 4, ... up to the samples drawn (unbiased, with
-bootstrap intervals), the curve extrapolated to ``horizon`` times that many samples with
-:func:`budgetlab.analysis.extrapolate_coverage`, and the mean tokens and dollars per sample, which
+bootstrap intervals; a k beyond ``observed_k``, the samples every problem has, averages only the
+problems that drew k, and ``observed_k`` itself is always one of the ks), the curve extrapolated
+to ``horizon`` times that many samples with :func:`budgetlab.analysis.extrapolate_coverage`, and the mean tokens and dollars per sample, which
 turn k into a cost (the cost frontier). The *mix* pools every configuration's samples of a
 problem, as if each draw came from any configuration: k samples of the mix cost k times the
-pooled mean cost per sample.
+pooled mean cost per sample. ``run_problems`` is the run's number of problems: a configuration
+whose ``problems`` is smaller (the budget stopped the run) covers only the problems it reached.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def _curve(ns: np.ndarray, cs: np.ndarray, tokens: float, dollars: float, method
            n_boot: int, alpha: float, seed: int) -> dict[str, Any]:
     entry: dict[str, Any] = {"problems": int(ns.size), "observed_k": int(ns.min()), "tokens_per_sample": tokens,
                              "dollars_per_sample": dollars, "pass_at_k": {}, "ci": {}, "extrapolated": None}
-    for k in default_ks(int(ns.max())):
+    # The measured curve ends at the samples every problem has (where the extrapolation starts);
+    # the ks beyond it average only the problems that drew that many.
+    for k in sorted({*default_ks(int(ns.max())), int(ns.min())}):
         keep = ns >= k
         est = pass_at_k_with_ci(ns[keep], cs[keep], k, n_boot=n_boot, alpha=alpha, seed=seed)
         entry["pass_at_k"][str(k)] = est.value
@@ -83,7 +87,8 @@ def _budget_curves(
             pair[0] += 1
             pair[1] += bool(s.correct)
 
-    out: dict[str, Any] = {"method": method, "interval": f"{round(100 * (1 - alpha))}%", "configs": {}, "mix": None}
+    out: dict[str, Any] = {"method": method, "interval": f"{round(100 * (1 - alpha))}%", "configs": {}, "mix": None,
+                           "run_problems": len(store.problems(run))}
     pooled: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for config in configs:
         per_problem = counts.get(config.id)

@@ -118,7 +118,7 @@ def _print_selection(console: Console, report: dict[str, Any]) -> None:
         if left_out > 0:  # failed or never drawn: the accuracy above is not over the whole run
             note += f" · {left_out:,} of the run's {report['problems']:,} problems have no finished sample and are left out"
         console.print(
-            f"selected answer ({sel['selector']}), {name}: {_pct(sel['accuracy'])}% of {sel['problems']:,} problems correct "
+            f"selected answer ({sel['selector']}), {name}: {_pct(sel['accuracy'])}% of {plural(sel['problems'], 'problem')} correct "
             f"(95% CI {_pct(ci[0])}-{_pct(ci[1])}){note}",
             highlight=False,
         )
@@ -270,7 +270,9 @@ def print_budget_curves(console: Console, curves: dict[str, Any]) -> None:
             value = e["pass_at_k"].get(k)
             lo, hi = e["ci"].get(k, [None, None])
             cells.append("-" if value is None else f"{_pct(value)} @{k}\n[dim]{_pct(lo)}-{_pct(hi)}[/]")
-        rows.append([name, str(e["observed_k"]), f"{entries[name]['tokens_per_sample']:,.0f}", *cells])
+        # No sample recorded its tokens (a replay file without them): unknown, not free.
+        tokens = entries[name].get("tokens_per_sample") or 0
+        rows.append([name, str(e["observed_k"]), f"{tokens:,.0f}" if tokens > 0 else "-", *cells])
     headers = ["drawn k", "tokens per sample", *(f"k = {m}x drawn" for m in shown)]
     title = f"extrapolated pass@k ({curves['method']}, {curves['interval']} intervals)"
     for table in fitted_tables(console, (title, f"{title}, continued"), ["configuration"], headers, rows):
