@@ -139,3 +139,16 @@ def test_a_custom_selector_that_breaks_its_contract_is_one_input_error(tmp_path:
     import_recorded(db, _write_records(tmp_path / "rec.jsonl"), "imp")
     with pytest.raises(InputError, match=match):
         build_report(db, "imp", selector=given, n_boot=10)
+
+
+def test_the_selected_answers_interval_is_never_of_zero_width(tmp_path: Path) -> None:
+    from budgetlab.analysis import build_report
+
+    path = tmp_path / "right.jsonl"
+    path.write_text("".join(json.dumps({"problem": f"p{i}", "config": "m", "text": "a", "answer": "a", "correct": True}) + "\n"
+                            for i in range(5)))  # fmt: skip
+    import_recorded(tmp_path / "s.db", path, "right")
+    selection = build_report(tmp_path / "s.db", "right", n_boot=50)["configs"]["m"]["selection"]
+    assert selection["accuracy"] == 1.0
+    lo, hi = selection["ci"]
+    assert hi == 1.0 and 0.5 < lo < 0.6  # Wilson for 5 of 5: 0.566; the bootstrap gave [1, 1]

@@ -14,6 +14,7 @@ from budgetlab.analysis._adaptive_estimators import (
 from budgetlab.analysis._curves import bootstrap_ci, default_ks
 from budgetlab.analysis._majority import maj_at_k
 from budgetlab.analysis._passk import pass_at_k_many
+from budgetlab.analysis._scaling import wilson_interval
 from budgetlab.analysis._store_arg import StoreLike, reading
 from budgetlab.core import Sample, SampleState, with_distinct_names
 from budgetlab.errors import InputError
@@ -207,8 +208,10 @@ def _selection(selector: Any, per_problem: dict[str, list[Sample]], n_boot: int,
     if picks and not judged:
         out["unjudged_because"] = _unjudged_because(selector, [s for v in per_problem.values() for s in v], picks)
     elif picks:
-        m = _metric([1.0 if p.correct is True else 0.0 for p in picks], n_boot, seed)
-        out["accuracy"], out["ci"] = m["value"], [m["lo"], m["hi"]]
+        # Right or wrong per problem: the Wilson interval, which a bootstrap of 0/1 values is not
+        # (it gives "100.0-100.0" when every pick is right, or for one problem).
+        accuracy = float(np.mean([p.correct is True for p in picks]))
+        out["accuracy"], out["ci"] = accuracy, list(wilson_interval(accuracy, len(picks), 0.05))
     return out
 
 
