@@ -263,8 +263,15 @@ def _plot(report: dict, path: str) -> None:
     total = report.get("problems", 0)
     partial = {c: {int(k) for k, n in e.get("n_problems", {}).items() if n < total}
                for c, e in report["configs"].items() if "adaptive" not in e}  # fmt: skip
-    plot_coverage(curves, path, title=f"{report['run']}: pass@k (solid) and maj@k (dashed)", maj_curves=majs or None,
-                  partial=partial)  # fmt: skip
+    title = f"{report['run']}: pass@k (solid) and maj@k (dashed)"
+    if any("adaptive" in e for e in report["configs"].values()):
+        # A policy that stops problems early: only the ks every problem's first samples settle.
+        title += ", from each problem's first samples"
+    reached = max((e.get("problems", 0) for e in report["configs"].values()), default=total)
+    if 0 < reached < total:
+        title += f" ({reached:,} of {total:,} problems reached)"
+    plot_coverage(curves, path, title=title, maj_curves=majs or None, partial=partial,
+                  interval="95% bootstrap")  # fmt: skip
 
 
 def _plot_budget(run: str, curves: dict, path: str) -> None:
