@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from budgetlab.cli._output import close_or_discard
+from budgetlab.cli._render import plural
 from budgetlab.cli._tables import fitted_tables
 from budgetlab.errors import BudgetlabError, InputError
 
@@ -159,10 +160,13 @@ def _cell(est: Any, kind: str) -> str:
 
 
 def print_forecast(console: Console, fc: Any) -> None:
-    cost_rows = [[row.label, f"{row.k:,}", f"{row.samples:,}", _cell(row.tokens, "tokens"), _cell(row.dollars, "dollars"),
-                  _cell(row.seconds, "seconds")] for row in fc.rows]
-    title = (f"forecast {fc.run} · {fc.problems:,} problems x {len(fc.configs)} configurations · "
-             f"pilot {fc.pilot_problems} problems at k={fc.pilot_k}")
+    # No pilot sample recorded its tokens (a replay file without them): tokens and dollars are
+    # unknown, not zero.
+    untold = all(row.tokens is None or row.tokens.hi == 0 for row in fc.rows)
+    cost_rows = [[row.label, f"{row.k:,}", f"{row.samples:,}", "-" if untold else _cell(row.tokens, "tokens"),
+                  "-" if untold else _cell(row.dollars, "dollars"), _cell(row.seconds, "seconds")] for row in fc.rows]  # fmt: skip
+    title = (f"forecast {fc.run} · {plural(fc.problems, 'problem')} x {plural(len(fc.configs), 'configuration')} · "
+             f"pilot {plural(fc.pilot_problems, 'problem')} at k={fc.pilot_k}")
     headers = ["k", "samples", "tokens", "dollars", "wall time"]
     for table in fitted_tables(console, (title, "forecast, continued"), ["what"], headers, cost_rows):
         console.print(table)
@@ -179,6 +183,9 @@ def print_forecast(console: Console, fc: Any) -> None:
         console.print(table)
     console.print(f"90% intervals below each value; * extrapolated beyond the pilot's k={fc.pilot_k} with method {fc.method}; "
                   "time assumes the pilot's throughput (same machine and load)", style="dim")
+    if untold:
+        console.print("note: no pilot sample recorded its tokens, so tokens and dollars are unknown (-)", style="dim",
+                      highlight=False)  # fmt: skip
     for note in fc.notes:
         if "extrapolated" not in note:
             console.print(f"note: {note}", style="dim", highlight=False)
