@@ -94,6 +94,6 @@ def test_coverage_columns_run_in_order_of_k_once_each() -> None:
 def test_a_pilot_without_token_counts_shows_tokens_and_dollars_as_unknown_not_zero() -> None:
     fc = _forecast([("planned k=4", 4), ("k=16", 16)], 0.0)
     text = _render(fc)
-    assert "$0.0000" not in text and "0-0" not in text
+    assert "$" not in text  # no dollar figure at all
     assert "no pilot sample recorded its tokens, so tokens and dollars are unknown (-)" in " ".join(text.split())
     assert "200 problems x 1 configuration ·" in " ".join(text.split())
