@@ -112,9 +112,8 @@ def _drawn(sample: Sample, completion: Completion) -> Sample:
 
 
 async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, completion: Completion) -> Sample:
-    drawn = _drawn(sample, completion)
     if completion.error is not None:
-        return dataclasses.replace(drawn, state=SampleState.FAILED, logprob=None, error=completion.error)
+        return dataclasses.replace(_drawn(sample, completion), state=SampleState.FAILED, logprob=None, error=completion.error)
     started = time.perf_counter()
     try:
         verdict = await _verdict(verifier, request, completion)
@@ -129,16 +128,19 @@ async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, compl
             [],
         ) from exc
     seconds = verdict.seconds or (time.perf_counter() - started)
-    return dataclasses.replace(
-        drawn,
+    return dataclasses.replace(  # one replace, not _drawn's and then this: it is per sample, on the hot path
+        sample,
         state=SampleState.DONE,
+        text=completion.text,
         answer=verdict.answer,
         correct=verdict.correct,
         score=verdict.score if verdict.score is not None else completion.score,
         prompt_tokens=completion.prompt_tokens + verdict.prompt_tokens,  # a judge model's tokens count too
         completion_tokens=completion.completion_tokens + verdict.completion_tokens,
         cost=completion.cost + verdict.cost,
+        latency=completion.latency,
         verify_seconds=seconds,
+        logprob=completion.logprob,
         details={**completion.details, **verdict.details},
     )
 
