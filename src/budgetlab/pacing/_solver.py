@@ -32,7 +32,7 @@ from budgetlab.errors import InputError
 from budgetlab.pacing._base import Pacer
 from budgetlab.pacing._journal import SampleJournal
 from budgetlab.pacing._priced import priced
-from budgetlab.runner._loop import _draw_and_judge
+from budgetlab.runner._draw import draw_and_judge
 from budgetlab.verifiers import Verifier
 
 __all__ = ["PacedAnswer", "PacedSolver", "sample_bound"]
@@ -196,11 +196,11 @@ class PacedSolver:
         """``batch`` drawn and judged, in order; samples the journal holds are taken from it
         (they were paid for before a crash) and the others recorded there once judged."""
         if self.journal is None:
-            return list(await _draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, batch)))
+            return list(await draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, batch)))
         kept = {s.index: self.journal.recorded(s) for s in batch}
         fresh = tuple(s for s in batch if kept[s.index] is None)
         if fresh:
-            judged = await _draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, fresh))
+            judged = await draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, fresh))
             self.journal.add(judged)
             kept.update((s.index, s) for s in judged)
         return [kept[s.index] for s in batch]  # type: ignore[misc]

@@ -1,0 +1,127 @@
+"""One request of the run loop: draw its samples from the backend, then judge each with the
+verifier. Plug-ins of the user's are checked here: what they return, and what happens to paid
+samples when they break."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+
+from budgetlab.backends import Backend, DrawRequest
+from budgetlab.core import Completion, Sample, SampleState, Verdict
+from budgetlab.errors import BudgetlabError
+from budgetlab.verifiers import Verifier
+
+__all__ = ["UnjudgedDraws", "draw_and_judge", "plugin_name"]
+
+
+class UnjudgedDraws(BudgetlabError):
+    """The verifier failed on a request's samples: they were drawn (and paid for), so they are
+    recorded, without a verdict, before the run stops with this error."""
+
+    def __init__(self, message: str, samples: list[Sample]) -> None:
+        super().__init__(message)
+        self.samples = samples
+
+
+def plugin_name(plugin: object) -> str:
+    return str(getattr(plugin, "name", None) or type(plugin).__name__)
+
+
+async def _verdict(verifier: Verifier, request: DrawRequest, completion: Completion) -> Verdict:
+    averify = getattr(verifier, "averify", None)
+    if averify is not None:
+        verdict = await averify(request.problem, completion)
+    else:
+        verdict = verifier.verify(request.problem, completion)
+    if not isinstance(verdict, Verdict):
+        raise TypeError(f"it returned {type(verdict).__name__} {verdict!r:.40}, not a budgetlab.Verdict")
+    return verdict
+
+
+def _drawn(sample: Sample, completion: Completion) -> Sample:
+    """``sample`` with what drawing it gave and cost, not judged yet."""
+    return dataclasses.replace(
+        sample,
+        text=completion.text,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        cost=completion.cost,
+        latency=completion.latency,
+        logprob=completion.logprob,
+        details=dict(completion.details),
+    )
+
+
+async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, completion: Completion) -> Sample:
+    if completion.error is not None:
+        return dataclasses.replace(_drawn(sample, completion), state=SampleState.FAILED, logprob=None, error=completion.error)
+    started = time.perf_counter()
+    try:
+        verdict = await _verdict(verifier, request, completion)
+    except BudgetlabError:
+        raise
+    except Exception as exc:  # a verifier of the user's that breaks: keep what was paid for, then stop
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise UnjudgedDraws(
+            f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why[:200]}); the samples "
+            "already drawn are kept without a verdict and not drawn again; fix the verifier, then run the same "
+            "command again to draw the rest",
+            [],
+        ) from exc
+    seconds = verdict.seconds or (time.perf_counter() - started)
+    return dataclasses.replace(  # one replace, not _drawn's and then this: it is per sample, on the hot path
+        sample,
+        state=SampleState.DONE,
+        text=completion.text,
+        answer=verdict.answer,
+        correct=verdict.correct,
+        score=verdict.score if verdict.score is not None else completion.score,
+        prompt_tokens=completion.prompt_tokens + verdict.prompt_tokens,  # a judge model's tokens count too
+        completion_tokens=completion.completion_tokens + verdict.completion_tokens,
+        cost=completion.cost + verdict.cost,
+        latency=completion.latency,
+        verify_seconds=seconds,
+        logprob=completion.logprob,
+        details={**completion.details, **verdict.details},
+    )
+
+
+async def draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequest) -> list[Sample]:
+    started = time.perf_counter()
+    try:
+        completions = backend.draw(request)
+        if inspect.isawaitable(completions):  # the contract's async def; a plain def works too
+            completions = await completions
+    except BudgetlabError:
+        raise
+    except Exception as exc:  # one failed request fails its samples, never the run
+        completions = [Completion(error=f"{type(exc).__name__}: {exc}")] * len(request.samples)
+    if not isinstance(completions, (list, tuple)) or not all(isinstance(c, Completion) for c in completions):
+        wrong = completions if not isinstance(completions, (list, tuple)) else next(c for c in completions if not isinstance(c, Completion))
+        raise BudgetlabError(
+            f"backend {plugin_name(backend)!r} returned {type(wrong).__name__} {wrong!r:.40} from draw; it must return "
+            "a list of budgetlab.Completion, one per sample of the request (see docs/plugins.md)"
+        )
+    if len(completions) != len(request.samples):
+        completions = [
+            Completion(error=f"backend returned {len(completions)} completions for {len(request.samples)} samples")
+        ] * len(request.samples)
+    elapsed = time.perf_counter() - started
+    completions = [c if c.latency else dataclasses.replace(c, latency=elapsed) for c in completions]
+    out: list[Sample] = []
+    for sample, completion in zip(request.samples, completions):
+        try:
+            out.append(await _judge(verifier, sample, request, completion))
+        except UnjudgedDraws as broke:
+            # This sample and the rest of the request were drawn: record them with no verdict
+            # (a failed draw stays failed).
+            rest = list(zip(request.samples, completions))[len(out):]
+            unjudged = [
+                dataclasses.replace(_drawn(s, c), state=SampleState.DONE, details={**c.details, "unjudged": str(broke)})
+                if c.error is None else await _judge(verifier, s, request, c)
+                for s, c in rest
+            ]
+            raise UnjudgedDraws(str(broke), out + unjudged) from broke.__cause__
+    return out
