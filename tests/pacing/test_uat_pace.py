@@ -195,3 +195,26 @@ def test_pace_options_are_named_in_their_errors(tmp_path: Path, capsys, option: 
     code, _ = _pace(_mixed(tmp_path, 1e-5), tmp_path / "a.jsonl", "--budget", "samples=100", *option)
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
+
+
+def test_samples_paid_for_before_a_verifier_broke_are_journaled(tmp_path: Path) -> None:
+    """A verifier of the user's that raises stops the stream; the samples of that request were
+    drawn and paid for, so the journal keeps them and a resumed stream does not draw them again."""
+    from budgetlab.errors import BudgetlabError
+    from budgetlab.pacing import SampleJournal
+
+    class Broken:
+        name, max_seconds = "broken", 1.0
+
+        def verify(self, problem, completion):
+            raise ValueError("no reference parser")
+
+    path = _mixed(tmp_path, 1e-5)
+    config = SamplingConfig(model="m", backend="replay")
+    journal_file = tmp_path / "answers.samples.jsonl"
+    pacer = BudgetPacer(400, 1, price=1e-6, max_price=1.0, min_price=1e-9)
+    with SampleJournal(journal_file) as journal, pytest.raises(BudgetlabError, match="verifier 'broken' failed"):
+        asyncio.run(PacedSolver(ReplayBackend(path), config, Broken(), BayesStopping(max_samples=40), pacer,
+                                journal=journal).solve(Problem("p01")))  # fmt: skip
+    kept = [json.loads(line) for line in journal_file.read_text().splitlines()]
+    assert kept and all(row["correct"] is None and "unjudged" in row["details"] for row in kept)

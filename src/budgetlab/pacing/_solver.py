@@ -32,7 +32,7 @@ from budgetlab.errors import InputError
 from budgetlab.pacing._base import Pacer
 from budgetlab.pacing._journal import SampleJournal
 from budgetlab.pacing._priced import priced
-from budgetlab.runner._draw import draw_and_judge
+from budgetlab.runner._draw import UnjudgedDraws, draw_and_judge
 from budgetlab.verifiers import Verifier
 
 __all__ = ["PacedAnswer", "PacedSolver", "sample_bound"]
@@ -200,7 +200,11 @@ class PacedSolver:
         kept = {s.index: self.journal.recorded(s) for s in batch}
         fresh = tuple(s for s in batch if kept[s.index] is None)
         if fresh:
-            judged = await draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, fresh))
+            try:
+                judged = await draw_and_judge(self.backend, self.verifier, DrawRequest(problem, self.config, fresh))
+            except UnjudgedDraws as broke:  # the verifier broke: what was paid for is journaled first
+                self.journal.add(broke.samples)
+                raise
             self.journal.add(judged)
             kept.update((s.index, s) for s in judged)
         return [kept[s.index] for s in batch]  # type: ignore[misc]
