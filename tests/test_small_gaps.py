@@ -152,3 +152,26 @@ def test_the_selected_answers_interval_is_never_of_zero_width(tmp_path: Path) ->
     assert selection["accuracy"] == 1.0
     lo, hi = selection["ci"]
     assert hi == 1.0 and 0.5 < lo < 0.6  # Wilson for 5 of 5: 0.566; the bootstrap gave [1, 1]
+
+
+def test_select_names_a_tie_at_the_top_of_the_full_evaluation(tmp_path: Path, capsys) -> None:
+    from budgetlab.cli._main import main
+
+    path = tmp_path / "scores.csv"
+    path.write_text("method,a,b,c,d\np1,1,0,1,0\np2,0,1,0,1\np3,0,0,0,0\n")
+    assert main(["select", str(path), "--budget", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["agrees_with_full_evaluation"] is True
+    assert report["full_evaluation_tied_with"] == ["p2"] if report["full_evaluation_best"] == "p1" else ["p1"]
+    assert main(["select", str(path), "--budget", "1"]) == 0
+    assert "ties p1 with p2 at the best mean" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_reading_command_refuses_an_empty_file_as_a_store(tmp_path: Path, capsys) -> None:
+    from budgetlab.cli._main import main
+
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert main(["runs", "--store", str(empty)]) == 2
+    assert "is an empty file (0 bytes), not a budgetlab store" in capsys.readouterr().err
+    assert empty.stat().st_size == 0  # nothing written into it

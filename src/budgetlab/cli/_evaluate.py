@@ -122,6 +122,8 @@ def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def cmd_select(args: argparse.Namespace, console: Console) -> int:
+    import numpy as np
+
     from budgetlab.evaluation import load_run_matrix, load_score_matrix
     from budgetlab.evaluation.selection import make_algorithm, simulate
 
@@ -142,13 +144,16 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
     full = matrix.means()
     index = {m: i for i, m in enumerate(matrix.methods)}
     full_best = matrix.methods[int(full.argmax())]
+    tied = [m for m, v in zip(matrix.methods, full) if m != full_best and np.isclose(v, full.max())]
     report = result.to_dict() | {
         "source": args.run or args.path,
         "methods": len(matrix.methods),
         "examples": len(matrix.examples),
         "full_evaluation_best": full_best,
-        "agrees_with_full_evaluation": result.best == full_best,
+        "agrees_with_full_evaluation": result.best == full_best or result.best in tied,
     }
+    if tied:
+        report["full_evaluation_tied_with"] = tied
     for row in report["ranking"]:
         row["full_mean"] = float(full[index[row["method"]]])
     capped = isinstance(budget, int) and budget > result.total
@@ -196,7 +201,12 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
             highlight=False,
         )
     verdict = "agrees" if result.best == full_best else "DISAGREES"
-    console.print(f"the full evaluation names {full_best} best: this choice {verdict}", highlight=False)
+    if tied:  # the full evaluation cannot tell them apart: any of them is as right as the other
+        verdict = "agrees" if result.best in tied else verdict
+        console.print(f"the full evaluation ties {full_best} with {', '.join(tied)} at the best mean: this choice {verdict}",
+                      highlight=False)  # fmt: skip
+    else:
+        console.print(f"the full evaluation names {full_best} best: this choice {verdict}", highlight=False)
     for key in ("missing_notice", "notice"):
         if key in report:
             console.print(f"note: {report[key]}", highlight=False)

@@ -305,6 +305,10 @@ def _open_existing(url: str):  # type: ignore[no-untyped-def]
 
     if "://" not in url and not Path(url).exists():
         raise InputError(f"store {url} does not exist; pass the store of your runs with --store")
+    if "://" not in url and Path(url).is_file() and Path(url).stat().st_size == 0:
+        # Opening it would write an empty store's tables into a file a reading command was given.
+        raise InputError(f"store {url} is an empty file (0 bytes), not a budgetlab store; pass the store of your runs "
+                         "with --store")  # fmt: skip
     return open_store(url)
 
 
