@@ -53,3 +53,17 @@ def test_a_run_cut_by_its_budget_bounds_only_the_problems_it_reached() -> None:
     assert "first 5 samples over the 200 problems reached, unbiased" in lines[0]
     assert "pass@40 lies in 88.0-98.8 over the 200 problems reached (of 500); 54 of 200" in lines[1]
     assert all("over all problems" not in line for line in lines)
+
+
+def test_the_coverage_plot_says_what_its_curve_and_bands_are(monkeypatch) -> None:
+    import budgetlab.analysis as analysis
+    from budgetlab.cli._main import _plot
+
+    seen: dict = {}
+    monkeypatch.setattr(analysis, "plot_coverage", lambda curves, path, **kw: seen.update(kw))
+    entry = {"pass_at_k": {"1": 0.5}, "maj_at_k": {}, "ci": {"pass_at_k": {"1": [0.4, 0.6]}, "maj_at_k": {}},
+             "n_problems": {"1": 200}, "problems": 200}  # fmt: skip
+    _plot({"run": "cut", "problems": 500, "configs": {"m": {**entry, "adaptive": {**entry, "undetermined": {}}}}}, "x.png")
+    assert seen["interval"] == "95% bootstrap"
+    assert seen["title"] == ("cut: pass@k (solid) and maj@k (dashed), from each problem's first samples "
+                             "(200 of 500 problems reached)")
