@@ -58,18 +58,7 @@ async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, compl
     if completion.error is not None:
         return dataclasses.replace(_drawn(sample, completion), state=SampleState.FAILED, logprob=None, error=completion.error)
     started = time.perf_counter()
-    try:
-        verdict = await _verdict(verifier, request, completion)
-    except BudgetlabError:
-        raise
-    except Exception as exc:  # a verifier of the user's that breaks: keep what was paid for, then stop
-        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise UnjudgedDraws(
-            f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why[:200]}); the samples "
-            "already drawn are kept without a verdict and not drawn again; fix the verifier, then run the same "
-            "command again to draw the rest",
-            [],
-        ) from exc
+    verdict = await _verdict(verifier, request, completion)
     seconds = verdict.seconds or (time.perf_counter() - started)
     return dataclasses.replace(  # one replace, not _drawn's and then this: it is per sample, on the hot path
         sample,
@@ -114,14 +103,22 @@ async def draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequ
     for sample, completion in zip(request.samples, completions):
         try:
             out.append(await _judge(verifier, sample, request, completion))
-        except UnjudgedDraws as broke:
-            # This sample and the rest of the request were drawn: record them with no verdict
-            # (a failed draw stays failed).
+        except BudgetlabError:
+            raise
+        except Exception as exc:  # a verifier of the user's that breaks: keep what was paid for, then stop
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            message = (
+                f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why[:200]}); the samples "
+                "already drawn are kept without a verdict and not drawn again; fix the verifier, then run the same "
+                "command again to draw the rest"
+            )
+            # This sample and the rest of the request were drawn: recorded with no verdict (a
+            # failed draw stays failed, which judging does without the verifier).
             rest = list(zip(request.samples, completions))[len(out):]
             unjudged = [
-                dataclasses.replace(_drawn(s, c), state=SampleState.DONE, details={**c.details, "unjudged": str(broke)})
+                dataclasses.replace(_drawn(s, c), state=SampleState.DONE, details={**c.details, "unjudged": message})
                 if c.error is None else await _judge(verifier, s, request, c)
                 for s, c in rest
             ]
-            raise UnjudgedDraws(str(broke), out + unjudged) from broke.__cause__
+            raise UnjudgedDraws(message, out + unjudged) from exc
     return out
