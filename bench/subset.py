@@ -92,9 +92,15 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
+# The matrices here are small: BLAS threads only contend (an 124 x 124 eigh took 8x longer
+# with two threads on a busy 2-core machine). Set before numpy loads its BLAS.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from budgetlab.evaluation.subset import (
+import numpy as np  # noqa: E402
+
+from budgetlab.evaluation import cheap_controls  # noqa: E402
+from budgetlab.evaluation.subset import (  # noqa: E402
     ItemSet,
     choose_on_other_sets,
     load_items,
@@ -125,6 +131,14 @@ NEEDS_TEXT = frozenset({"diversity", "diversity-char", "combined"})
 #: pre-registered rule, never on these sets; that script says whether it still agrees.
 DECLARED = "agreement"
 STATS = ("spearman", "kendall")
+#: Suffix of a budgetlab method whose subset is read with `budgetlab estimate`'s control variates
+#: (the pooled regression on every metric and text statistic of all items) instead of the plain
+#: mean of the rated items; added in round 5.
+CV = "+cv"
+#: subset2evaluate's subsets read the same way, for reference (not its own method: never its best).
+THEIRS_CV = "subset2evaluate+cv"
+SIDES = ("budgetlab", "subset2evaluate", THEIRS_CV)
+SIDE_LABELS = {"budgetlab": "budgetlab", "subset2evaluate": "s2e", THEIRS_CV: "s2e+cv"}
 # subset2evaluate method -> (its METHODS key, keyword arguments, needs a metric, stochastic)
 THEIRS = {
     "random": ("random", {}, False, True),  # run with --random-seeds seeds; also the shared baseline
@@ -226,45 +240,51 @@ def evaluate_set(
 ) -> dict[str, dict[str, np.ndarray | None]]:
     """Every method of both libraries on one set: per side and method, an array (sizes, 2) of
     (Spearman, Kendall), or None where the method does not apply or failed."""
-    out: dict[str, dict[str, np.ndarray | None]] = {"budgetlab": {}, "subset2evaluate": {}}
+    out: dict[str, dict[str, np.ndarray | None]] = {side: {} for side in SIDES}
     human = data.human()
     n = len(data)
+    # The cheap scores `budgetlab estimate` reads the ratings with (every metric and text
+    # statistics); a set without a metric is read plainly, as `estimate` does.
+    controls = cheap_controls(data) if data.has_metric else None
+
+    def both(orders: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The mean (over seeds) agreement of per-seed, per-size subsets: read plainly, and
+        with ``estimate``'s control variates (None on a set without a metric)."""
+        plain = np.mean([[rank_agreement(human, rows) for rows in seed] for seed in orders], axis=0)
+        if controls is None:
+            return plain, None
+        return plain, np.mean([[rank_agreement(human, rows, controls) for rows in seed] for seed in orders], axis=0)
+
     # budgetlab's random baseline, with many seeds: random subsets vary a lot on small sets.
-    baseline = [[rank_agreement(human, np.random.default_rng(seed).permutation(n)[: _k(n, size)]) for size in SIZES]
-                for seed in range(args.random_seeds)]  # fmt: skip
-    out["budgetlab"]["random"] = np.mean(baseline, axis=0)
+    out["budgetlab"]["random"], out["budgetlab"]["random" + CV] = both(
+        [[np.random.default_rng(seed).permutation(n)[: _k(n, size)] for size in SIZES] for seed in range(args.random_seeds)]
+    )
     has_text = any(item.tgt for item in data.items)  # a set of scores alone (HANNA's file) has no outputs
     for label, (name, options, stochastic) in OURS.items():
         method = make_subset_method(name, options)
         if (hasattr(method, "metric") and not data.has_metric) or (label in NEEDS_TEXT and not has_text):
-            out["budgetlab"][label] = None
+            out["budgetlab"][label] = out["budgetlab"][label + CV] = None
             continue
-        scores = []
-        for seed in range(args.seeds if stochastic else 1):
-            row = []
-            for size in SIZES:
-                k = _k(n, size)  # whole-subset methods choose a different set for each size
-                row.append(rank_agreement(human, method.order(data, k, np.random.default_rng(seed))[:k]))
-            scores.append(row)
-        out["budgetlab"][label] = np.mean(scores, axis=0)
+        # Whole-subset methods choose a different set for each size.
+        orders = [[method.order(data, _k(n, size), np.random.default_rng(seed))[: _k(n, size)] for size in SIZES]
+                  for seed in range(args.seeds if stochastic else 1)]  # fmt: skip
+        out["budgetlab"][label], out["budgetlab"][label + CV] = both(orders)
     if have_theirs:
         items = _their_format(data)
         for label, (key, kwargs, needs_metric, stochastic) in THEIRS.items():
             if (needs_metric and not data.has_metric) or (key == "diversity" and not has_text):
-                out["subset2evaluate"][label] = None
+                out["subset2evaluate"][label] = out[THEIRS_CV][label] = None
                 continue
             if key == "pyirt_fic" and irt_problem:
                 continue
             try:
-                scores = []
                 repeats = {"random": args.random_seeds, "pyirt_fic": args.irt_repeats}.get(key, args.seeds)
-                for seed in range(repeats if stochastic else 1):
-                    order = _theirs_order(key, kwargs, items, seed)
-                    scores.append([rank_agreement(human, order[: _k(n, size)]) for size in SIZES])
-                out["subset2evaluate"][label] = np.mean(scores, axis=0)
+                orders = [[order[: _k(n, size)] for size in SIZES]
+                          for order in (_theirs_order(key, kwargs, items, seed) for seed in range(repeats if stochastic else 1))]  # fmt: skip
+                out["subset2evaluate"][label], out[THEIRS_CV][label] = both(orders)
             except Exception as exc:  # report, do not hide: a method that fails on a set is n/a there
                 notes.append(f"subset2evaluate {label} failed on {data.name}: {type(exc).__name__}: {exc}")
-                out["subset2evaluate"][label] = None
+                out["subset2evaluate"][label] = out[THEIRS_CV][label] = None
     return out
 
 
@@ -280,7 +300,9 @@ def fair_comparison(results: Results, common: list[str], pool: list[str]) -> dic
     with the best mean on the other common sets, scored on the held-out one; see the module
     docstring), the same with ``pool`` as the record to choose from (sensitivity),
     subset2evaluate's oracle best on the common sets, budgetlab's post-hoc best and random."""
-    ours = {m: ps for m, ps in results["budgetlab"].items() if m != "random"}
+    # The reference choices (fair, one method, post hoc) pick among the plain readings, as in
+    # rounds 1-4; the declared method may be read either way.
+    ours = {m: ps for m, ps in results["budgetlab"].items() if m != "random" and not m.endswith(CV)}
     theirs = {m: ps for m, ps in results["subset2evaluate"].items() if _ran_on(ps, common)}
     out: dict[str, dict] = {}
     for col, stat in enumerate(STATS):
@@ -309,7 +331,8 @@ def fair_comparison(results: Results, common: list[str], pool: list[str]) -> dic
             ours_means = {m: mean_on_common(ps) for m, ps in ours.items() if _ran_on(ps, common)}
             theirs_best = max(theirs_means, key=theirs_means.__getitem__) if theirs_means else None
             ours_best = max(ours_means, key=ours_means.__getitem__)
-            declared = [float(ours[DECLARED][s][i, col]) for s in common]  # type: ignore[index]
+            declared = [float(results["budgetlab"][DECLARED][s][i, col]) for s in common]  # type: ignore[index]
+            theirs_cv = results.get(THEIRS_CV, {}).get(theirs_best or "", {})
             out[f"{stat}@{int(100 * size)}%"] = {
                 "declared": float(np.mean(declared)),
                 "declared_minus_theirs_ci": _paired_interval(
@@ -330,6 +353,8 @@ def fair_comparison(results: Results, common: list[str], pool: list[str]) -> dic
                 "ours_best_post_hoc": ours_best,
                 "ours_post_hoc": ours_means[ours_best],
                 "random": mean_on_common(results["budgetlab"]["random"]),
+                # For reference: subset2evaluate's best subsets read with estimate's control variates.
+                "theirs_best_cv": mean_on_common(theirs_cv) if theirs_cv and _ran_on(theirs_cv, common) else None,
             }  # fmt: skip
     return out
 
@@ -360,11 +385,12 @@ def print_comparison(comparison: dict[str, dict], n_common: int, n_pool: int) ->
         "other common sets (leave one set out); 'one method', one method per held-out set for "
         f"every size (best mean over the other sets and all sizes); 'wider pool', the record from all {n_pool} sets "
         "with a metric; subset2evaluate chosen the same fair way as budgetlab ('theirs fair', like for like); "
-        "budgetlab's best chosen after the fact; random."
+        "budgetlab's best chosen after the fact; random; 'theirs +cv', subset2evaluate's best subsets read with "
+        "budgetlab estimate's control variates (what its subsets would give in budgetlab's pipeline)."
     )
     print(
         f"  {'':14s} {'declared':>8s} {'fair':>6s} {'subset2evaluate best':>28s}  {'theirs fair':>11s} {'one method':>10s} {'wider pool':>10s}  "
-        f"{'budgetlab post hoc':>22s}  {'random':>6s}  chosen (fair) / (one method)"
+        f"{'budgetlab post hoc':>22s}  {'random':>6s}  {'theirs +cv':>10s}  chosen (fair) / (one method)"
     )
     for key, c in comparison.items():
         theirs = f"{c['theirs_best']} {c['theirs']:.3f}" if c["theirs_best"] else "n/a"
@@ -372,6 +398,7 @@ def print_comparison(comparison: dict[str, dict], n_common: int, n_pool: int) ->
         print(
             f"  {key:14s} {c['declared']:8.3f} {c['fair']:6.3f} {theirs:>28s}  {theirs_fair:>11s} {c['fair_one_method']:10.3f} {c['fair_wider_pool']:10.3f}  "
             f"{c['ours_best_post_hoc'] + ' ' + format(c['ours_post_hoc'], '.3f'):>22s}  {c['random']:6.3f}  "
+            f"{'n/a' if c.get('theirs_best_cv') is None else format(c['theirs_best_cv'], '.3f'):>10s}  "
             f"{_chosen_summary(c['chosen'])} / {_chosen_summary(c['chosen_one_method'])}"
         )
     for head in ("declared", "fair"):
@@ -391,7 +418,7 @@ def _resampled(
 ) -> dict:
     """Every method on ``args.resamples`` random 75% samples of each set's items; the mean over
     sets and samples per side, method and size, and the headline against the other side's best."""
-    runs: dict[str, dict[str, dict[str, list]]] = {"budgetlab": {}, "subset2evaluate": {}}
+    runs: dict[str, dict[str, dict[str, list]]] = {side: {} for side in SIDES}
     for set_name in sets:
         data = load_items(folder / f"{set_name}.jsonl.gz")
         for r in range(args.resamples):
@@ -413,13 +440,13 @@ def _resampled(
         f"(Spearman / Kendall at {' / '.join(f'{int(100 * s)}%' for s in SIZES)}):"
     )
     summary: dict = {"sets": sets, "samples_per_set": args.resamples, "means": {}}
-    for side in ("budgetlab", "subset2evaluate"):
+    for side in SIDES:
         for label, by_set in per_set[side].items():
             if not _ran_on(by_set, sets):
                 continue
             avg = np.mean([by_set[s] for s in sets], axis=0)
             summary["means"].setdefault(side, {})[label] = {"spearman": avg[:, 0].tolist(), "kendall": avg[:, 1].tolist()}
-            print(f"  {side[:6]:6s} {label:20s} " + "  ".join(f"{avg[i, 0]:6.3f} / {avg[i, 1]:6.3f}" for i in range(len(SIZES))))
+            print(f"  {SIDE_LABELS[side]:9s} {label:20s} " + "  ".join(f"{avg[i, 0]:6.3f} / {avg[i, 1]:6.3f}" for i in range(len(SIZES))))
     if have_theirs:
         summary["comparison"] = fair_comparison(per_set, sets, sets)
         print_comparison(summary["comparison"], len(sets), len(sets))
@@ -467,7 +494,7 @@ def main() -> int:
             )
 
     # results[side][method][set] = array (sizes, 2) of (spearman, kendall), or None when n/a
-    results: dict[str, dict[str, dict[str, np.ndarray | None]]] = {"budgetlab": {}, "subset2evaluate": {}}
+    results: dict[str, dict[str, dict[str, np.ndarray | None]]] = {side: {} for side in SIDES}
     notes: list[str] = []
     if irt_problem:
         notes.append(f"subset2evaluate pyirt_fic not run: {irt_problem}")
@@ -503,13 +530,13 @@ def main() -> int:
     )
     for set_name in names:
         print(f"\n{set_name} (Spearman / Kendall at {' / '.join(f'{int(100 * s)}%' for s in SIZES)})")
-        for side in ("budgetlab", "subset2evaluate"):
+        for side in SIDES:
             for label, per_set in results[side].items():
                 r = per_set.get(set_name)
                 cells = (
                     "  ".join(f"{r[i, 0]:6.3f}/{r[i, 1]:6.3f}" for i in range(len(SIZES))) if r is not None else "n/a"
                 )
-                print(f"  {side[:6]:6s} {label:20s} {cells}")
+                print(f"  {SIDE_LABELS[side]:9s} {label:20s} {cells}")
 
     summary_avg: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {}
     for scope, sets in (("all_metric_sets", metric_sets), ("common_sets", common)):
@@ -518,7 +545,7 @@ def main() -> int:
             f" ({', '.join(sets)}); methods that failed on one of them are left out:"
         )
         print(f"  {'':6s} {'method':20s} " + "  ".join(f"{int(100 * s):>3d}% rho / tau " for s in SIZES))
-        for side in ("budgetlab", "subset2evaluate"):
+        for side in SIDES:
             for label in results[side]:
                 avg = average(side, label, sets)
                 if avg is None:
@@ -528,7 +555,7 @@ def main() -> int:
                     "kendall": avg[:, 1].tolist(),
                 }
                 print(
-                    f"  {side[:6]:6s} {label:20s} "
+                    f"  {SIDE_LABELS[side]:9s} {label:20s} "
                     + "  ".join(f"{avg[i, 0]:6.3f} / {avg[i, 1]:6.3f}" for i in range(len(SIZES)))
                 )
 

@@ -56,11 +56,36 @@ row.
   method beats subset2evaluate's best (after the fact, random included) at every size, on
   Spearman and on Kendall. Reported whatever it says.
 
+Round 5 (``--realsumm R --hanna F --declare``; pre-registered: this text and its code were committed
+before their first run, and before any run on the six NLG sets of ``bench/subset.py`` that reads
+a subset with control variates). Rounds 1-4 changed which items are rated; round 5 changes how the
+ratings are read. ``budgetlab estimate`` already estimates each system's mean over all items from
+the rated ones plus the cheap scores every item has (control variates pooled over the systems, on
+every metric and text statistic of the set); the subset's ranking can be read that way instead of
+as the plain mean of the rated items. This is budgetlab's own pipeline (``subset``, rate,
+``estimate``), and it uses nothing the subset methods do not already have: the metrics of all
+items. Which (method, reading) pair to declare is chosen here, on the held-out human evaluations
+of rounds 3 and 4, never on the six sets:
+
+* Candidates: every budgetlab method of ``bench/subset.py`` that runs on all eight held-out sets
+  (HANNA has no texts, so neither diversity nor combined), random included, each read plainly and
+  with control variates (``+cv``), in that order: ``OURS``'s order, random last, the plain
+  reading before ``+cv``.
+* Data: REALSumm's two sets, each in full and on 5 random 75% samples (as round 3), and HANNA's six
+  sets, each in full and on 2 (as round 4); per set, the mean over its instances. budgetlab's side
+  only (subset2evaluate's methods do not enter the choice).
+* Score: the mean of two numbers, REALSumm's and HANNA's, each the mean over its sets, the three
+  sizes, and Spearman and Kendall alike, so that each source counts the same. Declared: the best
+  score; ties go to the candidate listed first.
+* Then ``bench/subset.py``'s ``DECLARED`` is set to it, committed, and that bench is run once with
+  its defaults and reported whatever it says; the target is unchanged.
+
 Usage::
 
     python bench/subset_heldout.py --realsumm REALSumm          # table (about 10 minutes)
     python bench/subset_heldout.py --realsumm REALSumm --json   # then one JSON object, last
     python bench/subset_heldout.py --hanna hanna_metric_scores_llm.csv --resamples 2 [--json]   # round 4
+    python bench/subset_heldout.py --realsumm REALSumm --hanna hanna_metric_scores_llm.csv --declare [--json]  # round 5
 """
 
 from __future__ import annotations
@@ -73,10 +98,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from subset import SIZES, _patch_pyirt, evaluate_set
+from subset import CV, OURS, SIDE_LABELS, SIDES, SIZES, _patch_pyirt, evaluate_set  # first: it sets BLAS threads
+
+import numpy as np
 
 from budgetlab.evaluation.subset import Item, ItemSet
 
@@ -185,8 +210,16 @@ def main() -> int:
     parser.add_argument("--random-seeds", type=int, default=100, help="seeds for the random baselines (default 100)")
     parser.add_argument("--irt-repeats", type=int, default=5, help="calls of subset2evaluate's IRT to average (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("--declare", action="store_true", help="round 5: choose the declared (method, reading) pair on REALSumm and HANNA")
     args = parser.parse_args()
 
+    if args.declare:
+        folder = args.realsumm / "scores_dicts" if args.realsumm else None
+        if folder is None or not all((folder / f).exists() for f in SETS.values()) or args.hanna is None or not args.hanna.is_file():
+            print("SKIPPED: round 5 needs both --realsumm REALSumm and --hanna hanna_metric_scores_llm.csv", file=sys.stderr)
+            return 0
+        realsumm = {name: load_realsumm(folder / file, name) for name, file in SETS.items()}
+        return _declare_round5(realsumm, {d.name: d for d in load_hanna(args.hanna)}, args)
     if args.hanna is not None:
         if not args.hanna.is_file():
             print(f"SKIPPED: no HANNA score file at {args.hanna}; get hanna_metric_scores_llm.csv from "
@@ -208,6 +241,89 @@ def main() -> int:
                     "REALSumm, held out (round 3)")  # fmt: skip
 
 
+PerSet = dict[str, dict[str, dict[str, np.ndarray]]]  # side -> method -> set -> (sizes, 2)
+
+
+def _per_set(
+    loaded: dict[str, ItemSet], args: argparse.Namespace, resamples: int, have_theirs: bool,
+    irt_problem: str | None, notes: list[str],
+) -> PerSet:  # fmt: skip
+    """Every method on each set in full and on ``resamples`` random 75% samples of it: per side,
+    method and set, the mean over those instances (a method that failed on one is left out)."""
+    per_set: PerSet = {side: {} for side in SIDES}
+    for name, data in loaded.items():
+        started = time.perf_counter()
+        runs: dict[str, dict[str, list[np.ndarray]]] = {side: {} for side in SIDES}
+        for instance in _instances(data, resamples, data.human_keys[0]):
+            for side, methods in evaluate_set(instance, args, have_theirs, irt_problem, notes).items():
+                for label, value in methods.items():
+                    if value is not None:
+                        runs[side].setdefault(label, []).append(value)
+        for side, methods in runs.items():
+            for label, values in methods.items():
+                if len(values) == resamples + 1:
+                    per_set[side].setdefault(label, {})[name] = np.mean(values, axis=0)
+        print(f"{name}: {len(data)} items x {len(data.systems)} systems, {resamples + 1} instances, "
+              f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+    return per_set
+
+
+#: Round 5's resamples per source (as rounds 3 and 4).
+ROUND5_RESAMPLES = {"realsumm": 5, "hanna": 2}
+
+
+def round5_candidates() -> list[str]:
+    """Round 5's candidates in their tie-breaking order (see the module docstring)."""
+    methods = [m for m in OURS if m not in ("diversity", "diversity-char", "combined")] + ["random"]
+    return [m + reading for m in methods for reading in ("", CV)]
+
+
+def round5_declare(scores: dict[str, dict[str, dict[str, np.ndarray]]]) -> tuple[str, dict[str, float]]:
+    """Round 5's rule: ``scores[source][candidate][set]`` are (sizes, 2) arrays; a candidate's
+    score is the mean over sources of its mean over the source's sets, sizes and statistics.
+    Returns the declared candidate (ties to the first listed) and every candidate's score."""
+    overall = {}
+    for candidate in round5_candidates():
+        per_source = [scores[src].get(candidate) for src in scores]
+        if any(p is None or not p for p in per_source):
+            continue
+        overall[candidate] = float(np.mean([np.mean([v.mean() for v in p.values()]) for p in per_source]))  # type: ignore[union-attr]
+    order = list(overall)
+    return max(order, key=lambda c: (overall[c], -order.index(c))), overall
+
+
+def _declare_round5(realsumm: dict[str, ItemSet], hanna: dict[str, ItemSet], args: argparse.Namespace) -> int:
+    notes: list[str] = []
+    scores = {}
+    for source, loaded in (("realsumm", realsumm), ("hanna", hanna)):
+        per_set = _per_set(loaded, args, ROUND5_RESAMPLES[source], False, None, notes)["budgetlab"]
+        # A candidate that did not run on every set of the source is not a candidate.
+        scores[source] = {m: by_set for m, by_set in per_set.items() if set(by_set) == set(loaded)}
+    declared, overall = round5_declare(scores)
+    sizes = " / ".join(f"{int(100 * s)}%" for s in SIZES)
+    print(f"Round 5: budgetlab's (method, reading) pairs on the held-out sets; per source the mean over its sets "
+          f"(Spearman / Kendall at {sizes}), and the score (mean over sources, sizes and statistics)")  # fmt: skip
+    for candidate in sorted(overall, key=lambda c: -overall[c]):
+        cells = []
+        for source in scores:
+            m = np.mean(list(scores[source][candidate].values()), axis=0)
+            cells.append(f"{source} " + " ".join(f"{m[i, 0]:.3f}/{m[i, 1]:.3f}" for i in range(len(SIZES))))
+        mark = "  <- declared" if candidate == declared else ""
+        print(f"  {candidate:22s} {overall[candidate]:.4f}   " + "   ".join(cells) + mark)
+    print(f"declared: {declared}")
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        print(json.dumps({
+            "round": 5,
+            "declared": declared,
+            "scores": overall,
+            "per_set": {src: {c: {s: {"spearman": r[:, 0].tolist(), "kendall": r[:, 1].tolist()} for s, r in by_set.items()}
+                              for c, by_set in per.items()} for src, per in scores.items()},
+        }))  # fmt: skip
+    return 0
+
+
 def _compare(loaded: dict[str, ItemSet], args: argparse.Namespace, title: str) -> int:
     try:
         import subset2evaluate  # noqa: F401
@@ -217,22 +333,7 @@ def _compare(loaded: dict[str, ItemSet], args: argparse.Namespace, title: str) -
     irt_problem = _patch_pyirt()
     notes: list[str] = [f"subset2evaluate pyirt_fic not run: {irt_problem}"] if irt_problem else []
 
-    per_set: dict[str, dict[str, dict[str, np.ndarray]]] = {"budgetlab": {}, "subset2evaluate": {}}
-    for name, data in loaded.items():
-        started = time.perf_counter()
-        runs: dict[str, dict[str, list[np.ndarray]]] = {"budgetlab": {}, "subset2evaluate": {}}
-        for instance in _instances(data, args.resamples, data.human_keys[0]):
-            for side, methods in evaluate_set(instance, args, True, irt_problem, notes).items():
-                for label, value in methods.items():
-                    if value is not None:
-                        runs[side].setdefault(label, []).append(value)
-        for side, methods in runs.items():
-            for label, values in methods.items():
-                if len(values) == args.resamples + 1:  # a method that failed on an instance is n/a
-                    per_set[side].setdefault(label, {})[name] = np.mean(values, axis=0)
-        print(f"{name}: {len(data)} items x {len(data.systems)} systems, {args.resamples + 1} instances, "
-              f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
-
+    per_set = _per_set(loaded, args, args.resamples, True, irt_problem, notes)
     sets = list(loaded)
     means = {
         side: {label: np.mean([by_set[s] for s in sets], axis=0) for label, by_set in methods.items() if set(by_set) == set(sets)}
@@ -241,10 +342,10 @@ def _compare(loaded: dict[str, ItemSet], args: argparse.Namespace, title: str) -
     sizes = " / ".join(f"{int(100 * s)}%" for s in SIZES)
     print(f"{title}. Mean over {', '.join(sets)}, each the full set and {args.resamples} "
           f"random 75% samples (Spearman / Kendall at {sizes}):")  # fmt: skip
-    for side in ("budgetlab", "subset2evaluate"):
+    for side in SIDES:
         for label, m in means[side].items():
             mark = "  <- declared" if side == "budgetlab" and label == DECLARED else ""
-            print(f"  {side[:6]:6s} {label:20s} " + "  ".join(f"{m[i, 0]:6.3f} / {m[i, 1]:6.3f}" for i in range(len(SIZES))) + mark)
+            print(f"  {SIDE_LABELS[side]:9s} {label:20s} " + "  ".join(f"{m[i, 0]:6.3f} / {m[i, 1]:6.3f}" for i in range(len(SIZES))) + mark)
 
     declared = means["budgetlab"][DECLARED]
     comparison: dict[str, dict] = {}

@@ -33,7 +33,9 @@ and every cheap sample comes from ``--seed``.
 
 Methods: budgetlab's metric-based methods: variance, agreement, consistency (whole subset, one
 seed), consistency-item, irt, separation. Diversity needs output texts, which these sets lack.
-Random (mean of 10 seeds) is shown for reference.
+Random (mean of 10 seeds) is shown for reference. Each method's subset is also read with
+``budgetlab estimate``'s control variates (``+cv``, printed for reference since round 5, whose
+rule is in ``bench/subset_heldout.py``); the rule below chooses among the plain readings.
 
 Pre-registered rules, each written and committed before the run it governs:
 
@@ -71,6 +73,7 @@ from pathlib import Path
 
 import numpy as np
 
+from budgetlab.evaluation import cheap_controls
 from budgetlab.evaluation.subset import Item, ItemSet, make_subset_method, rank_agreement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +91,8 @@ METHODS = {
     "separation": ("separation", {}),
 }
 RANDOM_SEEDS = 10
+#: Suffix of a method whose ranking is read with ``budgetlab estimate``'s control variates.
+CV = "+cv"
 GPT4_TASKS = ("gsm", "asdiv", "crepe", "date", "navigate", "tabmwp")
 GPT4_CONFIGS = ("cot1", "cot2", "pot1", "pot2")
 KINDS = ("pass/fail", "graded")
@@ -214,14 +219,16 @@ def kind(name: str) -> str:
 def evaluate(data: ItemSet) -> dict[str, np.ndarray]:
     """Per method, an array (sizes, 2) of (Spearman, Kendall) against the ranking on all items."""
     human, n = data.human(), len(data)
+    controls = cheap_controls(data)
     out = {}
     for label, (name, options) in METHODS.items():
         method = make_subset_method(name, options)
-        out[label] = np.array([rank_agreement(human, method.order(data, _k(n, s), np.random.default_rng(0))[: _k(n, s)])
-                               for s in SIZES])  # fmt: skip
-    out["random"] = np.mean(
-        [[rank_agreement(human, np.random.default_rng(seed).permutation(n)[: _k(n, s)]) for s in SIZES]
-         for seed in range(RANDOM_SEEDS)], axis=0)  # fmt: skip
+        chosen = [method.order(data, _k(n, s), np.random.default_rng(0))[: _k(n, s)] for s in SIZES]
+        out[label] = np.array([rank_agreement(human, rows) for rows in chosen])
+        out[f"{label}{CV}"] = np.array([rank_agreement(human, rows, controls) for rows in chosen])
+    draws = [[np.random.default_rng(seed).permutation(n)[: _k(n, s)] for s in SIZES] for seed in range(RANDOM_SEEDS)]
+    out["random"] = np.mean([[rank_agreement(human, rows) for rows in seed] for seed in draws], axis=0)
+    out[f"random{CV}"] = np.mean([[rank_agreement(human, rows, controls) for rows in seed] for seed in draws], axis=0)
     return out
 
 
@@ -246,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     for data in validation_sets(args.sets, args.seed):
         per_set[data.name] = evaluate(data)
         print(f"{data.name}: {len(data)} items x {len(data.systems)} systems", file=sys.stderr)
-    methods = [*METHODS, "random"]
+    methods = [m + suffix for m in (*METHODS, "random") for suffix in ("", CV)]
     by_kind = {k: {n: r for n, r in per_set.items() if kind(n) == k} for k in KINDS}
     means = {k: {m: np.mean([r[m] for r in sets.values()], axis=0) for m in methods} for k, sets in by_kind.items()}
     overall = {m: float(np.mean([means[k][m].mean() for k in KINDS])) for m in methods}

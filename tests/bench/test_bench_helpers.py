@@ -101,7 +101,29 @@ def test_subset_validation_declares_the_best_overall_and_breaks_ties_by_listing_
     assert validation.declare(flat) == next(iter(validation.METHODS))
     flat["irt"] = 0.6
     assert validation.declare({**flat, "random": 1.0}) == "irt"  # random is never declared
-    assert validation.DECLARED in load("subset").OURS
+    subset = load("subset")
+    assert subset.DECLARED.removesuffix(subset.CV) in subset.OURS
+
+
+def test_round5_declares_the_best_mean_over_sources_with_each_source_counted_once() -> None:
+    heldout = load("subset_heldout")
+    candidates = heldout.round5_candidates()
+    assert candidates[:2] == ["variance", "variance+cv"] and candidates[-2:] == ["random", "random+cv"]
+    assert not {"diversity", "combined", "diversity+cv"} & set(candidates)  # HANNA has no texts
+
+    def score(value: float, sets: int) -> dict[str, np.ndarray]:
+        return {f"set{k}": np.full((3, 2), value) for k in range(sets)}
+
+    flat = {"realsumm": {c: score(0.5, 2) for c in candidates}, "hanna": {c: score(0.5, 6) for c in candidates}}
+    assert heldout.round5_declare(flat)[0] == "variance"  # ties: the first listed
+    # One source's two sets weigh as much as the other's six.
+    flat["realsumm"]["irt+cv"] = score(0.9, 2)
+    flat["hanna"]["agreement"] = score(0.8, 6)
+    declared, overall = heldout.round5_declare(flat)
+    assert declared == "irt+cv" and overall["irt+cv"] == pytest.approx(0.7) and overall["agreement"] == pytest.approx(0.65)
+    # A candidate missing from a source is not a candidate.
+    del flat["hanna"]["irt+cv"]
+    assert heldout.round5_declare(flat)[0] == "agreement"
 
 
 def test_subset_validation_scores_recorded_answers() -> None:

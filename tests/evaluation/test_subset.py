@@ -487,3 +487,49 @@ def test_combined_with_a_metric_method_needs_a_metric() -> None:
     data = ItemSet(items, "humans-only")
     with pytest.raises(InputError, match="no automatic metric"):
         choose(data, make_subset_method("combined"), size=2)
+
+
+def _lucky_subset_set(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Human scores, one cheap score that tracks them, and a rated subset of hard items: four
+    systems one step apart; items differ a lot in difficulty, which both scores see."""
+    rng = np.random.default_rng(seed)
+    n, quality = 200, np.array([0.0, 0.5, 1.0, 1.5])
+    difficulty = rng.normal(0, 3, n)
+    human = quality + difficulty[:, None] + rng.normal(0, 0.3, (n, 4))
+    cheap = human + rng.normal(0, 0.3, (n, 4))
+    return human, cheap[:, :, None], np.argsort(difficulty)[:20]
+
+
+def test_rated_means_with_controls_correct_for_which_items_were_rated() -> None:
+    from budgetlab.evaluation.subset import rated_means
+
+    human, controls, _ = _lucky_subset_set()
+    # Each system rated on its own 12 items: the plain means follow the luck of those items.
+    rows = np.arange(48)
+    rated = np.full(human.shape, np.nan)
+    for j in range(4):
+        rated[j * 12 : (j + 1) * 12, j] = human[j * 12 : (j + 1) * 12, j]
+    truth = human.mean(axis=0)
+    plain = rated_means(rated, rows)
+    estimated = rated_means(rated, rows, controls)
+    assert np.abs(estimated - truth).max() < 0.3 < np.abs(plain - truth).max()
+    assert list(np.argsort(estimated)) == [0, 1, 2, 3]
+
+
+def test_rank_agreement_reads_the_subset_with_controls_when_given() -> None:
+    human, controls, hard = _lucky_subset_set(seed=3)
+    rho, tau = rank_agreement(human, hard, controls)
+    assert (rho, tau) == pytest.approx((1.0, 1.0))
+    assert rank_agreement(human, hard) == rank_agreement(human, hard, None)
+
+
+def test_rated_means_fall_back_to_plain_means_where_control_variates_cannot_be_made() -> None:
+    from budgetlab.errors import InvalidArgument
+    from budgetlab.evaluation.subset import rated_means
+
+    human, controls, _ = _lucky_subset_set()
+    two_items = np.array([0, 1])  # two ratings per system: too few for the regression
+    assert rated_means(human, two_items, controls) == pytest.approx(human[:2].mean(axis=0))
+    with pytest.raises(InvalidArgument, match="at least 3"):
+        rated_means(human, two_items, controls, fallback=False)
+    assert rated_means(human, two_items, controls[:, :, :0]) == pytest.approx(human[:2].mean(axis=0))

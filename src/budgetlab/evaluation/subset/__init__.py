@@ -30,10 +30,11 @@ from budgetlab.evaluation.subset._agreement import MetricAgreement, signed_varia
 from budgetlab.evaluation.subset._combined import CombinedRanks
 from budgetlab.evaluation.subset._consistency import MetricConsistency
 from budgetlab.evaluation.subset._cost import select_under_budget, utilities_from_order
-from budgetlab.evaluation.subset._data import Item, ItemSet, is_human_key, load_items, rank_agreement
+from budgetlab.evaluation.subset._data import Item, ItemSet, is_human_key, load_items
 from budgetlab.evaluation.subset._diversity import OutputDiversity, similarity
 from budgetlab.evaluation.subset._irt import IRTInformation, IRTParams, fisher_information, fit_2pl, has_few_levels
 from budgetlab.evaluation.subset._random import RandomSubset
+from budgetlab.evaluation.subset._ranking import rank_agreement, rated_means
 from budgetlab.evaluation.subset._separation import RankSeparation, expected_discordant_pairs
 from budgetlab.evaluation.subset._transfer import HeldOutChoice, choose_on_other_sets
 from budgetlab.evaluation.subset._variance import MetricVariance
@@ -63,6 +64,7 @@ __all__ = [
     "make_subset_method",
     "method_for",
     "rank_agreement",
+    "rated_means",
     "select_under_budget",
     "signed_variance",
     "similarity",

@@ -24,7 +24,7 @@ import numpy as np
 
 from budgetlab.errors import InvalidArgument
 
-__all__ = ["Item", "ItemSet", "is_human_key", "load_items", "rank_agreement"]
+__all__ = ["Item", "ItemSet", "is_human_key", "load_items"]
 
 _FORMAT = '{"i": id, "src": str, "ref": str, "tgt": {system: output}, "scores": {system: {metric: number}}}'
 HUMAN_DIMENSIONS = frozenset(
@@ -251,23 +251,3 @@ def _parse_item(path: Path, lineno: int, obj: Any, position: int) -> Item:
         tgt={str(k): "" if v is None else str(v) for k, v in tgt.items()},
         scores={str(s): dict(v) for s, v in scores.items()}, cost=None if cost is None else float(cost),
     )  # fmt: skip
-
-
-def rank_agreement(target: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
-    """Spearman and Kendall (tau-b) correlation between the systems' mean ``target`` score on
-    the items ``rows`` and on all items. Systems with no score on ``rows`` are left out; a
-    ranking that is constant (all ties) counts as 0 (no information)."""
-    import scipy.stats
-
-    with warnings.catch_warnings():  # a system with no score (on the rows) is NaN, left out below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        full = np.nanmean(target, axis=0)
-        sub = np.nanmean(target[np.asarray(rows, int)], axis=0)
-    ok = ~np.isnan(sub) & ~np.isnan(full)
-    if ok.sum() < 2:
-        return 0.0, 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rho = scipy.stats.spearmanr(sub[ok], full[ok]).statistic
-        tau = scipy.stats.kendalltau(sub[ok], full[ok]).statistic
-    return (0.0 if np.isnan(rho) else float(rho)), (0.0 if np.isnan(tau) else float(tau))
