@@ -248,3 +248,38 @@ def test_no_runtime_warning_reaches_stderr(tmp_path: Path, capsys) -> None:
     captured = capsys.readouterr()
     assert code == 0 and captured.err == ""
     json.loads(captured.out)
+
+
+def _keep_ratings_on(path: Path, ids: set[str]) -> Path:
+    """The set with human scores left only on the items ``ids``, as after raters scored them."""
+    lines = []
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if row["i"] not in ids:
+            row["scores"] = {s: {k: v for k, v in values.items() if k != "human_overall"} for s, values in row["scores"].items()}
+        lines.append(json.dumps(row))
+    out = path.with_name("rated_" + path.name)
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_items_chosen_by_an_informative_method_get_a_note_that_the_intervals_are_indicative(tmp_path: Path, capsys) -> None:
+    full = write_set(tmp_path / "set.jsonl", rated=160)
+    assert main(["subset", str(full), "--method", "variance", "--size", "40", "--json"]) == 0
+    chosen = set(json.loads(capsys.readouterr().out)["chosen"])
+    code, text = run(str(_keep_ratings_on(full, chosen)))
+    text = " ".join(text.split())  # the note wraps
+    assert code == 0 and "not like a random sample" in text and "subset --method random" in text
+    run(str(_keep_ratings_on(full, chosen)), "--json")
+    check = json.loads(capsys.readouterr().out)["rated_sample"]
+    assert check["unlike_random"] and check["statistic"] == "spread" and check["p_value"] < 0.005
+
+
+def test_randomly_chosen_rated_items_get_no_such_note(tmp_path: Path, capsys) -> None:
+    flagged = 0
+    for seed in range(10):
+        path = write_set(tmp_path / f"set{seed}.jsonl", rated=40, seed=seed)
+        code, text = run(str(path))
+        assert code == 0
+        flagged += "not like a random sample" in text
+    assert flagged <= 1

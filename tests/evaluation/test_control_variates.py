@@ -477,3 +477,26 @@ def test_an_item_no_system_has_cheap_scores_on_warns_nothing() -> None:
         warnings.simplefilter("error")
         estimates = pooled_control_variate_means(costly, cheap)
     assert all(np.isfinite(e.mean) for e in estimates)
+
+
+def test_check_rated_sample_flags_items_chosen_by_the_metric_and_not_random_ones() -> None:
+    from budgetlab.evaluation import check_rated_sample
+
+    rng = np.random.default_rng(0)
+    metric = rng.normal(size=(120, 4))
+    spread, level = metric.std(axis=1), metric.mean(axis=1)
+    metric[np.argmin(spread), :] = np.nan  # an item without the metric is left out, not a NaN mean
+    by_spread = np.zeros(120, bool)
+    by_spread[np.argsort(-spread)[:30]] = True
+    check = check_rated_sample(metric, by_spread)
+    assert check is not None and check.unlike_random and check.statistic == "spread" and check.rated > check.random_high
+    by_level = np.zeros(120, bool)
+    by_level[np.argsort(level)[:30]] = True
+    assert check_rated_sample(metric, by_level).statistic == "level"  # type: ignore[union-attr]
+    flagged = sum(
+        check_rated_sample(metric, np.isin(np.arange(120), rng.choice(120, 30, replace=False)), draws=1000).unlike_random  # type: ignore[union-attr]
+        for _ in range(50)
+    )
+    assert flagged <= 3
+    assert check_rated_sample(metric, np.zeros(120, bool)) is None
+    assert check_rated_sample(metric, np.ones(120, bool)) is None

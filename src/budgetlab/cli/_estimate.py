@@ -5,6 +5,7 @@ subset`` chose the items and raters scored them."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 
 from rich.console import Console
@@ -56,6 +57,7 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
         pooled_held_out_correlation,
         pooled_plain_means,
     )
+    from budgetlab.evaluation._rated_sample import check_rated_sample
     from budgetlab.evaluation.subset import load_items
     from budgetlab.evaluation.subset._data import HUMAN_KEYS_ARE
 
@@ -119,6 +121,10 @@ def cmd_estimate(args: argparse.Namespace, console: Console) -> int:
             "to estimate the means over a whole set, give it with metric scores on every item and these ratings "
             "merged in"
         )
+    if data.has_metric and "notice" not in report:
+        check = check_rated_sample(data.metric(), ~np.isnan(human).all(axis=1))
+        if check is not None:
+            report["rated_sample"] = {**dataclasses.asdict(check), "unlike_random": check.unlike_random}
     widths = [(row["high"] - row["low"], row["plain_high"] - row["plain_low"]) for row in report["systems"]]
     ratio = float(np.mean([w / p for w, p in widths if p > 0])) if any(p > 0 for _, p in widths) else 1.0
     # Width shrinks as 1/sqrt(labels): the same width by plain averaging needs 1/ratio^2 as many.
@@ -187,6 +193,16 @@ def _print(report: dict, name: str, console: Console) -> None:
             f"r = {report['held_out_correlation']:.2f}; "
             f"plain averaging would need about {report['plain_labels_for_same_width']} rated items per system "
             "for intervals this narrow",
+            highlight=False,
+        )
+    sample = report.get("rated_sample")
+    if sample and sample["unlike_random"]:
+        console.print(
+            f"note: the rated items are not like a random sample of the set: their metric {sample['statistic']} "
+            f"across systems averages {sample['rated']:.3g}, where random items as many average {sample['random']:.3g} "
+            f"(99% of draws within {sample['random_low']:.3g}-{sample['random_high']:.3g}; p = {sample['p_value']:.2g}), "
+            "as an informative subset method chooses them. The intervals assume randomly chosen items and are only "
+            "indicative here; for intervals, rate items chosen with `budgetlab subset --method random`",
             highlight=False,
         )
     if "split" in report:

@@ -9,7 +9,8 @@
   (:func:`control_variate_mean`, :func:`optimal_split`), and every system's mean at once with
   one regression pooled over the systems (:func:`pooled_control_variate_means`), whose cheap
   controls can be every metric of a set plus statistics of its outputs' text
-  (:func:`cheap_controls`).
+  (:func:`cheap_controls`); :func:`check_rated_sample` tests whether the rated items look like
+  the random sample those intervals assume.
 """
 
 from budgetlab.evaluation._base import (
@@ -30,6 +31,7 @@ from budgetlab.evaluation._control_variates import (
     plain_mean,
 )
 from budgetlab.evaluation._io import load_run_matrix, load_score_matrix, matrix_from_cells
+from budgetlab.evaluation._rated_sample import RatedSampleCheck, check_rated_sample
 from budgetlab.evaluation._pooled_control_variates import (
     pooled_control_variate_means,
     pooled_held_out_correlation,
@@ -44,10 +46,12 @@ __all__ = [
     "MeanEstimate",
     "Observations",
     "RankedMethod",
+    "RatedSampleCheck",
     "ScoreMatrix",
     "SelectionResult",
     "SubsetMethod",
     "cheap_controls",
+    "check_rated_sample",
     "control_variate_mean",
     "identified",
     "load_run_matrix",
