@@ -25,8 +25,8 @@ def add_estimate_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
     )
     p.add_argument(
         "path",
-        help="evaluation set, JSONL (gz ok) in the subset2evaluate format: metric scores on every item, "
-        "human scores on the rated ones",
+        help="evaluation set, JSONL (gz ok) in the subset2evaluate format or CSV with a row per item and system: "
+        "metric scores on every item, human scores on the rated ones",
     )
     p.add_argument(
         "--human",

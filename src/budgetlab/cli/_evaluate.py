@@ -89,7 +89,9 @@ def add_select_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("subset", help="choose the items of an evaluation set worth rating by (costly) humans")
-    p.add_argument("path", help="evaluation set, JSONL (gz ok) in the subset2evaluate format")
+    p.add_argument(
+        "path", help="evaluation set: JSONL (gz ok) in the subset2evaluate format, or CSV with a row per item and system"
+    )
     p.add_argument(
         "--method",
         default="auto",
@@ -116,7 +118,9 @@ def add_subset_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
         "as a metric",
     )
     p.add_argument(
-        "--output", help="write the chosen items, in selection order and without their human scores, to this JSONL file"
+        "--output",
+        help="write the chosen items, in selection order and without their human scores, to this file: JSONL, or CSV "
+        "(a row per item and system, for raters' spreadsheets) when its name ends in .csv",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -317,6 +321,26 @@ def _rated_items(data, human: str | None):  # type: ignore[no-untyped-def]
     return ~np.isnan(data.human(human)).all(axis=1)
 
 
+def _write_csv_rows(fh, data, chosen) -> None:  # type: ignore[no-untyped-def]
+    """The chosen items as CSV, one row per item and system (the reader's ``item,system,...``
+    shape), without human scores: a spreadsheet raters can fill in."""
+    import csv
+
+    items = [data.items[i] for i in chosen]
+    keys = list(dict.fromkeys(k for it in items for v in it.scores.values() for k in v if not data.is_human(k)))
+    writer = csv.writer(fh)
+    writer.writerow(["item", "system", "src", "ref", "output", "cost", *keys])
+    for it in items:
+        for system in data.systems:
+            if system not in it.tgt and system not in it.scores:
+                continue
+            values = it.scores.get(system, {})
+            writer.writerow(
+                [it.id, system, it.src or "", it.ref if it.ref is None or isinstance(it.ref, str) else json.dumps(it.ref), it.tgt.get(system, ""),
+                 "" if it.cost is None else it.cost, *("" if values.get(k) is None else values[k] for k in keys)]
+            )  # fmt: skip
+
+
 def _write_items(path: Path, data, chosen) -> None:  # type: ignore[no-untyped-def]
     """The chosen items for the raters, without the human scores the set already has: the
     raters' file should not show them the answers, nor carry old ratings into new ones."""
@@ -325,9 +349,12 @@ def _write_items(path: Path, data, chosen) -> None:  # type: ignore[no-untyped-d
     tmp = path.with_name(path.name + ".tmp")
     # A .gz name is written gzipped, as every command that reads the file expects.
     opener = gzip.open if path.suffix.lower() == ".gz" else open
+    as_csv = ".csv" in [s.lower() for s in path.suffixes[-2:]]
     try:
-        with opener(tmp, "wt", encoding="utf-8") as fh:
-            for i in chosen:
+        with opener(tmp, "wt", encoding="utf-8", newline="" if as_csv else None) as fh:
+            if as_csv:
+                _write_csv_rows(fh, data, chosen)
+            for i in chosen if not as_csv else ():
                 it = data.items[i]
                 row = {
                     "i": it.id,

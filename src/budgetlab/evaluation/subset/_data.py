@@ -1,4 +1,5 @@
-"""Evaluation sets in the subset2evaluate format, one item per line (plain or gzipped JSONL)::
+"""Evaluation sets in the subset2evaluate format, one item per line (plain or gzipped JSONL), or
+as CSV with one row per item and system (:mod:`._csv_items`)::
 
     {"i": id, "src": source, "ref": reference, "tgt": {system: output},
      "scores": {system: {metric_or_human_dimension: value}}, "cost": optional number}
@@ -185,6 +186,8 @@ def load_items(path: str | Path, *, human: str | Sequence[str] = ()) -> ItemSet:
         raise InvalidArgument(f"evaluation set {path} is a directory; give a JSONL file in it, e.g. {path / 'items.jsonl'}")
     if not path.is_file():
         raise InvalidArgument(f"evaluation set {path} does not exist; give a JSONL file with one {_FORMAT} per line")
+    if ".csv" in [s.lower() for s in path.suffixes[-2:]]:
+        return ItemSet(_csv_items(path), name=path.name.split(".")[0], human=human)
     items: list[Item] = []
     seen: set[str] = set()
     lineno = 0
@@ -212,6 +215,18 @@ def load_items(path: str | Path, *, human: str | Sequence[str] = ()) -> ItemSet:
             f"{path}:{lineno + 1}: cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc})"
         ) from None
     return ItemSet(items, name=path.name.split(".")[0], human=human)
+
+
+def _csv_items(path: Path) -> list[Item]:
+    from budgetlab.evaluation.subset._csv_items import items_from_csv
+
+    try:
+        opener = gzip.open(path, "rt", encoding="utf-8-sig") if path.suffix.lower() == ".gz" else open(path, encoding="utf-8-sig")
+        with opener as fh:
+            text = fh.read()
+    except (UnicodeDecodeError, OSError, EOFError) as exc:
+        raise InvalidArgument(f"{path}: cannot be read as UTF-8 text or gzip ({type(exc).__name__}: {exc})") from None
+    return items_from_csv(path, text)
 
 
 def _parse_item(path: Path, lineno: int, obj: Any, position: int) -> Item:
