@@ -500,3 +500,23 @@ def test_check_rated_sample_flags_items_chosen_by_the_metric_and_not_random_ones
     assert flagged <= 3
     assert check_rated_sample(metric, np.zeros(120, bool)) is None
     assert check_rated_sample(metric, np.ones(120, bool)) is None
+
+
+def test_pooled_estimates_keep_plain_averaging_unless_the_controls_clearly_beat_it() -> None:
+    """10 rated items and 60 controls of noise: the least cross-validated error among the ridge
+    penalties is luck, and plain averaging is kept; one control that tracks the label is kept."""
+    from budgetlab.evaluation import pooled_control_variate_means
+
+    rng = np.random.default_rng(4)
+    n, systems = 100, 5
+    human = rng.normal(size=(n, systems)) + np.arange(systems) * 0.2
+    rated = np.full(human.shape, np.nan)
+    rated[:10] = human[:10]
+    noise = rng.normal(size=(n, systems, 60))
+    plain = rated[:10].mean(axis=0)
+    estimates = pooled_control_variate_means(rated, noise)
+    assert [e.mean for e in estimates] == pytest.approx(plain)
+    assert all(e.beta == pytest.approx(tuple([0.0] * 120)) for e in estimates)
+    tracking = human[:, :, None] + rng.normal(0, 0.3, (n, systems, 1))
+    kept = pooled_control_variate_means(rated, tracking)
+    assert kept[0].beta[0] > 0.5 and abs(kept[0].mean - human[:, 0].mean()) < abs(plain[0] - human[:, 0].mean())
