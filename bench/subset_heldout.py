@@ -80,6 +80,19 @@ of rounds 3 and 4, never on the six sets:
 * Then ``bench/subset.py``'s ``DECLARED`` is set to it, committed, and that bench is run once with
   its defaults and reported whatever it says; the target is unchanged.
 
+Round 5's outcome (5893a76, 2026-11-28): it declared ``agreement``, read plainly (score 0.797;
+``variance+cv`` 0.788, ``variance`` 0.774, ``agreement+cv`` 0.773), the method ``bench/subset.py``
+already reports, so the six sets' result is round 2's. The ``+cv`` readings lost most at 10%
+(``random+cv`` 0.455 against ``random`` 0.706 Spearman on HANNA): with 10 rated items and 120
+controls the estimator's cross-validated choice of slope was mostly luck.
+
+Round 6 (pre-registered: this paragraph was committed before its run). The estimator now keeps
+plain averaging unless the slope beats it by more than one standard error of its held-out error
+(80a3832; chosen on random subsets of these held-out sets, checked on summeval_gpt's label saving,
+which is unchanged; no subset of the six sets was read with it). Round 6 runs round 5's rule,
+unchanged, with that estimator (``--declare``), before any run on the six sets that reads a
+subset with control variates; its declared pair is then run once on the six sets as round 5 says.
+
 Usage::
 
     python bench/subset_heldout.py --realsumm REALSumm          # table (about 10 minutes)
