@@ -34,7 +34,7 @@ from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.core.view import RunView
 from budgetlab.errors import BudgetlabError, InputError, RunNotFound, StoreError
 from budgetlab.policies import FixedK, Policy, Proposal, make_policy
-from budgetlab.runner import Progress, RunOutcome, execute, import_recorded, run
+from budgetlab.runner import JudgeOutcome, Progress, RunOutcome, execute, import_recorded, judge_again, run
 from budgetlab.stores import BaseStore, SQLiteStore, open_store
 from budgetlab.tasks import load_problems
 from budgetlab.verifiers import ExactVerifier, Verifier, make_verifier
@@ -51,6 +51,7 @@ __all__ = [
     "ExactVerifier",
     "FixedK",
     "InputError",
+    "JudgeOutcome",
     "Policy",
     "Problem",
     "Progress",
@@ -74,6 +75,7 @@ __all__ = [
     "build_report",
     "execute",
     "import_recorded",
+    "judge_again",
     "load_problems",
     "maj_at_k",
     "make_backend",

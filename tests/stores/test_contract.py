@@ -606,6 +606,52 @@ def test_import_samples_records_finished_samples_and_adds_their_spend(store: Bas
     assert snapshot(store) == before
 
 
+def test_record_verdicts_replaces_the_verdicts_of_done_samples_and_moves_spent_by_the_difference(store: BaseStore) -> None:
+    make_run(store)
+    make_run(store, "other")
+    s = store.add_pending("r", [Proposal("p1", C1.id, 4), Proposal("p2", C1.id, 1)])
+    (twin,) = store.add_pending("other", [Proposal("p1", C1.id, 1)])  # the same key in another run
+    store.claim("r", "w", keys_of(s[:4]), [Spend(tokens=100, dollars=1.0, verify_seconds=2.0)] * 4, Budget())
+    store.claim("other", "w", [twin.key], [Spend()], Budget())
+    unjudged = replace(settle(s[0], verify=0.0), answer=None, correct=None, score=None, details={"unjudged": "broke"})
+    wrong = settle(s[1], correct=False, prompt=4, completion=6, cost=0.25, verify=0.5)
+    store.finish("r", "w", [unjudged, wrong, settle(s[2], FAILED)])
+    store.finish("other", "w", [settle(twin, correct=False)])
+    spent, reserved = store.get_run("r").spent, store.get_run("r").reserved
+    others = snapshot(store, "other")
+
+    def judged(x: Sample, **changes) -> Sample:
+        # A new text, latency and logprob too: the store keeps what drawing gave, not these.
+        return replace(x, answer="42", correct=True, score=0.75, details={"rule": "boxed"}, text="changed",
+                       latency=9.0, logprob=-9.0, **changes)  # fmt: skip
+
+    verdicts = [
+        judged(unjudged, prompt_tokens=3 + 20, completion_tokens=5 + 4, cost=0.1 + 0.125, verify_seconds=1.5),
+        judged(wrong, verify_seconds=0.25),  # cheaper than before: spent goes down
+        judged(settle(s[2])),  # failed: a draw that failed is not judged
+        judged(settle(s[3])),  # running
+        judged(settle(s[4])),  # pending
+        judged(settle(replace(s[0], index=99))),  # no such sample
+    ]
+    assert store.record_verdicts("r", verdicts) == 2
+    by_key = {x.key: x for x in store.samples("r")}
+    for stored, given in ((unjudged, verdicts[0]), (wrong, verdicts[1])):
+        drawn = {"text": stored.text, "latency": stored.latency, "logprob": stored.logprob}
+        assert by_key[stored.key] == replace(given, **drawn)
+    assert by_key[s[2].key] == settle(s[2], FAILED) and by_key[s[3].key].state is RUNNING
+    assert by_key[s[4].key] == s[4] and replace(s[0], index=99).key not in by_key
+    info = store.get_run("r")
+    assert_spend(info.spent, spent + Spend(0, 24, 0.125, 1.5 - 0.25))
+    assert info.reserved == reserved
+    assert_spent_exact(store)
+    assert snapshot(store, "other") == others
+    assert store.record_verdicts("r", []) == 0 and store.record_verdicts("nope", verdicts[:1]) == 0
+    before = snapshot(store)
+    with pytest.raises(ValueError, match="done samples only"):  # all or nothing
+        store.record_verdicts("r", [replace(verdicts[0], correct=False), replace(verdicts[1], state=FAILED)])
+    assert snapshot(store) == before
+
+
 # ---- the spend invariants under random operations -------------------------------------------------
 class Model:
     """What the contract says the store must hold."""
@@ -650,6 +696,12 @@ class Model:
             out.append(ok)
         return out
 
+    def record_verdicts(self, samples) -> int:
+        done = [s for s in samples if self.state.get(s.key) is DONE]
+        for s in done:
+            self.spend[s.key] = s.spend
+        return len(done)
+
     def release(self, worker: str) -> int:
         mine = [k for k, w in self.holder.items() if w == worker]
         for k in mine:
@@ -667,7 +719,7 @@ def test_spend_stays_exact_under_random_operations(store: BaseStore, seed: int) 
     workers, problems, configs = ["w1", "w2", "w3"], ["p1", "p2", "p3"], [C1.id, C2.id]
     imported = 0
     for step in range(120):
-        op = rng.choices(["add", "claim", "finish", "release", "import"], [3, 5, 5, 1, 1])[0]
+        op = rng.choices(["add", "claim", "finish", "release", "import", "judge"], [3, 5, 5, 1, 1, 1])[0]
         worker = rng.choice(workers)
         if op == "add":
             props = [Proposal(rng.choice(problems), rng.choice(configs), rng.randint(0, 3)) for _ in range(rng.randint(1, 3))]
@@ -699,6 +751,14 @@ def test_spend_stays_exact_under_random_operations(store: BaseStore, seed: int) 
             assert store.finish("r", worker, batch) == model.finish(worker, batch)
         elif op == "release":
             assert store.release("r", worker) == model.release(worker)
+        elif op == "judge":  # any state, and a key that does not exist: only done samples change
+            keys = rng.sample(list(model.state), min(len(model.state), rng.randint(0, 4))) + [SampleKey("p1", C1.id, 999)]
+            verdicts = [
+                settle(Sample("r", k.problem, k.config, k.index, 0), prompt=rng.randint(0, 30), completion=rng.randint(0, 30),
+                       cost=rng.choice([0, 0.125, 0.5]), verify=rng.choice([0, 0.25, 1.0]), correct=rng.choice([True, False]))
+                for k in keys
+            ]  # fmt: skip
+            assert store.record_verdicts("r", verdicts) == model.record_verdicts(verdicts)
         else:
             imported += 1
             s = settle(Sample("r", f"imp{imported}", C1.id, 0, imported), rng.choice([DONE, FAILED]), prompt=rng.randint(0, 9))

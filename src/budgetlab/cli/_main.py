@@ -1,4 +1,4 @@
-"""``budgetlab run | report | runs | import | demo``.
+"""``budgetlab run | report | runs | judge | import | demo``.
 
 Every user error is a :class:`BudgetlabError`: printed as one line, exit code 2, store unchanged.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from budgetlab.cli import _estimate, _evaluate, _forecast, _pace
+from budgetlab.cli import _estimate, _evaluate, _forecast, _judge, _pace
 from budgetlab.cli._output import close_or_discard
 from budgetlab.core import Budget, content_id
 from budgetlab.core.spec import parse_config, parse_spec
@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list the runs in a store")
     runs.add_argument("--json", action="store_true")
     _add_store(runs)
+
+    _judge.add_judge_parser(sub)
 
     imp = sub.add_parser("import", help="load recorded samples (JSONL) into the store as a finished run")
     imp.add_argument("path", help="samples or counts JSONL (see the README)")
@@ -421,7 +423,8 @@ def _check_demo_k(folder: Path, store: str, name: str, k: int) -> None:
         )
 
 
-COMMANDS = {"run": _cmd_run, "report": _cmd_report, "runs": _cmd_runs, "import": _cmd_import, "demo": _cmd_demo,
+COMMANDS = {"run": _cmd_run, "report": _cmd_report, "runs": _cmd_runs, "judge": _judge.cmd_judge, "import": _cmd_import,
+            "demo": _cmd_demo,
             "select": _evaluate.cmd_select, "subset": _evaluate.cmd_subset, "estimate": _estimate.cmd_estimate,
             "forecast": _forecast.cmd_forecast, "pace": _pace.cmd_pace}
 

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import shlex
 import time
 
 from budgetlab.backends import Backend, DrawRequest
-from budgetlab.core import Completion, Sample, SampleState, Verdict
+from budgetlab.core import Completion, Problem, Sample, SampleState, Verdict
 from budgetlab.errors import BudgetlabError
 from budgetlab.verifiers import Verifier
 
-__all__ = ["UnjudgedDraws", "draw_and_judge", "plugin_name"]
+__all__ = ["RECORDED_VERDICT", "UNJUDGED", "UnjudgedDraws", "broken_because", "draw_and_judge", "judge", "plugin_name"]
+
+# Keys of the details of a sample drawn but not judged (its verifier broke): why, and the verdict
+# the backend gave with it (a replay file's recorded answer), which judging it later must see.
+UNJUDGED = "unjudged"
+RECORDED_VERDICT = "recorded_verdict"
 
 
 class UnjudgedDraws(BudgetlabError):
@@ -29,12 +35,20 @@ def plugin_name(plugin: object) -> str:
     return str(getattr(plugin, "name", None) or type(plugin).__name__)
 
 
-async def _verdict(verifier: Verifier, request: DrawRequest, completion: Completion) -> Verdict:
+def broken_because(exc: Exception) -> str:
+    """Why a verifier broke, in one line: a BudgetlabError's own message (it names its fix, e.g.
+    the callable verifier's "fix the function"), else the exception's type and first line."""
+    if isinstance(exc, BudgetlabError):
+        return str(exc).splitlines()[0]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
+async def _verdict(verifier: Verifier, problem: Problem, completion: Completion) -> Verdict:
     averify = getattr(verifier, "averify", None)
     if averify is not None:
-        verdict = await averify(request.problem, completion)
+        verdict = await averify(problem, completion)
     else:
-        verdict = verifier.verify(request.problem, completion)
+        verdict = verifier.verify(problem, completion)
     if not isinstance(verdict, Verdict):
         raise TypeError(f"it returned {type(verdict).__name__} {verdict!r:.40}, not a budgetlab.Verdict")
     return verdict
@@ -54,11 +68,12 @@ def _drawn(sample: Sample, completion: Completion) -> Sample:
     )
 
 
-async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, completion: Completion) -> Sample:
+async def judge(verifier: Verifier, sample: Sample, problem: Problem, completion: Completion) -> Sample:
+    """``sample`` drawn as ``completion`` and judged by ``verifier`` (failed if the draw failed)."""
     if completion.error is not None:
         return dataclasses.replace(_drawn(sample, completion), state=SampleState.FAILED, logprob=None, error=completion.error)
     started = time.perf_counter()
-    verdict = await _verdict(verifier, request, completion)
+    verdict = await _verdict(verifier, problem, completion)
     seconds = verdict.seconds or (time.perf_counter() - started)
     return dataclasses.replace(  # one replace, not _drawn's and then this: it is per sample, on the hot path
         sample,
@@ -77,7 +92,19 @@ async def _judge(verifier: Verifier, sample: Sample, request: DrawRequest, compl
     )
 
 
-async def draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequest) -> list[Sample]:
+def _unjudged(sample: Sample, completion: Completion, message: str) -> Sample:
+    """``sample`` drawn as ``completion``, done but without a verdict: ``budgetlab judge`` gives it one."""
+    details = {**completion.details, UNJUDGED: message}
+    recorded = {"answer": completion.answer, "correct": completion.correct, "score": completion.score}
+    if any(v is not None for v in recorded.values()):
+        details[RECORDED_VERDICT] = recorded
+    return dataclasses.replace(_drawn(sample, completion), state=SampleState.DONE, details=details)
+
+
+async def draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequest, *, run: str | None = None) -> list[Sample]:
+    """The samples of ``request``, drawn and judged. If the verifier breaks, they are recorded
+    unjudged in :class:`UnjudgedDraws`; its message names ``budgetlab judge RUN`` when ``run``
+    (a stored run's name) is given."""
     started = time.perf_counter()
     try:
         completions = backend.draw(request)
@@ -102,22 +129,20 @@ async def draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequ
     out: list[Sample] = []
     for sample, completion in zip(request.samples, completions):
         try:
-            out.append(await _judge(verifier, sample, request, completion))
-        except BudgetlabError:
-            raise
+            out.append(await judge(verifier, sample, request.problem, completion))
         except Exception as exc:  # a verifier of the user's that breaks: keep what was paid for, then stop
-            why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            why = broken_because(exc)
+            later = f", and `budgetlab judge {shlex.quote(run)}` to judge the kept ones" if run is not None else ""
             message = (
-                f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why[:200]}); the samples "
+                f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why}); the samples "
                 "already drawn are kept without a verdict and not drawn again; fix the verifier, then run the same "
-                "command again to draw the rest"
+                f"command again to draw the rest{later}"
             )
             # This sample and the rest of the request were drawn: recorded with no verdict (a
             # failed draw stays failed, which judging does without the verifier).
             rest = list(zip(request.samples, completions))[len(out):]
             unjudged = [
-                dataclasses.replace(_drawn(s, c), state=SampleState.DONE, details={**c.details, "unjudged": message})
-                if c.error is None else await _judge(verifier, s, request, c)
+                _unjudged(s, c, message) if c.error is None else await judge(verifier, s, request.problem, c)
                 for s, c in rest
             ]
             raise UnjudgedDraws(message, out + unjudged) from exc

@@ -186,7 +186,7 @@ async def execute(
                     running = [dataclasses.replace(s, state=SampleState.RUNNING) for s in mine]
                     view.update(running)
                     req = DrawRequest(request.problem, request.config, tuple(running))
-                    task = asyncio.ensure_future(draw_and_judge(backend, verifier, req))
+                    task = asyncio.ensure_future(draw_and_judge(backend, verifier, req, run=run))
                     in_flight[task] = len(mine)
                     n_in_flight += len(mine)
             if not in_flight:

@@ -6,7 +6,8 @@ suite in ``tests/stores/test_contract.py``. The contract:
 * **Durability.** A method that writes returns only after its change is committed; a process
   killed at any instant leaves the store as it was before or after each call, never between.
 * **Samples follow a state machine.** ``pending -> running -> done | failed``, and
-  ``running -> pending`` only through :meth:`release`. Finished samples are never changed.
+  ``running -> pending`` only through :meth:`release`. Finished samples are never changed,
+  except the verdict of a done one, which :meth:`record_verdicts` replaces (judging it again).
   ``(run, problem, config, index)`` is unique; indexes of a (problem, config) pair are allocated
   0, 1, 2, ... by :meth:`add_pending`, each with the seed :func:`derive_seed` gives it.
 * **Claims are atomic and budgeted.** :meth:`claim` moves samples from pending to running for a
@@ -163,6 +164,16 @@ class BaseStore(abc.ABC):
     def finish(self, run: str, worker: str, samples: Sequence[Sample]) -> list[bool]:
         """Settle running samples as done or failed with their results, in one transaction:
         reservation released, real spend added. ``False`` for a sample this worker no longer holds."""
+
+    @abc.abstractmethod
+    def record_verdicts(self, run: str, samples: Sequence[Sample]) -> int:
+        """Replace the verdicts of done samples (judged again, by ``budgetlab judge``), in one
+        transaction: their answer, correct, score, details, verify seconds, tokens and dollars
+        (a judge model's spend is the sample's) take the values of ``samples``, and the run's
+        ``spent`` changes by the difference (new minus stored; the samples count stays). A sample
+        the store does not hold as done (pending, running, failed, unknown) is left alone. Every
+        sample given must be done (else ``ValueError``, nothing written). Returns how many were
+        replaced."""
 
     @abc.abstractmethod
     def samples(self, run: str, states: Iterable[SampleState] | None = None) -> list[Sample]:

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from budgetlab.core import Sample, SampleState, Spend
 from budgetlab.core.run import RunInfo, RunSpec, RunState
-from budgetlab.stores._schema import SAMPLE_RESULT_COLUMNS
+from budgetlab.stores._schema import SAMPLE_RESULT_COLUMNS, VERDICT_COLUMNS
 
-__all__ = ["RUN_COLUMNS", "SAMPLE_COLUMNS", "result_values", "run_info", "sample"]
+__all__ = ["RUN_COLUMNS", "SAMPLE_COLUMNS", "result_values", "run_info", "sample", "verdict_values"]
 
 RUN_COLUMNS = (
     "spec", "state", "stopped_because", "created_at", "updated_at",
@@ -72,3 +72,9 @@ def result_values(s: Sample) -> tuple:
         s.error,
         json.dumps(dict(s.details), sort_keys=True, default=str) if s.details else None,
     )
+
+
+def verdict_values(s: Sample) -> dict[str, object]:
+    """The values of :data:`VERDICT_COLUMNS` for ``s``, by column name."""
+    values = dict(zip(SAMPLE_RESULT_COLUMNS, result_values(s)))
+    return {c: values[c] for c in VERDICT_COLUMNS}

@@ -18,6 +18,9 @@ SAMPLE_RESULT_COLUMNS = (
     "error",
     "details",
 )
+# The result columns a new verdict on a done sample replaces (``record_verdicts``); the others
+# (text, latency, logprob, error) are what drawing it gave, and judging again does not change them.
+VERDICT_COLUMNS = ("answer", "correct", "score", "prompt_tokens", "completion_tokens", "cost", "verify_seconds", "details")
 # The result columns of a sample not drawn yet (SQL literals), to clear one that goes back to pending.
 FRESH_RESULT = {c: "NULL" for c in SAMPLE_RESULT_COLUMNS} | {
     c: "0" for c in ("prompt_tokens", "completion_tokens", "cost", "latency", "verify_seconds")

@@ -24,7 +24,7 @@ from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, Samp
 from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError, pip_dependency_error
 from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal, same_run
-from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample
+from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample, verdict_values
 from budgetlab.stores._schema import ADDED_COLUMNS, FRESH_RESULT, SAMPLE_RESULT_COLUMNS, SPEND_COLUMNS
 
 if TYPE_CHECKING:
@@ -470,6 +470,26 @@ class SQLAlchemyStore(BaseStore):
             if any(results):
                 self._add_to_run(conn, run, spent=spent, reserved=Spend() - freed)
         return results
+
+    def record_verdicts(self, run: str, samples: Sequence[Sample]) -> int:
+        if any(s.state is not SampleState.DONE for s in samples):
+            raise ValueError("record_verdicts takes done samples only (a verdict on a drawn sample)")
+        sa, t = self._sa, self._t
+        c = t.samples.c
+        replaced, change = 0, Spend()
+        with self._write() as conn:
+            self._lock_run(conn, run)
+            for s in samples:
+                done = self._key_is(run, s.key) & (c.state == SampleState.DONE.value)
+                row = conn.execute(sa.select(c.prompt_tokens, c.completion_tokens, c.cost, c.verify_seconds).where(done)).first()
+                if row is None:
+                    continue
+                conn.execute(t.samples.update().where(done).values(**verdict_values(s)))
+                change = change + s.spend - Spend(1, row[0] + row[1], row[2], row[3])
+                replaced += 1
+            if replaced:
+                self._add_to_run(conn, run, spent=change)
+        return replaced
 
     def samples(self, run: str, states: Iterable[SampleState] | None = None) -> list[Sample]:
         c = self._t.samples.c

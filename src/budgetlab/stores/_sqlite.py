@@ -19,8 +19,8 @@ from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, Samp
 from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError
 from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal, same_run
-from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample
-from budgetlab.stores._schema import ADDED_COLUMNS, FRESH_RESULT, SAMPLE_RESULT_COLUMNS, TABLES
+from budgetlab.stores._rows import RUN_COLUMNS, SAMPLE_COLUMNS, result_values, run_info, sample, verdict_values
+from budgetlab.stores._schema import ADDED_COLUMNS, FRESH_RESULT, SAMPLE_RESULT_COLUMNS, TABLES, VERDICT_COLUMNS
 
 __all__ = ["SQLiteStore"]
 
@@ -408,6 +408,33 @@ class SQLiteStore(BaseStore):
             )
         return results
 
+    def record_verdicts(self, run: str, samples: Sequence[Sample]) -> int:
+        if any(s.state is not SampleState.DONE for s in samples):
+            raise ValueError("record_verdicts takes done samples only (a verdict on a drawn sample)")
+        where = "WHERE run = ? AND problem = ? AND config = ? AND idx = ? AND state = 'done'"
+        replaced, change = 0, Spend()
+        with self._write() as cur:
+            for s in samples:
+                row = cur.execute(
+                    f"SELECT prompt_tokens, completion_tokens, cost, verify_seconds FROM samples {where}",
+                    (run, s.problem, s.config, s.index),
+                ).fetchone()
+                if row is None:
+                    continue
+                cur.execute(
+                    f"UPDATE samples SET {', '.join(f'{c} = ?' for c in VERDICT_COLUMNS)} {where}",
+                    (*verdict_values(s).values(), run, s.problem, s.config, s.index),
+                )
+                change = change + s.spend - Spend(1, row[0] + row[1], row[2], row[3])
+                replaced += 1
+            if replaced:
+                cur.execute(
+                    "UPDATE runs SET spent_tokens = spent_tokens + ?, spent_dollars = spent_dollars + ?, "
+                    "spent_verify = spent_verify + ?, updated_at = ? WHERE name = ?",
+                    (change.tokens, change.dollars, change.verify_seconds, time.time(), run),
+                )
+        return replaced
+
     def samples(self, run: str, states: Iterable[SampleState] | None = None) -> list[Sample]:
         sql = f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE run = ?"
         params: list = [run]
@@ -454,5 +481,6 @@ def _translating(method):  # type: ignore[no-untyped-def]
 
 
 for _name in ("create_run", "find_run", "list_runs", "update_spec", "set_run_state", "problems", "configs", "heartbeat",
-              "workers", "release", "requeue_failed", "add_pending", "claim", "finish", "samples", "import_samples"):  # fmt: skip
+              "workers", "release", "requeue_failed", "add_pending", "claim", "finish", "record_verdicts", "samples",
+              "import_samples"):  # fmt: skip
     setattr(SQLiteStore, _name, _translating(getattr(SQLiteStore, _name)))

@@ -1,0 +1,179 @@
+"""Judge a run's samples again without drawing (or paying for) them again: those a broken
+verifier left unjudged, or every one once a verifier is fixed or replaced (``budgetlab judge``)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from budgetlab.core import Completion, Problem, Sample, SampleState, Spend
+from budgetlab.errors import BudgetlabError, InputError
+from budgetlab.runner._api import _check_references, run_blocking
+from budgetlab.runner._draw import RECORDED_VERDICT, UNJUDGED, broken_because, judge, plugin_name
+from budgetlab.runner._loop import Progress
+from budgetlab.runner._workers import STALE_AFTER, worker_is_dead
+from budgetlab.stores import BaseStore, open_store
+from budgetlab.verifiers import Verifier, make_verifier
+
+__all__ = ["JudgeOutcome", "judge_again"]
+
+
+@dataclass(frozen=True)
+class JudgeOutcome:
+    """What judging a run again did. ``changed`` counts the samples that had a verdict and now
+    have another; ``left_unjudged`` the done samples still without one (a verifier that broke
+    again stops judging); ``spent`` what judging cost (a judge model's tokens and dollars, and
+    verify seconds), added to the run's spend."""
+
+    run: str
+    verifier: str
+    judged: int
+    were_unjudged: int
+    changed: int
+    correct: int
+    wrong: int
+    unknown: int
+    left_unjudged: int
+    spent: Spend
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "spent": self.spent.to_dict()}
+
+
+def judge_again(
+    store: BaseStore | str | os.PathLike[str],
+    name: str,
+    *,
+    verifier: str | None = None,
+    every: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> JudgeOutcome:
+    """Judge the done samples of run ``name`` that carry no verdict because its verifier broke
+    (or, with ``every``, all its done samples) with the run's verifier, rebuilt from its spec, or
+    with ``verifier`` (a name or spec, then recorded as the run's verifier so that resuming the
+    run judges its new samples alike). Nothing is drawn; failed draws are never judged.
+
+    Verdicts are recorded a batch at a time: if the verifier raises, what it judged is kept and
+    one :class:`BudgetlabError` names the sample's problem and the fix; the other samples keep
+    the verdict (or the lack of one) they had. Judging keeps all spend: a judge model's tokens
+    and dollars, and the seconds spent judging, add to what the sample already cost.
+    ``on_progress`` gets a :class:`Progress` after each batch (``finished``: samples judged).
+    Refused while a live worker draws the run: wait for it, or stop it."""
+    if verifier is not None and not isinstance(verifier, str):
+        raise InputError(f"verifier must be a name or spec (the run records it), got {type(verifier).__name__} "
+                         f"{verifier!r:.40}; e.g. verifier='math' or 'callable:path=mypkg.checks:is_correct'")  # fmt: skip
+    if not isinstance(store, BaseStore):
+        with open_store(os.fspath(store)) as opened:
+            return judge_again(opened, name, verifier=verifier, every=every, on_progress=on_progress)
+    spec = store.get_run(name).spec  # RunNotFound, naming the runs there
+    _refuse_live_workers(store, name)
+    spec_text = spec.verifier if verifier is None else verifier
+    judging = make_verifier(spec_text)
+    problems = {p.id: p for p in store.problems(name)}
+    _check_references(judging, list(problems.values()))
+    if spec_text != spec.verifier:
+        store.update_spec(dataclasses.replace(spec, verifier=spec_text))
+    done = store.samples(name, [SampleState.DONE])
+    marked = sum(1 for s in done if UNJUDGED in s.details)
+    chosen = done if every else [s for s in done if UNJUDGED in s.details]
+    tally = _Tally(name, spec_text, len(chosen), on_progress)
+
+    async def judge_all() -> None:  # one event loop for all: a judge model's client lives in it
+        batch = max(1, spec.concurrency)
+        for start in range(0, len(chosen), batch):
+            olds = chosen[start : start + batch]
+            results = await _judge_batch(judging, olds, problems)
+            judged = [(old, new) for old, new in zip(olds, results) if isinstance(new, Sample)]
+            store.record_verdicts(name, [new for _, new in judged])
+            tally.add(judged)
+            broke = next(((old, r) for old, r in zip(olds, results) if isinstance(r, BaseException)), None)
+            if broke is not None:
+                _raise_broken(judging, name, *broke, tally, marked, every)
+
+    run_blocking(judge_all)
+    return tally.outcome(marked)
+
+
+def _refuse_live_workers(store: BaseStore, name: str) -> None:
+    """A worker drawing the run now judges its new samples with the verifier it started with, and
+    may be judging the samples this would judge: judging again waits for it."""
+    live = [w for w, beat in store.workers(name).items() if not worker_is_dead(w, beat, STALE_AFTER)]
+    if live:
+        who = ", ".join(":".join(w.split(":")[:2]) for w in live)  # HOST:PID
+        raise InputError(
+            f"run {name!r} is being drawn now by worker {who}; judge it once that ends (or stop it: Ctrl-C, or kill PID, "
+            "keeps what it drew), then run budgetlab judge again"
+        )
+
+
+def _completion(sample: Sample) -> Completion:
+    """The completion ``sample`` was drawn as, as far as the store has it. A verdict the backend
+    gave with it (a replay file's) is passed on as it was: an unjudged sample keeps it in its
+    details; a judged one passes its correct and score, and its answer when it has no text
+    (there is nothing else to judge), so a verifier that reads text judges the text afresh."""
+    details = {k: v for k, v in sample.details.items() if k not in (UNJUDGED, RECORDED_VERDICT)}
+    if UNJUDGED in sample.details:
+        recorded = sample.details.get(RECORDED_VERDICT) or {}
+        answer, correct, score = recorded.get("answer"), recorded.get("correct"), recorded.get("score")
+    else:
+        answer = sample.answer if sample.text is None else None
+        correct, score = sample.correct, sample.score
+    return Completion(
+        text=sample.text, prompt_tokens=sample.prompt_tokens, completion_tokens=sample.completion_tokens,
+        cost=sample.cost, latency=sample.latency, logprob=sample.logprob, answer=answer, correct=correct, score=score,
+        details=details,
+    )  # fmt: skip
+
+
+async def _judge_batch(verifier: Verifier, samples: Sequence[Sample], problems: dict[str, Problem]) -> list[Sample | BaseException]:
+    async def one(sample: Sample) -> Sample:
+        problem = problems.get(sample.problem) or Problem(sample.problem)
+        new = await judge(verifier, sample, problem, _completion(sample))
+        # Judging again is paid again: the seconds add up, as the judge model's tokens do.
+        return dataclasses.replace(new, verify_seconds=sample.verify_seconds + new.verify_seconds)
+
+    return list(await asyncio.gather(*(one(s) for s in samples), return_exceptions=True))
+
+
+class _Tally:
+    """The counts of a :class:`JudgeOutcome`, kept as batches are recorded."""
+
+    def __init__(self, run: str, verifier: str, planned: int, on_progress: Callable[[Progress], None] | None) -> None:
+        self.run, self.verifier, self.planned, self.on_progress = run, verifier, planned, on_progress
+        self.judged = self.were_unjudged = self.changed = self.correct = self.wrong = self.unknown = 0
+        self.spent = Spend()
+
+    def add(self, judged: Sequence[tuple[Sample, Sample]]) -> None:
+        for old, new in judged:
+            self.judged += 1
+            if UNJUDGED in old.details:
+                self.were_unjudged += 1
+            elif old.correct != new.correct:
+                self.changed += 1
+            self.correct += new.correct is True
+            self.wrong += new.correct is False
+            self.unknown += new.correct is None
+            self.spent = self.spent + new.spend - old.spend
+        if self.on_progress is not None:
+            self.on_progress(Progress(self.judged, 0, self.planned, self.spent, 0))
+
+    def outcome(self, marked: int) -> JudgeOutcome:
+        return JudgeOutcome(self.run, self.verifier, self.judged, self.were_unjudged, self.changed, self.correct,
+                            self.wrong, self.unknown, marked - self.were_unjudged, self.spent)  # fmt: skip
+
+
+def _raise_broken(verifier: Verifier, run: str, sample: Sample, error: BaseException, tally: _Tally, marked: int,
+                  every: bool) -> None:  # fmt: skip
+    if not isinstance(error, Exception):  # Ctrl-C, cancelled: what was judged is recorded
+        raise error
+    why = broken_because(error)
+    rest = "the others keep the verdicts they had" if every else f"{marked - tally.were_unjudged} stay unjudged"
+    raise BudgetlabError(
+        f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why}) while judging run {run!r} "
+        f"again; the {tally.judged} samples it judged are recorded, {rest}; fix the verifier, then run "
+        f"budgetlab judge {run}{' --all' if every else ''} again"
+    ) from error

@@ -1,0 +1,166 @@
+"""``budgetlab judge``: a run stopped by a broken verifier, then judged once it is fixed, without
+drawing again; ``--all`` with another verifier; and bad input, one line each."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from budgetlab.cli._main import main
+from budgetlab.runner._workers import new_worker_id
+from budgetlab.stores import SQLiteStore
+
+# 3 problems, 2 recorded samples each: the first right, the second wrong.
+PROBLEMS = {"p0": "10", "p1": "11", "p2": "12"}
+CHECKS = '''
+from pathlib import Path
+
+def check(problem, completion):
+    """Breaks on p1 while the file BROKEN lies beside it (a bug the user then fixes)."""
+    if problem.id == "p1" and (Path(__file__).parent / "BROKEN").exists():
+        raise KeyError("normaliser")
+    answer = completion.text.rsplit(" ", 1)[-1]
+    return answer, answer == problem.reference
+
+def always_right(problem, completion):
+    return completion.text.rsplit(" ", 1)[-1], True
+'''
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    with open(tmp_path / "samples.jsonl", "w") as fh:
+        for problem, reference in PROBLEMS.items():
+            for answer in (reference, "99"):
+                fh.write(json.dumps({"problem": problem, "config": "m", "text": f"the answer is {answer}",
+                                     "prompt_tokens": 10, "completion_tokens": 5, "cost": 0.001}) + "\n")  # fmt: skip
+    with open(tmp_path / "problems.jsonl", "w") as fh:
+        for problem, reference in PROBLEMS.items():
+            fh.write(json.dumps({"id": problem, "prompt": "what?", "reference": reference}) + "\n")
+    (tmp_path / "checks.py").write_text(CHECKS)
+    return tmp_path
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main([str(a) for a in args], console=Console(width=400, no_color=True, highlight=False))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def run_x(capsys, d: Path, verifier: str) -> tuple[int, str, str]:
+    return cli(capsys, "run", "--backend", f"replay:{d / 'samples.jsonl'}", "--problems", d / "problems.jsonl", "--name", "x",
+               "-k", 2, "--verifier", verifier, "--concurrency", 2, "--store", d / "s.db", "--no-progress")  # fmt: skip
+
+
+def runs_json(capsys, d: Path) -> dict:
+    rc, out, err = cli(capsys, "runs", "--store", d / "s.db", "--json")
+    assert rc == 0, err
+    return json.loads(out)[0]
+
+
+def report_samples(capsys, d: Path) -> int:
+    rc, out, err = cli(capsys, "report", "x", "--store", d / "s.db", "--json")
+    assert rc == 0, err
+    return json.loads(out)["configs"]["m"]["samples"]
+
+
+def dump(path: Path) -> str:
+    con = sqlite3.connect(path)
+    try:
+        return "\n".join(con.iterdump())
+    finally:
+        con.close()
+
+
+def one_line_error(rc: int, err: str) -> str:
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("budgetlab: error: "), err
+    return err
+
+
+def test_a_run_stopped_by_its_verifier_is_judged_once_it_is_fixed_then_resumed(capsys, workdir: Path) -> None:
+    d = workdir
+    (d / "BROKEN").touch()
+    verifier = f"callable:path={d / 'checks.py'}:check"
+    rc, _, err = run_x(capsys, d, verifier)
+    assert "failed on problem 'p1'" in one_line_error(rc, err)
+    assert "fix the verifier, then run the same command again to draw the rest, and `budgetlab judge x` to judge the kept ones" in err
+    spent = runs_json(capsys, d)["spent"]
+    assert spent["samples"] == 4 and report_samples(capsys, d) == 2  # p1's two samples are drawn but unjudged
+
+    (d / "BROKEN").unlink()  # the user fixes the verifier
+    rc, out, err = cli(capsys, "judge", "x", "--store", d / "s.db")
+    assert rc == 0, err
+    assert out.splitlines() == [
+        f"judged 2 samples of run 'x' with verifier '{verifier}' (2 were unjudged): 1 correct, 1 wrong; 0 left unjudged",
+        f"`budgetlab report x --store {d / 's.db'}` shows the updated table; "
+        f"`budgetlab run --name x --store {d / 's.db'}` draws the rest",
+    ]
+    assert runs_json(capsys, d)["spent"]["samples"] == 4  # nothing drawn (or paid for) again
+    assert runs_json(capsys, d)["spent"]["tokens"] == spent["tokens"]
+    assert report_samples(capsys, d) == 4  # the report counts them now
+
+    rc, out, err = cli(capsys, "judge", "x", "--store", d / "s.db")
+    assert rc == 0 and out.strip() == "run 'x' has no unjudged samples: nothing judged (--all judges every sample again)"
+
+    rc, out, err = cli(capsys, "run", "--name", "x", "--store", d / "s.db", "--no-progress")
+    assert rc == 0, err
+    assert "2 samples drawn now" in out  # only p2's
+    assert runs_json(capsys, d)["state"] == "done" and report_samples(capsys, d) == 6
+
+
+def test_all_with_another_verifier_judges_every_sample_again_and_records_it(capsys, workdir: Path) -> None:
+    d = workdir
+    assert run_x(capsys, d, "exact")[0] == 0
+    before = runs_json(capsys, d)
+    other = f"callable:path={d / 'checks.py'}:always_right"
+    rc, out, err = cli(capsys, "judge", "x", "--all", "--verifier", other, "--store", d / "s.db", "--json")
+    assert rc == 0, err
+    got = json.loads(out)
+    assert {k: got[k] for k in ("judged", "were_unjudged", "changed", "correct", "wrong", "left_unjudged", "verifier")} == {
+        "judged": 6, "were_unjudged": 0, "changed": 3, "correct": 6, "wrong": 0, "left_unjudged": 0, "verifier": other}
+    after = runs_json(capsys, d)
+    assert after["spec"]["verifier"] == other and after["spent"]["samples"] == before["spent"]["samples"] == 6
+    rc, out, err = cli(capsys, "report", "x", "--store", d / "s.db", "--json")
+    assert json.loads(out)["configs"]["m"]["pass_at_k"]["1"] == 1.0
+
+    rc, out, err = cli(capsys, "judge", "x", "--all", "--verifier", "exact", "--store", d / "s.db")
+    assert rc == 0, err
+    assert out.splitlines()[0] == ("judged 6 samples of run 'x' with verifier 'exact' (0 were unjudged): 3 correct, 3 wrong; "
+                                   "3 verdicts changed; 0 left unjudged")  # fmt: skip
+    assert out.splitlines()[1] == f"`budgetlab report x --store {d / 's.db'}` shows the updated table"  # a done run
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["nope"], "no run named 'nope' in store"),
+    (["x", "--verifier", "nonsense"], "unknown verifier 'nonsense'; use one of: "),
+    (["x", "--verifier", "regex"], "verifier regex needs pattern=...; e.g. --verifier 'regex:pattern="),
+])  # fmt: skip
+def test_a_bad_run_or_verifier_is_one_line_and_changes_nothing(capsys, workdir: Path, args: list[str], needle: str) -> None:
+    d = workdir
+    (d / "BROKEN").touch()
+    run_x(capsys, d, f"callable:path={d / 'checks.py'}:check")
+    before = dump(d / "s.db")
+    rc, _, err = cli(capsys, "judge", *args, "--store", d / "s.db")
+    assert needle in one_line_error(rc, err)
+    assert dump(d / "s.db") == before
+
+
+def test_a_missing_store_is_one_line_and_not_created(capsys, tmp_path: Path) -> None:
+    rc, _, err = cli(capsys, "judge", "x", "--store", tmp_path / "none.db")
+    assert "does not exist; pass the store of your runs with --store" in one_line_error(rc, err)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_a_run_a_live_worker_draws_is_refused_in_one_line(capsys, workdir: Path) -> None:
+    d = workdir
+    run_x(capsys, d, "exact")
+    with SQLiteStore(d / "s.db") as store:
+        store.heartbeat("x", new_worker_id())  # as a `budgetlab run` of this run, still going, would
+    rc, _, err = cli(capsys, "judge", "x", "--all", "--store", d / "s.db")
+    line = one_line_error(rc, err)
+    assert "run 'x' is being drawn now by worker" in line and "judge it once that ends" in line
