@@ -14,12 +14,12 @@ metric of the system's output, and (``item_means``) each metric averaged over al
 the item, which sees how hard the item is (entered as the item mean and each system's
 deviation from it, so that the ridge shrinks the two effects separately). The slope is a ridge
 regression whose penalty is chosen by cross-validation over folds of items (an item's rows for
-all systems leave together, since they share the item's difficulty). No slope at all (plain
-averaging) is among the choices, and is kept unless the best penalty's held-out error beats it
-by more than one standard error: with 10 rated items and 120 controls (HANNA at 10%) the least
-error among the penalties was mostly luck, and the systems' ranking from the estimates fell to
-a Spearman of 0.47 where plain averaging gave 0.73 (0.72 now; summeval_gpt's saving is
-unchanged). Honest intervals come
+all systems leave together, since they share the item's difficulty). With as many controls as
+labelled items or more, no slope at all (plain averaging) is among the choices too, and is kept
+unless the best penalty beats it by more than one standard error of the paired difference in
+held-out error: with 10 rated items and 120 controls (HANNA at 10%) the least error among the
+penalties was mostly luck, and the systems' ranking from the estimates fell to a Spearman of
+0.47 where plain averaging gave 0.73 (0.72 now; summeval_gpt's saving is unchanged). Honest intervals come
 from the same held-out residuals: each system's residual variance is the mean square of its
 errors on items the fit did not see, so a regression that overfits (more controls than labels)
 makes the interval wider, not falsely narrow.
@@ -335,9 +335,13 @@ def _pooled_ridge(y: np.ndarray, x: np.ndarray, labelled: np.ndarray, grid: tupl
     recomputes the systems' means without it, so a residual is an honest error on an unseen
     item: refitting (not the hat-matrix shortcut) keeps it honest when there are more controls
     than labels, where least squares interpolates."""
-    if len(grid) > 1:  # choosing: plain averaging (no slope) is always one of the choices
-        grid = (*grid, math.inf)
     rows = np.flatnonzero(labelled.any(axis=1))
+    if len(grid) > 1 and x.shape[2] >= len(rows):
+        # As many controls as labelled items or more: least squares interpolates, and the least
+        # cross-validated error among the penalties is partly luck; plain averaging (no slope)
+        # joins the choices. With fewer controls the penalties alone are chosen from: there the
+        # choice is steady, and plain averaging's intervals cover less on labels piled at 0 or 1.
+        grid = (*grid, math.inf)
     folds = np.arange(len(rows)) % min(MAX_FOLDS, len(rows))
     held_out = {penalty: np.full(y.shape, np.nan) for penalty in grid}
     slope = {penalty: np.full(y.shape, np.nan) for penalty in grid}
@@ -354,11 +358,10 @@ def _pooled_ridge(y: np.ndarray, x: np.ndarray, labelled: np.ndarray, grid: tupl
     errors = {penalty: float(np.nansum(r**2)) for penalty, r in held_out.items()}
     best = min(grid, key=lambda penalty: errors[penalty])
     if math.inf in grid and len(rows) > 1:
-        # The slope must beat plain averaging by more than the noise of its own cross-validated
-        # error (one standard error over items), or plain averaging is kept: with few labelled
-        # items and many controls the least error among many penalties is partly luck.
-        per_item = np.nansum(held_out[best][rows] ** 2, axis=1)
-        if errors[math.inf] <= errors[best] + float(np.std(per_item, ddof=1)) * math.sqrt(len(rows)):
+        # The slope must beat plain averaging by more than one standard error of the difference
+        # in held-out error (paired over items), or plain averaging is kept.
+        gain = np.nansum(held_out[math.inf][rows] ** 2, axis=1) - np.nansum(held_out[best][rows] ** 2, axis=1)
+        if gain.sum() <= float(np.std(gain, ddof=1)) * math.sqrt(len(rows)):
             best = math.inf
     beta, _, _ = _ridge_path(y, x, labelled, (best,))[best]
     return _Fit(beta, held_out[best], slope[best])
