@@ -283,3 +283,36 @@ def test_randomly_chosen_rated_items_get_no_such_note(tmp_path: Path, capsys) ->
         assert code == 0
         flagged += "not like a random sample" in text
     assert flagged <= 1
+
+
+def test_items_chosen_for_a_middling_metric_get_the_note(tmp_path: Path, capsys) -> None:
+    """IRT's most informative items are neither easy nor hard: their mean metric level is the
+    set's, and their spread may be too, so neither statistic saw them (story_gen_roc: none of
+    100 IRT subsets flagged)."""
+    full = write_set(tmp_path / "set.jsonl", rated=160)
+    level = {}
+    for line in full.read_text().splitlines():
+        row = json.loads(line)
+        level[row["i"]] = np.mean([v["bleu"] for v in row["scores"].values()])
+    centre = np.median(list(level.values()))
+    chosen = set(sorted(level, key=lambda i: abs(level[i] - centre))[:40])
+    code, text = run(str(_keep_ratings_on(full, chosen)))
+    text = " ".join(text.split())
+    assert code == 0 and "not like a random sample" in text and "distance from the set's median level averages" in text
+    run(str(_keep_ratings_on(full, chosen)), "--json")
+    check = json.loads(capsys.readouterr().out)["rated_sample"]
+    assert check["unlike_random"] and check["statistic"] == "middling"
+
+
+def test_items_without_the_metric_are_left_out_of_the_random_draws() -> None:
+    """Random draws counted items without the metric, so they averaged fewer items than were rated
+    and spread wider: a choice as unlike random was missed."""
+    from budgetlab.evaluation import check_rated_sample
+
+    rng = np.random.default_rng(3)
+    metric = rng.normal(size=(400, 3))
+    metric[200:] = np.nan  # half the set has no metric (systems vary item by item)
+    rated = np.zeros(400, bool)
+    rated[np.argsort(-metric[:200].mean(axis=1))[:60]] = True  # the 60 highest levels of 200
+    check = check_rated_sample(metric, rated)
+    assert check is not None and check.random_high - check.random_low < 0.5

@@ -72,3 +72,46 @@ def test_malformed_csv_sets_are_one_line_naming_the_fix(tmp_path: Path, text: st
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
         load_items(path)
     assert "\n" not in str(caught.value)
+
+
+def test_the_index_column_of_a_pandas_to_csv_is_not_read_as_a_metric(tmp_path: Path) -> None:
+    """``DataFrame.to_csv`` writes the index as a first column with no name (``Unnamed: 0`` once
+    read and written again): 0, 1, 2, ... were read as a metric named ''."""
+    for name in ("", "Unnamed: 0"):
+        path = tmp_path / "set.csv"
+        path.write_text(f"{name},item,system,bleu,human_overall\n0,q1,a,0.3,4\n1,q1,b,0.5,3\n2,q2,a,0.1,2\n")
+        data = load_items(path)
+        assert data.metric_keys == ("bleu",) and data.keys == ("bleu", "human_overall")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # A blank line and a quoted output over two lines: the error names the line the row is on.
+        ("item,model,output,bleu\n\nq1,a,\"two\nlines\",0.3\nq1,b,x,abc\n", "set.csv:5: score 'abc' is not a number"),
+        ("item,model,output,bleu\nq1,a,\"two\nlines\",0.3\n,,,\nq1,a,again,0.4\n", "set.csv:5: item 'q1' and system 'a' have a row already (line 2)"),
+        ("\nitem;model;bleu\nq1;a;0,3\n", "set.csv:2: the fields are separated by ';'"),
+        # The item's cost, different on two of its rows, was the last one's.
+        ("item,model,cost,bleu\nq1,a,2,0.3\nq1,b,5,0.4\n", "set.csv:3: item 'q1' has cost 5 here and 2 on line 2"),
+    ],
+)
+def test_csv_errors_name_the_line_of_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "set.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
+        load_items(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_raters_csv_has_no_row_for_a_system_with_nothing_to_rate(tmp_path: Path, capsys) -> None:
+    """In E2E a system may have human scores on an item but no output: with the human scores left
+    out its row was empty, for raters to score nothing. A source that is not text is JSON."""
+    path = tmp_path / "set.jsonl"
+    rows = [{"i": i, "src": {"name": f"place {i}"}, "tgt": {"a": f"out a{i}", "b": f"out b{i}"},
+             "scores": {"a": {"quality": 3}, "b": {"quality": 4}, "c": {"quality": 2}}} for i in range(6)]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "to_rate.csv"
+    assert main(["subset", str(path), "--size", "2", "--method", "random", "--output", str(out)]) == 0
+    written = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["system"] for r in written] == ["a", "b", "a", "b"]
+    assert json.loads(written[0]["src"])["name"].startswith("place ")

@@ -223,3 +223,27 @@ def test_a_store_path_is_opened_and_closed(setup, tmp_path: Path) -> None:
     outcome = judge_again(tmp_path / "store.db", "r")
     assert outcome.judged == K and json.loads(json.dumps(outcome.to_dict()))["left_unjudged"] == 0
     assert dataclasses.asdict(outcome)["run"] == "r"
+
+
+def test_once_the_kept_samples_are_judged_the_run_no_longer_asks_for_it(setup) -> None:
+    """The run's stopped_because said "`budgetlab judge r` to judge the kept ones" after they were
+    judged, and `budgetlab judge r` then judged nothing; it says they are judged now, and not before
+    every one of them is."""
+    db, path, _ = setup
+    _break_requests(db, WrappedReplay(path), 1)
+    with pytest.raises(BudgetlabError, match="stay unjudged"):
+        judge_again(db, "r", verifier="brittle")  # broken still: the run asks for it still
+    assert "`budgetlab judge r` to judge the kept ones" in db.get_run("r").stopped_because
+    judge_again(db, "r", verifier="auto")
+    info = db.get_run("r")
+    assert info.state is RunState.FAILED and "budgetlab judge r`" not in info.stopped_because
+    assert info.stopped_because.endswith("run the same command again to draw the rest; the kept ones are judged (budgetlab judge)")
+
+
+def test_a_run_made_without_references_names_a_fix_judge_has(setup, tmp_path: Path) -> None:
+    """The fix was "give --problems FILE", an option of run; a run's problems are fixed once made."""
+    db, path, _ = setup
+    _break_requests(db, WrappedReplay(path), 1)
+    with pytest.raises(InputError) as exc:
+        judge_again(db, "r", verifier="exact")
+    assert "give --problems" not in str(exc.value) and "judge with a verifier that needs none, e.g. --verifier auto" in str(exc.value)

@@ -170,6 +170,14 @@ def _parse_scale(text: str | None) -> tuple[float, float] | None:
     return low, high
 
 
+#: The rated-sample check's statistics, in the note's words.
+_STATISTICS = {
+    "level": "level across systems",
+    "spread": "spread across systems",
+    "middling": "distance from the set's median level",
+}
+
+
 def _print(report: dict, name: str, console: Console) -> None:
     level = f"{100 * report['confidence']:g}%"
     table = Table(title=f"{name} · {report['items']} items · {report['method']}")
@@ -198,8 +206,8 @@ def _print(report: dict, name: str, console: Console) -> None:
     sample = report.get("rated_sample")
     if sample and sample["unlike_random"]:
         console.print(
-            f"note: the rated items are not like a random sample of the set: their metric {sample['statistic']} "
-            f"across systems averages {sample['rated']:.3g}, where random items as many average {sample['random']:.3g} "
+            f"note: the rated items are not like a random sample of the set: their metric {_STATISTICS[sample['statistic']]} "
+            f"averages {sample['rated']:.3g}, where random items as many average {sample['random']:.3g} "
             f"(99% of draws within {sample['random_low']:.3g}-{sample['random_high']:.3g}; p = {sample['p_value']:.2g}), "
             "as an informative subset method chooses them. The intervals assume randomly chosen items and are only "
             "indicative here; for intervals, rate items chosen with `budgetlab subset --method random`",

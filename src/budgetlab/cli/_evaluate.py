@@ -323,8 +323,12 @@ def _rated_items(data, human: str | None):  # type: ignore[no-untyped-def]
 
 def _write_csv_rows(fh, data, chosen) -> None:  # type: ignore[no-untyped-def]
     """The chosen items as CSV, one row per item and system (the reader's ``item,system,...``
-    shape), without human scores: a spreadsheet raters can fill in."""
+    shape), without human scores: a spreadsheet raters can fill in. A system with neither an
+    output nor a metric on an item (only the human scores left out) has nothing to rate there."""
     import csv
+
+    def text(value) -> str:  # type: ignore[no-untyped-def]
+        return "" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
     items = [data.items[i] for i in chosen]
     keys = list(dict.fromkeys(k for it in items for v in it.scores.values() for k in v if not data.is_human(k)))
@@ -332,12 +336,12 @@ def _write_csv_rows(fh, data, chosen) -> None:  # type: ignore[no-untyped-def]
     writer.writerow(["item", "system", "src", "ref", "output", "cost", *keys])
     for it in items:
         for system in data.systems:
-            if system not in it.tgt and system not in it.scores:
+            values = {k: v for k, v in it.scores.get(system, {}).items() if not data.is_human(k) and v is not None}
+            if system not in it.tgt and not values:
                 continue
-            values = it.scores.get(system, {})
             writer.writerow(
-                [it.id, system, it.src or "", it.ref if it.ref is None or isinstance(it.ref, str) else json.dumps(it.ref), it.tgt.get(system, ""),
-                 "" if it.cost is None else it.cost, *("" if values.get(k) is None else values[k] for k in keys)]
+                [it.id, system, text(it.src), text(it.ref), it.tgt.get(system, ""), "" if it.cost is None else it.cost,
+                 *(values.get(k, "") for k in keys)]
             )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +75,15 @@ def judge_again(
     spec_text = spec.verifier if verifier is None else verifier
     judging = make_verifier(spec_text)
     problems = {p.id: p for p in store.problems(name)}
-    _check_references(judging, list(problems.values()))
+    try:
+        _check_references(judging, list(problems.values()))
+    except InputError:  # its fix, --problems, is run's: a run's problems are fixed once it is made
+        raise InputError(
+            f"verifier {spec_text} compares each answer with its problem's reference, and none of the "
+            f"{len(problems)} problems of run {name!r} has one (it was made without --problems FILE); judge with a "
+            "verifier that needs none, e.g. --verifier auto (a replay file's recorded verdicts) or "
+            "callable:path=checks.py:is_correct"
+        ) from None
     if spec_text != spec.verifier:
         store.update_spec(dataclasses.replace(spec, verifier=spec_text))
     done = store.samples(name, [SampleState.DONE])
@@ -95,7 +104,18 @@ def judge_again(
                 _raise_broken(judging, name, *broke, tally, marked, every)
 
     run_blocking(judge_all)
-    return tally.outcome(marked)
+    outcome = tally.outcome(marked)
+    _drop_judge_hint(store, name, outcome)
+    return outcome
+
+
+def _drop_judge_hint(store: BaseStore, name: str, outcome: JudgeOutcome) -> None:
+    """A run its verifier stopped says "`budgetlab judge RUN` to judge the kept ones"; once they
+    are, ``report`` and ``runs`` say so instead of asking for it again."""
+    info = store.get_run(name)
+    hint = f", and `budgetlab judge {shlex.quote(name)}` to judge the kept ones"
+    if outcome.left_unjudged == 0 and info.stopped_because and hint in info.stopped_because:
+        store.set_run_state(name, info.state, info.stopped_because.replace(hint, "; the kept ones are judged (budgetlab judge)"))
 
 
 def _refuse_live_workers(store: BaseStore, name: str) -> None:

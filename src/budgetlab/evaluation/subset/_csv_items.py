@@ -7,8 +7,10 @@
 
 Columns: ``item`` (or ``i``, ``id``, ``item_id``) and ``system`` (or ``model``) are required;
 ``src`` (``source``), ``ref`` (``reference``), ``output`` (``tgt``, ``prediction``) and
-``cost`` are optional; every other column is a score, human or metric by its name as in the
-JSONL format. An empty field (or NA, nan, null) is no score.
+``cost`` (the item's, the same on each of its rows) are optional; every other column is a score,
+human or metric by its name as in the JSONL format. An empty field (or NA, nan, null) is no score.
+A column with no name (the index ``DataFrame.to_csv`` writes, ``Unnamed: 0`` once read back) is
+not read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from pathlib import Path
 
 from budgetlab.errors import InvalidArgument
@@ -34,21 +37,21 @@ _ROLES = {
 CSV_FORMAT = "item,system[,src,ref,output,cost],<score>,<score>,... (one row per item and system)"
 
 
-def _roles(path: Path, header: list[str]) -> dict[str, int]:
+def _roles(path: Path, header: list[str], where: str) -> dict[str, int]:
     lower = [h.lower() for h in header]
     found = {}
     for role, names in _ROLES.items():
         hits = [j for j, h in enumerate(lower) if h in names]
         if len(hits) > 1:
             raise InvalidArgument(
-                f"{path}:1: columns {', '.join(header[j] for j in hits)} all name the {role}; keep one of them"
+                f"{where}: columns {', '.join(header[j] for j in hits)} all name the {role}; keep one of them"
             )
         if hits:
             found[role] = hits[0]
     missing = [r for r in ("item", "system") if r not in found]
     if missing:
         raise InvalidArgument(
-            f"{path}:1: header {','.join(header)} has no {' or '.join(repr(m) for m in missing)} column; a CSV "
+            f"{where}: header {','.join(header)} has no {' or '.join(repr(m) for m in missing)} column; a CSV "
             f"evaluation set needs the columns {CSV_FORMAT}"
         )
     return found
@@ -57,25 +60,33 @@ def _roles(path: Path, header: list[str]) -> dict[str, int]:
 def items_from_csv(path: Path, text: str) -> list[Item]:
     from budgetlab.evaluation._io import _csv_number, _field_count
 
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    reader = csv.reader(io.StringIO(text))
+    rows, line = [], 1  # (the line a row starts on, its fields): a quoted field may span lines
+    for row in reader:
+        if any(c.strip() for c in row):
+            rows.append((line, row))
+        line = reader.line_num + 1
     if not rows:
         raise InvalidArgument(f"{path} is empty; a CSV evaluation set needs a header {CSV_FORMAT} and rows")
-    header = [h.strip() for h in rows[0]]
+    where = f"{path}:{rows[0][0]}"
+    header = [h.strip() for h in rows[0][1]]
     if len(header) == 1:
-        sep = next((c for c in (";", "\t", "|") if c in rows[0][0]), None)
+        sep = next((c for c in (";", "\t", "|") if c in rows[0][1][0]), None)
         if sep is not None:
             raise InvalidArgument(
-                f"{path}:1: the fields are separated by {sep!r}, not commas; save the file as comma-separated, "
+                f"{where}: the fields are separated by {sep!r}, not commas; save the file as comma-separated, "
                 "with '.' as the decimal point"
             )
-    roles = _roles(path, header)
-    score_columns = [j for j in range(len(header)) if j not in roles.values()]
+    roles = _roles(path, header, where)
+    unnamed = {j for j, h in enumerate(header) if not h or re.fullmatch(r"Unnamed: \d+", h)}
+    score_columns = [j for j in range(len(header)) if j not in roles.values() and j not in unnamed]
     repeated = sorted({header[j] for j in score_columns if [header[k] for k in score_columns].count(header[j]) > 1})
     if repeated:
-        raise InvalidArgument(f"{path}:1: score column {repeated[0]!r} appears twice; give each score one column")
+        raise InvalidArgument(f"{where}: score column {repeated[0]!r} appears twice; give each score one column")
     items: dict[str, dict] = {}
     first_line: dict[tuple[str, str], int] = {}
-    for lineno, row in enumerate(rows[1:], 2):
+    cost_line: dict[str, int] = {}
+    for lineno, row in rows[1:]:
         if len(row) != len(header):
             raise InvalidArgument(_field_count(path, lineno, len(row), len(header)))
         item_id, system = row[roles["item"]].strip(), row[roles["system"]].strip()
@@ -98,7 +109,13 @@ def items_from_csv(path: Path, text: str) -> list[Item]:
             cost = _csv_number(row[roles["cost"]], f"{path}:{lineno}")
             if not 0 < cost < math.inf:
                 raise InvalidArgument(f"{path}:{lineno}: cost {row[roles['cost']].strip()!r} must be a positive number")
-            item["cost"] = cost
+            if item["cost"] is not None and cost != item["cost"]:
+                raise InvalidArgument(
+                    f"{path}:{lineno}: item {item_id!r} has cost {row[roles['cost']].strip()} here and {item['cost']:g} on "
+                    f"line {cost_line[item_id]}; the cost is the item's (to rate all its outputs): give the same on "
+                    "each of its rows, or on one of them only"
+                )
+            item["cost"], cost_line[item_id] = cost, lineno
         scores = {}
         for j in score_columns:
             try:
