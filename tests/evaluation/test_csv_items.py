@@ -52,6 +52,14 @@ def test_subset_writes_a_csv_for_raters_and_estimate_reads_the_rated_csv(items_j
     assert report["method"].startswith("control variates") and {r["rated"] for r in report["systems"]} == {10}
 
 
+def test_a_decimal_comma_is_told_to_write_a_point_not_to_drop_its_column(tmp_path: Path) -> None:
+    path = tmp_path / "set.csv"
+    path.write_text('item,model,bleu\nq1,a,"0,3"\n')
+    with pytest.raises(InputError) as caught:
+        load_items(path)
+    assert "write a decimal point: 0.3" in str(caught.value) and "drop" not in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -123,6 +123,8 @@ def items_from_csv(path: Path, text: str) -> list[Item]:
             except InvalidArgument:
                 raise
             except Exception as exc:  # _io's InputError: name the column, which may not be a score at all
+                if "decimal point" in str(exc):  # a number in a decimal-comma locale: the column is a score
+                    raise InvalidArgument(f"{exc}, in column {header[j]!r}") from None
                 raise InvalidArgument(
                     f"{exc}, in column {header[j]!r}; every column other than item, system, src, ref, output and cost "
                     "is read as a score: rename or drop it if it is not one"
