@@ -28,6 +28,11 @@ def check(problem, completion):
 
 def always_right(problem, completion):
     return completion.text.rsplit(" ", 1)[-1], True
+
+def right_until_ctrl_c_on_p1(problem, completion):
+    if problem.id == "p1":
+        raise KeyboardInterrupt
+    return completion.text.rsplit(" ", 1)[-1], True
 '''
 
 
@@ -164,3 +169,22 @@ def test_a_run_a_live_worker_draws_is_refused_in_one_line(capsys, workdir: Path)
     rc, _, err = cli(capsys, "judge", "x", "--all", "--store", d / "s.db")
     line = one_line_error(rc, err)
     assert "run 'x' is being drawn now by worker" in line and "judge it once that ends" in line
+
+
+def test_ctrl_c_while_judging_keeps_the_verdicts_recorded_and_says_how_to_go_on(capsys, workdir: Path) -> None:
+    d = workdir
+    rc, _, err = run_x(capsys, d, f"callable:path={d / 'checks.py'}:check")
+    assert rc == 0, err
+    verifier = f"callable:path={d / 'checks.py'}:right_until_ctrl_c_on_p1"
+    rc, out, err = cli(capsys, "judge", "x", "--store", d / "s.db", "--all", "--verifier", verifier)
+    assert rc != 0 and "interrupted; the verdicts recorded so far are kept" in out
+    assert f"budgetlab judge x --store {d / 's.db'} --all" in out
+    rc, out, err = cli(capsys, "report", "x", "--store", d / "s.db", "--json")
+    per_problem = json.loads(out)["configs"]["m"]
+    assert rc == 0 and per_problem["samples"] == 6
+    con = sqlite3.connect(d / "s.db")
+    try:
+        p0 = [row[0] for row in con.execute("SELECT correct FROM samples WHERE problem = 'p0' ORDER BY idx")]
+    finally:
+        con.close()
+    assert p0 == [1, 1]  # p0's batch was judged (both right now) before Ctrl-C

@@ -40,8 +40,15 @@ def cmd_judge(args: argparse.Namespace, console: Console) -> int:
 
     with _open_existing(args.store) as store:
         show = console.is_terminal and not args.json
-        with ProgressBar(console, f"judging {args.name}") if show else contextlib.nullcontext() as bar:
-            outcome = judge_again(store, args.name, verifier=args.verifier, every=args.all, on_progress=bar)
+        try:
+            with ProgressBar(console, f"judging {args.name}") if show else contextlib.nullcontext() as bar:
+                outcome = judge_again(store, args.name, verifier=args.verifier, every=args.all, on_progress=bar)
+        except KeyboardInterrupt:
+            # Verdicts are recorded a batch at a time: those finished before Ctrl-C are in the store.
+            again = f"budgetlab judge {shlex.quote(args.name)} --store {shlex.quote(args.store)}" + (" --all" if args.all else "")
+            console.print(f"interrupted; the verdicts recorded so far are kept. Judge the rest with: {again}",
+                          highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+            raise
         state = store.get_run(args.name).state
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2))
