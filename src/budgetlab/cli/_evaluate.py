@@ -345,6 +345,20 @@ def _write_csv_rows(fh, data, chosen) -> None:  # type: ignore[no-untyped-def]
             )  # fmt: skip
 
 
+def _item_row(data, it) -> dict:  # type: ignore[no-untyped-def]
+    """An item as a JSONL row of the subset2evaluate format, without its human scores."""
+    row = {
+        "i": it.id,
+        "src": it.src,
+        "ref": it.ref,
+        "tgt": dict(it.tgt),
+        "scores": {s: {k: v for k, v in values.items() if not data.is_human(k)} for s, values in it.scores.items()},
+    }
+    if it.cost is not None:
+        row["cost"] = it.cost
+    return row
+
+
 def _write_items(path: Path, data, chosen) -> None:  # type: ignore[no-untyped-def]
     """The chosen items for the raters, without the human scores the set already has: the
     raters' file should not show them the answers, nor carry old ratings into new ones."""
@@ -358,20 +372,9 @@ def _write_items(path: Path, data, chosen) -> None:  # type: ignore[no-untyped-d
         with opener(tmp, "wt", encoding="utf-8", newline="" if as_csv else None) as fh:
             if as_csv:
                 _write_csv_rows(fh, data, chosen)
-            for i in chosen if not as_csv else ():
-                it = data.items[i]
-                row = {
-                    "i": it.id,
-                    "src": it.src,
-                    "ref": it.ref,
-                    "tgt": dict(it.tgt),
-                    "scores": {
-                        s: {k: v for k, v in values.items() if not data.is_human(k)} for s, values in it.scores.items()
-                    },
-                }
-                if it.cost is not None:
-                    row["cost"] = it.cost
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                for i in chosen:
+                    fh.write(json.dumps(_item_row(data, data.items[i]), ensure_ascii=False) + "\n")
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

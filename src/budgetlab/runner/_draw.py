@@ -14,7 +14,9 @@ from budgetlab.core import Completion, Problem, Sample, SampleState, Verdict
 from budgetlab.errors import BudgetlabError
 from budgetlab.verifiers import Verifier
 
-__all__ = ["RECORDED_VERDICT", "UNJUDGED", "UnjudgedDraws", "broken_because", "draw_and_judge", "judge", "plugin_name"]
+__all__ = [
+    "RECORDED_VERDICT", "UNJUDGED", "UnjudgedDraws", "broken_because", "draw_and_judge", "judge", "judge_hint", "plugin_name",
+]  # fmt: skip
 
 # Keys of the details of a sample drawn but not judged (its verifier broke): why, and the verdict
 # the backend gave with it (a replay file's recorded answer), which judging it later must see.
@@ -33,6 +35,12 @@ class UnjudgedDraws(BudgetlabError):
 
 def plugin_name(plugin: object) -> str:
     return str(getattr(plugin, "name", None) or type(plugin).__name__)
+
+
+def judge_hint(run: str) -> str:
+    """The end of a "verifier failed" message that says how to judge the kept samples; once they
+    are judged, ``budgetlab judge`` replaces it in the run's stop reason."""
+    return f", and `budgetlab judge {shlex.quote(run)}` to judge the kept ones"
 
 
 def broken_because(exc: Exception) -> str:
@@ -132,7 +140,7 @@ async def draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequ
             out.append(await judge(verifier, sample, request.problem, completion))
         except Exception as exc:  # a verifier of the user's that breaks: keep what was paid for, then stop
             why = broken_because(exc)
-            later = f", and `budgetlab judge {shlex.quote(run)}` to judge the kept ones" if run is not None else ""
+            later = judge_hint(run) if run is not None else ""
             message = (
                 f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why}); the samples "
                 "already drawn are kept without a verdict and not drawn again; fix the verifier, then run the same "

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from budgetlab.core import Completion, Problem, Sample, SampleState, Spend
 from budgetlab.errors import BudgetlabError, InputError
 from budgetlab.runner._api import _check_references, run_blocking
-from budgetlab.runner._draw import RECORDED_VERDICT, UNJUDGED, broken_because, judge, plugin_name
+from budgetlab.runner._draw import RECORDED_VERDICT, UNJUDGED, broken_because, judge, judge_hint, plugin_name
 from budgetlab.runner._loop import Progress
 from budgetlab.runner._workers import STALE_AFTER, worker_is_dead
 from budgetlab.stores import BaseStore, open_store
@@ -113,7 +112,7 @@ def _drop_judge_hint(store: BaseStore, name: str, outcome: JudgeOutcome) -> None
     """A run its verifier stopped says "`budgetlab judge RUN` to judge the kept ones"; once they
     are, ``report`` and ``runs`` say so instead of asking for it again."""
     info = store.get_run(name)
-    hint = f", and `budgetlab judge {shlex.quote(name)}` to judge the kept ones"
+    hint = judge_hint(name)
     if outcome.left_unjudged == 0 and info.stopped_because and hint in info.stopped_because:
         store.set_run_state(name, info.state, info.stopped_because.replace(hint, "; the kept ones are judged (budgetlab judge)"))
 

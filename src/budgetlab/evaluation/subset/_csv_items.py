@@ -21,7 +21,7 @@ import math
 import re
 from pathlib import Path
 
-from budgetlab.errors import InvalidArgument
+from budgetlab.errors import InputError, InvalidArgument
 from budgetlab.evaluation.subset._data import Item
 
 __all__ = ["items_from_csv"]
@@ -120,9 +120,7 @@ def items_from_csv(path: Path, text: str) -> list[Item]:
         for j in score_columns:
             try:
                 value = _csv_number(row[j], f"{path}:{lineno}")
-            except InvalidArgument:
-                raise
-            except Exception as exc:  # _io's InputError: name the column, which may not be a score at all
+            except InputError as exc:  # name the column, which may not be a score at all
                 if "decimal point" in str(exc):  # a number in a decimal-comma locale: the column is a score
                     raise InvalidArgument(f"{exc}, in column {header[j]!r}") from None
                 raise InvalidArgument(
