@@ -12,6 +12,7 @@ import time
 from budgetlab.backends import Backend, DrawRequest
 from budgetlab.core import Completion, Problem, Sample, SampleState, Verdict
 from budgetlab.errors import BudgetlabError
+from budgetlab.runner._off_loop import call_verify, plugin_name
 from budgetlab.verifiers import Verifier
 
 __all__ = [
@@ -33,10 +34,6 @@ class UnjudgedDraws(BudgetlabError):
         self.samples = samples
 
 
-def plugin_name(plugin: object) -> str:
-    return str(getattr(plugin, "name", None) or type(plugin).__name__)
-
-
 def judge_hint(run: str) -> str:
     """The end of a "verifier failed" message that says how to judge the kept samples; once they
     are judged, ``budgetlab judge`` replaces it in the run's stop reason."""
@@ -51,15 +48,18 @@ def broken_because(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 
 
-async def _verdict(verifier: Verifier, problem: Problem, completion: Completion) -> Verdict:
+async def _verdict(verifier: Verifier, problem: Problem, completion: Completion) -> tuple[Verdict, float]:
+    """The verdict and the seconds judging took."""
+    started = time.perf_counter()
     averify = getattr(verifier, "averify", None)
     if averify is not None:
         verdict = await averify(problem, completion)
+        seconds = time.perf_counter() - started
     else:
-        verdict = verifier.verify(problem, completion)
+        verdict, seconds = await call_verify(verifier, problem, completion)
     if not isinstance(verdict, Verdict):
         raise TypeError(f"it returned {type(verdict).__name__} {verdict!r:.40}, not a budgetlab.Verdict")
-    return verdict
+    return verdict, seconds
 
 
 def _drawn(sample: Sample, completion: Completion) -> Sample:
@@ -80,9 +80,8 @@ async def judge(verifier: Verifier, sample: Sample, problem: Problem, completion
     """``sample`` drawn as ``completion`` and judged by ``verifier`` (failed if the draw failed)."""
     if completion.error is not None:
         return dataclasses.replace(_drawn(sample, completion), state=SampleState.FAILED, logprob=None, error=completion.error)
-    started = time.perf_counter()
-    verdict = await _verdict(verifier, problem, completion)
-    seconds = verdict.seconds or (time.perf_counter() - started)
+    verdict, took = await _verdict(verifier, problem, completion)
+    seconds = verdict.seconds or took
     return dataclasses.replace(  # one replace, not _drawn's and then this: it is per sample, on the hot path
         sample,
         state=SampleState.DONE,

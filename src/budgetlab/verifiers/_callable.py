@@ -49,16 +49,31 @@ class CallableVerifier:
     """Calls ``function(problem, completion)`` (a plain or ``async`` function, given by ``path``)
     and reads what it returns: a :class:`Verdict` as it is; ``True``/``False`` as the verdict; a
     number as the score (correct when it is at least ``threshold``, unknown without one); a
-    pair ``(answer, correct)``. ``max_seconds`` is what one call may take, for the budget."""
+    pair ``(answer, correct)``. ``max_seconds`` is what one call may take, for the budget.
+
+    A plain function seen to be slow is called on a worker thread, off the run's event loop, one
+    call at a time; ``threads`` allows that many at once (for a function safe to call
+    concurrently), and ``threads=0`` keeps it on the event loop (for one that needs the main
+    thread, e.g. math-verify's signal-based timeouts)."""
 
     name = "callable"
 
-    def __init__(self, path: str, threshold: float | None = None, max_seconds: float = 1.0) -> None:
+    def __init__(self, path: str, threshold: float | None = None, max_seconds: float = 1.0, threads: int = 1) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise InputError(
+                f"callable verifier threads={threads!r} must be a whole number >= 0: how many calls of a slow function "
+                "may run at once off the event loop (0: none, on the loop); e.g. callable:path=checks.py:is_correct,threads=4"
+            )
         self.path = str(path)
         self.function = load_callable(self.path)
         self.threshold = threshold
         self.max_seconds = float(max_seconds)
+        self.verify_threads = threads
         self._async = inspect.iscoroutinefunction(self.function)
+        if self._async:
+            # Only then: a plain function is called through verify, which the run loop moves off its
+            # event loop once it is slow (an averify calling it would hold the loop up).
+            self.averify = self._averify
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
         if self._async:
@@ -71,10 +86,8 @@ class CallableVerifier:
             raise self._error(problem, exc) from exc
         return self._read(out, problem)
 
-    async def averify(self, problem: Problem, completion: Completion) -> Verdict:
-        if self._async:
-            return self._read(await self._call_async(problem, completion), problem)
-        return self.verify(problem, completion)
+    async def _averify(self, problem: Problem, completion: Completion) -> Verdict:
+        return self._read(await self._call_async(problem, completion), problem)
 
     async def _call_async(self, problem: Problem, completion: Completion) -> Any:
         try:

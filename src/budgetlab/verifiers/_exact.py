@@ -25,6 +25,7 @@ class ExactVerifier:
     max_seconds: float = 0.01
     # It judges nothing without a reference: a run of it on problems with none is refused.
     needs_reference: ClassVar[bool] = True
+    verify_threads: ClassVar[int] = 0  # microseconds: a thread hop would cost more (runner/_off_loop.py)
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
         answer = vote_form(completion.answer if completion.answer is not None else extract_answer(completion.text))
@@ -39,6 +40,7 @@ class RecordedVerifier:
 
     name: str = "recorded"
     max_seconds: float = 0.0
+    verify_threads: ClassVar[int] = 0  # it reads the recorded verdict: always fast
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
         return Verdict(answer=completion.answer, correct=completion.correct, score=completion.score)

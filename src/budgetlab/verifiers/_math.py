@@ -272,6 +272,7 @@ class MathVerifier:
     unknown."""
 
     name = "math"
+    verify_threads = 0  # math-verify's timeouts are signal alarms: main thread only (runner/_off_loop.py)
     needs_reference = True  # it judges nothing without one: a run of it on problems with none is refused
 
     def __init__(self, extract: str = "auto", rel_tol: float = 1e-6, timeout: int = 5) -> None:

@@ -23,6 +23,7 @@ class RegexVerifier:
 
     name = "regex"
     max_seconds = 0.01
+    verify_threads = 0  # microseconds: a thread hop would cost more (runner/_off_loop.py)
 
     def __init__(self, pattern: str, flags: str = "", rel_tol: float = 1e-6) -> None:
         bad = [f for f in str(flags) if f not in _FLAGS]
