@@ -175,6 +175,46 @@ def test_a_failed_request_fails_its_sample_with_what_was_spent(mock) -> None:
     assert c.prompt_tokens == len(WORD.findall(model.bodies[0]["prompt"])) and c.completion_tokens == 3
 
 
+class TimingOutModel(ThinkingModel):
+    """Its request number ``time_out_request`` times out once (after it was sent) and is then answered."""
+
+    time_out_request = 2
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/completions") and len(self.bodies) + 1 == self.time_out_request:
+            self.time_out_request = 0
+            raise httpx.ReadTimeout("timed out", request=request)
+        return super().handle(request)
+
+
+def test_a_timed_out_phase_is_counted_at_its_bound_when_timeouts_are_billed(mock) -> None:
+    from budgetlab.backends._openai._wire import ConfigSpec
+
+    model = mock(TimingOutModel([2, 3]))
+    config = cfg({"min_thinking_tokens": 5, "max_thinking_tokens": 20, "max_waits": 2}, price_in=1000, price_out=2000)
+    backend = OpenAIBackend(URL, **FAST, max_attempts=2, bill_timeouts=True)
+    request = DrawRequest(PROBLEM, config, (Sample("r", PROBLEM.id, config.id, 0, 11),))
+
+    async def go():
+        try:
+            return await backend.draw(request)
+        finally:
+            await backend.aclose()
+
+    (c,), bound = asyncio.run(go()), backend.estimate(request)[0]
+    assert c.error is None and c.details["requests"] == 3  # the same sample as without the timeout
+    billed_prompt = sum(len(WORD.findall(b["prompt"])) for b in model.bodies)
+    spec = ConfigSpec.build(config, {})
+    timed_out = model.bodies[1]  # the request that timed out was sent again as it was
+    assert c.details["billed_estimate"] == {"timed_out_attempts": 1, "prompt_tokens": spec.prompt_bound(timed_out["prompt"]),
+                                            "completion_tokens": timed_out["max_tokens"], "cost": pytest.approx(
+                                                spec.cost(spec.prompt_bound(timed_out["prompt"]), timed_out["max_tokens"]))}
+    assert c.prompt_tokens == billed_prompt + spec.prompt_bound(timed_out["prompt"])
+    assert c.completion_tokens == 3 + 4 + 3 + timed_out["max_tokens"]
+    assert c.cost == pytest.approx(spec.cost(c.prompt_tokens, c.completion_tokens))
+    assert c.prompt_tokens + c.completion_tokens <= bound.tokens and c.cost <= bound.dollars
+
+
 def test_thinking_that_would_not_fit_the_reservation_is_cut_early(mock) -> None:
     # every "token" is far longer than the reservation assumes, so sending it back would overspend
     long_word = "x" * (4 * GENERATED_BYTES_PER_TOKEN)

@@ -33,6 +33,10 @@ def right_until_ctrl_c_on_p1(problem, completion):
     if problem.id == "p1":
         raise KeyboardInterrupt
     return completion.text.rsplit(" ", 1)[-1], True
+
+def similarity(problem, completion):
+    """A scorer: a bare number, which is a score and no verdict without threshold=."""
+    return 0.9 if completion.text.endswith(" " + problem.reference) else 0.2
 '''
 
 
@@ -144,6 +148,7 @@ def test_all_with_another_verifier_judges_every_sample_again_and_records_it(caps
     (["nope"], "no run named 'nope' in store"),
     (["x", "--verifier", "nonsense"], "unknown verifier 'nonsense'; use one of: "),
     (["x", "--verifier", "regex"], "verifier regex needs pattern=...; e.g. --verifier 'regex:pattern="),
+    (["x", "--budget", "dollars=lots"], "budget dollars='lots' is not a number; write e.g. dollars=100"),
 ])  # fmt: skip
 def test_a_bad_run_or_verifier_is_one_line_and_changes_nothing(capsys, workdir: Path, args: list[str], needle: str) -> None:
     d = workdir
@@ -188,3 +193,88 @@ def test_ctrl_c_while_judging_keeps_the_verdicts_recorded_and_says_how_to_go_on(
     finally:
         con.close()
     assert p0 == [1, 1]  # p0's batch was judged (both right now) before Ctrl-C
+
+
+def test_a_judge_model_stops_at_the_runs_budget_and_a_free_verifier_does_not(capsys, workdir: Path) -> None:
+    """A run whose drawing used up its dollars: judging it again with a judge model (which
+    declares what a grading may cost) is stopped before it spends a cent, naming a --budget
+    that judges it all; math, which costs nothing, judges it under the same budget."""
+    pytest.importorskip("httpx")
+    from budgetlab.testing import FaultyServer
+
+    d = workdir
+    rc, _, err = cli(capsys, "run", "--backend", f"replay:{d / 'samples.jsonl'}", "--problems", d / "problems.jsonl",
+                     "--name", "x", "-k", 2, "--verifier", "exact", "--concurrency", 2, "--store", d / "s.db",
+                     "--no-progress", "--budget", "dollars=0.006")  # fmt: skip
+    assert rc == 0, err
+    drawn = runs_json(capsys, d)["spent"]
+    assert drawn["dollars"] == pytest.approx(0.006)
+    with FaultyServer(models=["grader"], answer=lambda prompt, seed: "GRADE: C") as server:
+        judge = f"judge:backend=openai:{server.url},model=grader,price_in=100,price_out=100"
+        rc, _, err = cli(capsys, "judge", "x", "--all", "--verifier", judge, "--store", d / "s.db")
+        line = one_line_error(rc, err)
+        assert line.startswith("budgetlab: error: budget: dollars limit 0.006 reached (spent 0.006) while judging run 'x' again; ")
+        assert "the 0 samples judged are recorded, the other 6 keep the verdicts they had" in line
+        assert runs_json(capsys, d)["spent"] == drawn  # not a cent spent past the budget
+
+        budget = line.split(" --budget ")[1].split()[0]
+        rc, out, err = cli(capsys, "judge", "x", "--all", "--store", d / "s.db", "--budget", budget)
+        assert rc == 0, err
+        assert out.startswith(f"judged 6 samples of run 'x' with verifier '{judge}' (0 were unjudged): 6 correct")
+    after = runs_json(capsys, d)
+    assert drawn["dollars"] < after["spent"]["dollars"] <= float(budget.split("=")[1])
+    assert after["spec"]["budget"] == {"dollars": 0.006}  # --budget is for that judging only
+
+    rc, out, err = cli(capsys, "judge", "x", "--all", "--verifier", "exact", "--store", d / "s.db")
+    assert rc == 0 and out.startswith("judged 6 samples of run 'x' with verifier 'exact'"), err
+    assert runs_json(capsys, d)["spent"]["dollars"] == after["spent"]["dollars"]
+
+
+def test_the_report_says_when_a_switch_of_verifier_stopped_halfway(capsys, workdir: Path) -> None:
+    d = workdir
+    assert run_x(capsys, d, "exact")[0] == 0
+    (d / "BROKEN").touch()
+    check = f"callable:path={d / 'checks.py'}:check"
+    rc, _, err = cli(capsys, "judge", "x", "--all", "--verifier", check, "--store", d / "s.db")
+    assert "failed on problem 'p1'" in one_line_error(rc, err)  # p0's two samples were judged
+
+    note = (f"verdicts of 2 verifiers: 2 samples by {check} (the run's), 4 by exact; run `budgetlab judge x --all` to "
+            f"judge all with {check}")  # fmt: skip
+    rc, out, err = cli(capsys, "report", "x", "--store", d / "s.db")
+    assert rc == 0 and f"warning: {note}" in out.splitlines(), err
+    rc, out, err = cli(capsys, "report", "x", "--store", d / "s.db", "--json")
+    assert json.loads(out)["mixed_verdicts"] == {"by": {check: 2, "exact": 4}, "run_verifier": check, "note": note}
+
+    (d / "BROKEN").unlink()  # fixed: the fix it names judges them all alike
+    assert cli(capsys, "judge", "x", "--all", "--store", d / "s.db")[0] == 0
+    rc, out, err = cli(capsys, "report", "x", "--store", d / "s.db", "--json")
+    assert json.loads(out)["mixed_verdicts"] is None
+
+
+def test_scores_without_verdicts_are_told_by_judge_run_and_report(capsys, workdir: Path) -> None:
+    d = workdir
+    scorer = f"callable:path={d / 'checks.py'}:similarity"
+    fixed = f"{scorer},threshold=0.5"
+    note = (f"verifier {scorer} gave scores but no verdicts for all 6 samples, so pass@k and maj@k count none of them; "
+            f"add threshold=0.5 to count a score >= 0.5 as correct: budgetlab judge x --all --verifier {fixed}")  # fmt: skip
+    rc, out, err = run_x(capsys, d, scorer)
+    assert rc == 0 and f"warning: {note}" in out.splitlines(), err
+    rc, out, err = cli(capsys, "report", "x", "--store", d / "s.db")
+    assert rc == 0 and f"warning: {note}" in out.splitlines(), err
+
+    rc, out, err = cli(capsys, "judge", "x", "--all", "--store", d / "s.db")
+    assert rc == 0, err
+    assert out.splitlines()[:2] == [
+        f"judged 6 samples of run 'x' with verifier '{scorer}' (0 were unjudged): 0 correct, 0 wrong, 6 without a verdict "
+        "(a score only); 0 verdicts changed; 0 left unjudged",
+        f"warning: {note}",
+    ]  # fmt: skip
+    rc, out, err = cli(capsys, "judge", "x", "--all", "--store", d / "s.db", "--json")
+    got = json.loads(out)
+    assert (got["scores_only"], got["warnings"]) == (6, [note])
+
+    rc, out, err = cli(capsys, "judge", "x", "--all", "--verifier", fixed, "--store", d / "s.db", "--json")
+    got = json.loads(out)
+    assert (got["correct"], got["wrong"], got["scores_only"], got["warnings"]) == (3, 3, 0, [])
+    rc, out, err = cli(capsys, "report", "x", "--store", d / "s.db")
+    assert "gave scores but no verdicts" not in out

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend, derive_seed
+from budgetlab.core import BILLED_ESTIMATE, Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend, derive_seed
 from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import BudgetlabError, InputError, RunNotFound, StoreError
 from budgetlab.stores import BaseStore, ClaimResult, Proposal, SQLiteStore, open_store
@@ -560,6 +560,24 @@ def test_requeue_failed_returns_only_unbilled_failures_to_pending_with_their_see
     # Drawn again, it is claimed and finished like any pending sample.
     assert store.claim("r", "w2", [s[1].key], [Spend()], Budget()).claimed == (s[1].key,)
     assert store.finish("r", "w2", [settle(again)]) == [True]
+    assert store.requeue_failed("r") == 0
+
+
+def test_requeue_failed_returns_a_failure_that_cost_only_a_timeout_estimate_and_keeps_its_spend(store: BaseStore) -> None:
+    make_run(store)
+    s = store.add_pending("r", [Proposal("p1", C1.id, 3)])
+    store.claim("r", "w1", keys_of(s), [Spend(tokens=10)] * 3, Budget())
+    estimate = {"timed_out_attempts": 2, "prompt_tokens": 40, "completion_tokens": 200, "cost": 0.012}
+    timed_out = replace(settle(s[0], FAILED, prompt=40, completion=200, cost=0.012), details={BILLED_ESTIMATE: estimate})
+    # Timed out once, then answered with a billed error: more than the estimate, so it stays failed.
+    billed_too = replace(settle(s[1], FAILED, prompt=45, completion=200, cost=0.013), details={BILLED_ESTIMATE: estimate})
+    store.finish("r", "w1", [timed_out, billed_too, settle(s[2])])
+    before = store.get_run("r").spent
+    assert store.requeue_failed("r") == 1
+    after = {x.key: x for x in store.samples("r")}
+    assert [after[k].state for k in keys_of(s)] == [PENDING, FAILED, DONE]
+    assert after[s[0].key].seed == s[0].seed and after[s[0].key].details == {} and after[s[0].key].cost == 0
+    assert store.get_run("r").spent == before  # what the timed-out attempts may have cost stays spent
     assert store.requeue_failed("r") == 0
 
 

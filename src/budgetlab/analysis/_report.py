@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import shlex
+from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
@@ -16,11 +17,12 @@ from budgetlab.analysis._majority import maj_at_k
 from budgetlab.analysis._passk import pass_at_k_many
 from budgetlab.analysis._scaling import wilson_interval
 from budgetlab.analysis._store_arg import StoreLike, reading
-from budgetlab.core import Sample, SampleState, with_distinct_names
+from budgetlab.analysis._timeouts import timed_out_spend
+from budgetlab.core import JUDGED_BY, Sample, SampleState, with_distinct_names
 from budgetlab.errors import InputError
 from budgetlab.stores import BaseStore
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "scores_only_note"]
 
 
 def _metric(values: list[float], n_boot: int, seed: int) -> dict[str, float]:
@@ -57,6 +59,15 @@ def build_report(store: StoreLike, run: str, *, n_boot: int = 1000, seed: int = 
     settle counted as ``undetermined`` and ``all_problems_bounds`` the mean over every problem
     with those counted as 0 and as 1 (the plain values above average only the problems that
     drew k samples, which under adaptive stopping are the harder ones).
+
+    ``mixed_verdicts``: ``None``, or when some verdicts are not the run's verifier's (a
+    ``budgetlab judge --all --verifier`` that stopped halfway) the samples with a verdict per
+    verifier (``by``), ``run_verifier`` and a ``note`` naming the fix. ``scores_only``: ``None``,
+    or when no sample has a verdict but some have a score (a callable verifier returning a
+    number, without ``threshold``) their number, ``verifier`` and a ``note`` naming the fix.
+    ``timed_out``: ``None``, or how much of the spend is an estimate for requests that timed out
+    after they were sent (:func:`~budgetlab.analysis._timeouts.timed_out_spend`; samples drawn
+    again since no longer carry theirs, which stays in ``spent``).
     """
     with reading(store, "build_report") as opened:
         return _build_report(opened, run, n_boot=n_boot, seed=seed, selector=selector)
@@ -70,8 +81,11 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
     finished: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     failed: dict[str, int] = defaultdict(int)
     empty: dict[str, int] = defaultdict(int)  # done samples whose text is empty: nothing to judge
+    verdicts_by: Counter[str] = Counter()  # the table's samples (with a verdict) per verifier
+    scored_by: Counter[str] = Counter()  # samples with a score and no verdict, per verifier
     done = 0
-    for s in store.samples(run, [SampleState.DONE, SampleState.FAILED]):
+    settled = store.samples(run, [SampleState.DONE, SampleState.FAILED])
+    for s in settled:
         finished[s.config][s.problem] += 1
         if s.state is SampleState.FAILED:
             failed[s.config] += 1
@@ -82,6 +96,9 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
         answered[s.config][s.problem].append(s)
         if s.correct is not None:
             by_config[s.config][s.problem].append(s)
+            verdicts_by[str(s.details.get(JUDGED_BY, info.spec.verifier))] += 1
+        elif s.score is not None:
+            scored_by[str(s.details.get(JUDGED_BY, info.spec.verifier))] += 1
     chosen = _selector(selector)
     stopping = _stopping(info.spec.policy, dict(info.spec.policy_args))
 
@@ -144,13 +161,50 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
         "problems": len(store.problems(run)),
         "configs": out_configs,
         "spent": info.spent.to_dict(),
+        "timed_out": timed_out_spend(settled),
         "budget": info.spec.budget.to_dict(),
         "stopped_because": info.stopped_because or "",
         "spec": info.spec.to_dict(),
         "savings": _savings(info.spec.policy, stopping, [n for c in finished.values() for n in c.values()],
                             cut_by_budget=(info.stopped_because or "").startswith("budget:")),
         "best_arm": _best_arm(store, run, info, configs),
+        "mixed_verdicts": _mixed_verdicts(run, info.spec.verifier, verdicts_by),
+        "scores_only": _scores_only(run, scored_by) if not verdicts_by else None,
     }
+
+
+def _mixed_verdicts(run: str, verifier: str, verdicts_by: Counter[str]) -> dict[str, Any] | None:
+    """Whose verdicts the table counts, when not all are the run's verifier's."""
+    if set(verdicts_by) <= {verifier}:
+        return None
+    by = dict(sorted(verdicts_by.items(), key=lambda item: (item[0] != verifier, -item[1])))  # the run's first
+    counts: list[str] = []
+    for judge, n in by.items():
+        unit = "" if counts else (" sample" if n == 1 else " samples")  # "120 samples by A, 80 by B"
+        counts.append(f"{n:,}{unit} by {judge}" + (" (the run's)" if judge == verifier else ""))
+    whose = f"verdicts of {len(by)} verifiers" if len(by) > 1 else "verdicts of another verifier than the run's"
+    note = f"{whose}: {', '.join(counts)}; run `budgetlab judge {shlex.quote(run)} --all` to judge all with {verifier}"
+    return {"by": by, "run_verifier": verifier, "note": note}
+
+
+def _scores_only(run: str, scored_by: Counter[str]) -> dict[str, Any] | None:
+    if not scored_by:
+        return None
+    verifier, _ = scored_by.most_common(1)[0]
+    samples = sum(scored_by.values())
+    return {"samples": samples, "verifier": verifier, "note": scores_only_note(run, verifier, samples)}
+
+
+def scores_only_note(run: str, verifier: str, samples: int) -> str:
+    """What to do when every sample ``verifier`` judged got a score but no verdict (correct):
+    pass@k and maj@k count only samples with a verdict, so they are empty."""
+    said = (f"verifier {verifier} gave scores but no verdicts for all {samples:,} samples, so pass@k and maj@k "
+            "count none of them")  # fmt: skip
+    again = f"budgetlab judge {shlex.quote(run)} --all"
+    if verifier.partition(":")[0] == "callable":  # a bare number it returned is a score: threshold makes it a verdict
+        return (f"{said}; add threshold=0.5 to count a score >= 0.5 as correct: {again} "
+                f"--verifier {shlex.quote(verifier + ',threshold=0.5')}")  # fmt: skip
+    return f"{said}; have it return correct (True or False) too, then: {again}"
 
 
 def _selector(selector: Any) -> Any:

@@ -28,11 +28,18 @@ def add_judge_parser(sub: Any) -> None:
                    help="judge with this verifier instead of the run's, e.g. math or code:timeout=10; the run records "
                    "it, so resuming the run judges its new samples alike")  # fmt: skip
     p.add_argument("--all", action="store_true", help="judge every sample the run drew, not only the unjudged ones")
+    p.add_argument("--budget", metavar="SPEC",
+                   help="limits for this judging in place of the run's (which it keeps for drawing), as run "
+                   "--budget takes them, e.g. dollars=10 or none: caps on the run's total spend, judging included, as "
+                   "report shows it; a samples limit does not apply (nothing is drawn). Judging stops, keeping what it "
+                   "judged, before a batch would pass a limit the verifier spends on (a judge model's tokens and "
+                   "dollars; seconds)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print what was judged as JSON")
     p.add_argument("--store", default="budgetlab.db", help="store file or SQLAlchemy URL (default: budgetlab.db)")
 
 
 def cmd_judge(args: argparse.Namespace, console: Console) -> int:
+    from budgetlab.analysis._report import scores_only_note
     from budgetlab.cli._main import _open_existing
     from budgetlab.cli._progress import ProgressBar
     from budgetlab.core.run import RunState
@@ -42,16 +49,21 @@ def cmd_judge(args: argparse.Namespace, console: Console) -> int:
         show = console.is_terminal and not args.json
         try:
             with ProgressBar(console, f"judging {args.name}") if show else contextlib.nullcontext() as bar:
-                outcome = judge_again(store, args.name, verifier=args.verifier, every=args.all, on_progress=bar)
+                outcome = judge_again(store, args.name, verifier=args.verifier, every=args.all, budget=args.budget,
+                                      on_progress=bar)  # fmt: skip
         except KeyboardInterrupt:
             # Verdicts are recorded a batch at a time: those finished before Ctrl-C are in the store.
             again = f"budgetlab judge {shlex.quote(args.name)} --store {shlex.quote(args.store)}" + (" --all" if args.all else "")
+            again += f" --budget {shlex.quote(args.budget)}" if args.budget is not None else ""
             console.print(f"interrupted; the verdicts recorded so far are kept. Judge the rest with: {again}",
                           highlight=False, markup=False, soft_wrap=True)  # fmt: skip
             raise
         state = store.get_run(args.name).state
+    # A score is no verdict: pass@k and maj@k would count none of these samples.
+    scores_only = outcome.judged and outcome.scores_only == outcome.judged
+    warnings = [scores_only_note(args.name, outcome.verifier, outcome.judged)] if scores_only else []
     if args.json:
-        print(json.dumps(outcome.to_dict(), indent=2))
+        print(json.dumps({**outcome.to_dict(), "warnings": warnings}, indent=2))
         return 0
     run, where = shlex.quote(args.name), shlex.quote(args.store)
     if not outcome.judged:
@@ -60,7 +72,8 @@ def cmd_judge(args: argparse.Namespace, console: Console) -> int:
         return 0
     verdicts = [f"{outcome.correct:,} correct", f"{outcome.wrong:,} wrong"]
     if outcome.unknown:
-        verdicts.append(f"{outcome.unknown:,} without a verdict (no reference to compare with?)")
+        why = "a score only" if outcome.scores_only == outcome.unknown else "no reference to compare with?"
+        verdicts.append(f"{outcome.unknown:,} without a verdict ({why})")
     line = (f"judged {plural(outcome.judged, 'sample')} of run {args.name!r} with verifier {outcome.verifier!r} "
             f"({outcome.were_unjudged:,} were unjudged): {', '.join(verdicts)}")  # fmt: skip
     if args.all:
@@ -70,6 +83,8 @@ def cmd_judge(args: argparse.Namespace, console: Console) -> int:
     if spent.tokens or spent.dollars:
         line += f"; judging cost {spent.tokens:,} tokens, ${spent.dollars:.4f}"
     console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for warning in warnings:
+        console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False, soft_wrap=True)
     after = f"`budgetlab report {run} --store {where}` shows the updated table"
     if state in (RunState.FAILED, RunState.INTERRUPTED):
         after += f"; `budgetlab run --name {run} --store {where}` draws the rest"

@@ -8,7 +8,8 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
-from budgetlab.cli._tables import fitted_tables
+from budgetlab.analysis._timeouts import timed_out_note
+from budgetlab.cli._tables import Name, fitted_tables
 from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunInfo
 
@@ -67,6 +68,9 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             "counts per k: --json n_problems",
             style="dim", highlight=False,
         )
+    for caveat in ("mixed_verdicts", "scores_only"):  # whose verdicts the table counts, or why it counts none
+        if report.get(caveat):
+            console.print(f"warning: {report[caveat]['note']}", style="yellow", highlight=False, markup=False, soft_wrap=True)
     for name, entry in report["configs"].items():
         if entry.get("empty") and entry["empty"] * 4 >= max(entry.get("samples", 0), 1):  # a quarter or more: a set-up problem
             console.print(
@@ -95,6 +99,8 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
         f"{spent['verify_seconds']:.2f} s verifying · budget: "
         + (", ".join(f"{k}={format_amount(v)}" for k, v in report["budget"].items()) or "unlimited")
     )
+    if note := timed_out_note(report):
+        console.print(note, style="dim", highlight=False)
     if report["stopped_because"]:
         console.print(f"stopped because: {report['stopped_because']}")
     if report["failed"]:
@@ -191,15 +197,12 @@ def print_runs(console: Console, runs: list[RunInfo]) -> None:
         if _table_width(shown, rows) <= console.width:
             break
         shown.remove(optional)
-    longest_name = max((cell_len(r["name"]) for r in rows), default=4)
     table = Table(title="runs")
     for column in shown:
-        if column == "name":  # folded onto a second line only when even the name alone does not fit
-            table.add_column(column, min_width=min(longest_name, console.width - 4), overflow="fold")
-        else:
-            table.add_column(column, no_wrap=True, justify="right" if column in _RUNS_NUMBERS else "left")
+        # The name, the one column that may wrap, does so only when even it and the figures alone do not fit.
+        table.add_column(column, no_wrap=column != "name", justify="right" if column in _RUNS_NUMBERS else "left")
     for row in rows:
-        table.add_row(*(row[c] for c in shown))
+        table.add_row(*(Name(row[c]) if c == "name" else row[c] for c in shown))
     console.print(table)
     left_out = [c for c in _RUNS_OPTIONAL if c not in shown]
     if left_out:

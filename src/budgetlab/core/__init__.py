@@ -2,6 +2,8 @@
 
 from budgetlab.core.budget import LIMIT_NAMES, Budget, Spend
 from budgetlab.core.types import (
+    BILLED_ESTIMATE,
+    JUDGED_BY,
     Completion,
     Problem,
     Sample,
@@ -11,10 +13,13 @@ from budgetlab.core.types import (
     Verdict,
     content_id,
     derive_seed,
+    drawn_again,
     with_distinct_names,
 )
 
 __all__ = [
+    "BILLED_ESTIMATE",
+    "JUDGED_BY",
     "LIMIT_NAMES",
     "Budget",
     "Completion",
@@ -27,5 +32,6 @@ __all__ = [
     "Verdict",
     "content_id",
     "derive_seed",
+    "drawn_again",
     "with_distinct_names",
 ]

@@ -6,6 +6,7 @@ import enum
 import functools
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 from budgetlab.core.budget import Spend
 
 __all__ = [
+    "BILLED_ESTIMATE",
+    "JUDGED_BY",
     "Problem",
     "SamplingConfig",
     "SampleState",
@@ -23,6 +26,7 @@ __all__ = [
     "derive_seed",
     "content_id",
     "with_distinct_names",
+    "drawn_again",
 ]
 
 
@@ -231,6 +235,15 @@ class Verdict:
     details: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
+# The sample detail that says how much of its spend is an estimate: attempts that timed out after
+# the request was sent, which a hosted API may have run to the end and billed (the openai backend
+# counts them at their upper bound with ``bill_timeouts``).
+BILLED_ESTIMATE = "billed_estimate"
+# The sample detail that names the verifier (spec) whose verdict a sample carries when
+# ``budgetlab judge`` gave it; a sample without it carries the run's verifier's.
+JUDGED_BY = "judged_by"
+
+
 @dataclass(frozen=True)
 class Sample:
     """One sample as recorded in the store."""
@@ -271,3 +284,20 @@ class Sample:
             dollars=self.cost,
             verify_seconds=self.verify_seconds,
         )
+
+
+def drawn_again(sample: Sample) -> bool:
+    """Whether a new invocation draws failed ``sample`` again: it cost nothing (a refused or
+    dropped request), or all it cost is the estimate for attempts that timed out (nothing came
+    back, and the estimate stays in the run's spend). A failure the server billed stays failed."""
+    if sample.state is not SampleState.FAILED:
+        return False
+    if not (sample.prompt_tokens or sample.completion_tokens or sample.cost):
+        return True
+    counted = sample.details.get(BILLED_ESTIMATE) if sample.details else None
+    if not isinstance(counted, Mapping):
+        return False
+    tokens = int(counted.get("prompt_tokens", 0)) + int(counted.get("completion_tokens", 0))
+    return sample.prompt_tokens + sample.completion_tokens == tokens and math.isclose(
+        sample.cost, float(counted.get("cost", 0.0)), rel_tol=1e-9, abs_tol=1e-12
+    )

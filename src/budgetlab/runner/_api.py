@@ -147,7 +147,7 @@ def without_secrets(backend_args: Mapping[str, Any]) -> dict[str, Any]:
 # what a sample is: they may change when a run resumes, e.g. a longer timeout after an outage.
 RESUMABLE_BACKEND_OPTIONS = frozenset({
     "concurrency", "timeout", "connect_timeout", "max_attempts", "backoff", "max_backoff", "max_retry_wait",
-    "check_models", "api_key", "api_key_env", "headers", "threads", "max_sequences", "cache_dir",
+    "check_models", "api_key", "api_key_env", "headers", "threads", "max_sequences", "cache_dir", "bill_timeouts",
 })  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from budgetlab.backends import Backend, DrawRequest
-from budgetlab.core import Budget, Problem, Sample, SampleState, SamplingConfig, Spend
+from budgetlab.core import Budget, Problem, Sample, SampleState, SamplingConfig, Spend, drawn_again
 from budgetlab.core.budget import format_amount
 from budgetlab.core.run import RunState
 from budgetlab.core.view import RunView
@@ -104,8 +104,9 @@ async def execute(
     problems = store.problems(run)
     configs = store.configs(run)
     recover_dead_workers(store, run, stale_after)
-    # A failure that cost nothing (a refused or dropped request) is drawn again by each new
-    # invocation, so "run it again later" recovers from an outage; within one it stays failed.
+    # A failure that cost nothing (a refused or dropped request), or only the estimate for a
+    # timed-out one, is drawn again by each new invocation, so "run it again later" recovers from
+    # an outage; within one it stays failed.
     store.requeue_failed(run)
     store.heartbeat(run, worker)
     store.set_run_state(run, RunState.RUNNING)
@@ -278,7 +279,7 @@ async def execute(
             for s in kept:
                 spent = spent + s.spend
                 counts[0 if s.state is SampleState.DONE else 1] += 1
-                if s.state is SampleState.FAILED and not (s.prompt_tokens or s.completion_tokens or s.cost):
+                if drawn_again(s):
                     unbilled_failures.append(s)
             view.spent = spent
             drawn += len(kept)

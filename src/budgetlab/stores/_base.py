@@ -17,7 +17,9 @@ suite in ``tests/stores/test_contract.py``. The contract:
   still running under the same worker; otherwise that entry of its result is ``False`` and
   nothing changes.
 * **Spend is exact.** ``spent`` is the sum of the spend of finished samples (see
-  :attr:`Sample.spend`) and ``reserved`` the sum of reservations of running ones, at all times.
+  :attr:`Sample.spend`) and ``reserved`` the sum of reservations of running ones, at all times;
+  the one exception is a failure whose whole spend was an estimate for timed-out attempts, which
+  :meth:`requeue_failed` returns to pending: what it may have cost stays in ``spent``.
 * **Returned objects are snapshots**: immutable dataclasses, never updated in place.
 * **Thread safety**: one store object is used from one thread; several processes (workers) may
   open the same store concurrently.
@@ -145,9 +147,11 @@ class BaseStore(abc.ABC):
     @abc.abstractmethod
     def requeue_failed(self, run: str) -> int:
         """Return to pending (same index and seed, result cleared) every failed sample of ``run``
-        that cost nothing: no tokens, no dollars (a request the server refused, a timeout, a
-        dropped connection). A later invocation draws them again, paying for each once; a
-        failure that was billed stays failed. Returns the number requeued."""
+        that :func:`~budgetlab.core.drawn_again` says is drawn again: it cost nothing (a request
+        the server refused, a timeout, a dropped connection), or only the estimate for attempts
+        that timed out after being sent (that estimate stays in the run's spend). A later
+        invocation draws them again; a failure that was billed stays failed. Returns the number
+        requeued."""
 
     # ---- samples ------------------------------------------------------------------------------
     @abc.abstractmethod

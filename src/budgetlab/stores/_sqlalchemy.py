@@ -20,7 +20,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend, derive_seed
+from budgetlab.core import (
+    BILLED_ESTIMATE, Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend, derive_seed, drawn_again,
+)
 from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError, pip_dependency_error
 from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal, same_run
@@ -347,13 +349,21 @@ class SQLAlchemyStore(BaseStore):
     def requeue_failed(self, run: str) -> int:
         s = self._t.samples.c
         fresh = {c: (0 if FRESH_RESULT[c] == "0" else None) for c in SAMPLE_RESULT_COLUMNS}
+        requeue = self._t.samples.update().values(state=SampleState.PENDING.value, worker=None, **fresh)
+        failed = s.state == SampleState.FAILED.value
         with self._write() as conn:
-            return conn.execute(
-                self._t.samples.update()
-                .where(s.run == run, s.state == SampleState.FAILED.value, s.prompt_tokens == 0,
-                       s.completion_tokens == 0, s.cost == 0)
-                .values(state=SampleState.PENDING.value, worker=None, **fresh)
+            requeued = conn.execute(
+                requeue.where(s.run == run, failed, s.prompt_tokens == 0, s.completion_tokens == 0, s.cost == 0)
             ).rowcount
+            rows = conn.execute(
+                self._sa.select(*(s[name] for name in SAMPLE_COLUMNS))
+                .where(s.run == run, failed, s.details.like(f'%"{BILLED_ESTIMATE}"%'))
+            )  # fmt: skip
+            for estimated in (sample(row) for row in rows.fetchall()):
+                if drawn_again(estimated):
+                    key = (s.problem == estimated.problem, s.config == estimated.config, s.idx == estimated.index)
+                    requeued += conn.execute(requeue.where(s.run == run, *key)).rowcount
+            return requeued
 
     def release(self, run: str, worker: str) -> int:
         sa, t = self._sa, self._t

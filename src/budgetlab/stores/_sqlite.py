@@ -15,7 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from budgetlab.core import Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend, derive_seed
+from budgetlab.core import (
+    BILLED_ESTIMATE, Budget, Problem, Sample, SampleKey, SampleState, SamplingConfig, Spend, derive_seed, drawn_again,
+)
 from budgetlab.core.run import RunInfo, RunSpec, RunState
 from budgetlab.errors import InputError, StoreError
 from budgetlab.stores._base import SCHEMA_VERSION, BaseStore, ClaimResult, Proposal, same_run
@@ -285,11 +287,24 @@ class SQLiteStore(BaseStore):
     def requeue_failed(self, run: str) -> int:
         cleared = ", ".join(f"{c} = {FRESH_RESULT[c]}" for c in SAMPLE_RESULT_COLUMNS)
         with self._write() as cur:
-            return cur.execute(
+            requeued = cur.execute(
                 f"UPDATE samples SET state = 'pending', worker = NULL, {cleared} "
                 "WHERE run = ? AND state = 'failed' AND prompt_tokens = 0 AND completion_tokens = 0 AND cost = 0",
                 (run,),
             ).rowcount
+            estimated = [
+                sample(row) for row in cur.execute(
+                    f"SELECT {_SAMPLE_COLUMNS} FROM samples WHERE run = ? AND state = 'failed' AND details LIKE ?",
+                    (run, f'%"{BILLED_ESTIMATE}"%'),
+                )
+            ]  # fmt: skip
+            keys = [(run, s.problem, s.config, s.index) for s in estimated if drawn_again(s)]
+            cur.executemany(
+                f"UPDATE samples SET state = 'pending', worker = NULL, {cleared} "
+                "WHERE run = ? AND problem = ? AND config = ? AND idx = ?",
+                keys,
+            )
+            return requeued + len(keys)
 
     @staticmethod
     def _recompute_reserved(cur: sqlite3.Cursor, run: str) -> None:

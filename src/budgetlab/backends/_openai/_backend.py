@@ -23,6 +23,7 @@ from budgetlab.backends._openai._wire import (
     apportion,
     error_code,
     error_text,
+    estimated,
     one_line,
     parse_answer,
 )
@@ -100,7 +101,22 @@ class OpenAIBackend:
     :meth:`estimate` is an upper bound: the prompt's UTF-8 bytes (every token of a byte-level or
     byte-fallback tokenizer is at least one byte) plus the chat template's allowance (8 tokens per
     message and 64 per prompt; ``prompt_overhead`` replaces the 64), or the prompt tokens the
-    server already reported for that problem, plus ``max_tokens``.
+    server already reported for that problem, plus ``max_tokens``. With ``bill_timeouts`` (below) it
+    is that times ``max_attempts``, since every attempt may then be billed: the run reserves that
+    much per sample while it is in flight (lower ``max_attempts`` to reserve less).
+
+    Timeouts: a hosted API runs a request to the end (and bills it) when its client stops waiting.
+    With ``bill_timeouts`` (the default for a server that is not on this machine or a private
+    network), each attempt that timed out after the whole request was sent counts as billed at
+    the bound above (the prompt's, shared by the samples of a request of ``n``, and ``max_tokens``
+    each, at the model's price), whether the request then failed or a retry was answered: its
+    samples carry it in their tokens and cost, and say so in their details (``billed_estimate``:
+    the timed-out attempts, and the tokens and dollars counted for them). So a budget holds, and
+    the spend shown is what the provider may have billed. A sample that failed with only such an
+    estimate is drawn again by a later run, as a failure that cost nothing is (the estimate stays
+    in the run's spend). A connect timeout, where nothing reached the server, counts nothing. vLLM and llama.cpp's server
+    stop generating when the client goes away: ``bill_timeouts=false``, the default for a local
+    server, counts timed-out attempts as free.
 
     Failures: a request that fails after its retries (timeout, 429, 5xx, a 4xx such as a too
     long prompt, an answer that is not JSON, truncated, or lacks its fields) fails its samples
@@ -133,6 +149,7 @@ class OpenAIBackend:
         check_models: bool = True,
         prices: str | None = None,
         headers: Mapping[str, str] | None = None,
+        bill_timeouts: bool | None = None,
     ) -> None:
         try:
             import httpx  # noqa: F401
@@ -152,6 +169,13 @@ class OpenAIBackend:
         for label, value in (("backoff", backoff), ("max_backoff", max_backoff), ("max_retry_wait", max_retry_wait)):
             _option(label, value, strict=False)
         self.use_n = bool(use_n)
+        if bill_timeouts is not None and not isinstance(bill_timeouts, bool):
+            raise InputError(
+                f"openai backend option bill_timeouts={bill_timeouts!r} must be true or false; "
+                "e.g. --backend-arg bill_timeouts=false"
+            )
+        # A hosted API runs a request to the end whoever waits for it; a local server stops.
+        self.bill_timeouts = not _is_local(parts.hostname) if bill_timeouts is None else bill_timeouts
         self.check_models = bool(check_models)
         self.api_key_env = api_key_env
         key = api_key if api_key is not None else os.environ.get(api_key_env)
@@ -268,14 +292,19 @@ class OpenAIBackend:
         known = self._prompt_tokens.get((request.config.id, request.problem.id))
         return known if known is not None else spec.prompt_bound(prompt) + self._prompt_excess.get(request.config.id, 0)
 
+    def _completion_bound(self, spec: ConfigSpec) -> int:
+        return spec.max_tokens + self._completion_excess.get(spec.config.id, 0)
+
     def estimate(self, request: DrawRequest) -> list[Spend]:
         spec = self._spec(request.config)
         if spec.forcing is not None:
-            prompt_bound, completion_bound = forced_bound(spec, self._forced_prompt(spec, request))
-            spend = Spend(samples=1, tokens=prompt_bound + completion_bound, dollars=spec.cost(prompt_bound, completion_bound))
-            return [spend] * len(request.samples)
-        prompt_tokens = self._prompt_bound(spec, request, spec.prompt(request.problem))
-        completion_tokens = spec.max_tokens + self._completion_excess.get(request.config.id, 0)
+            prompt_tokens, completion_tokens = forced_bound(spec, self._forced_prompt(spec, request))
+        else:
+            prompt_tokens = self._prompt_bound(spec, request, spec.prompt(request.problem))
+            completion_tokens = self._completion_bound(spec)
+        # Each attempt may be billed when timed-out ones are: reserve them all.
+        attempts = self.max_attempts if self.bill_timeouts else 1
+        prompt_tokens, completion_tokens = attempts * prompt_tokens, attempts * completion_tokens
         spend = Spend(
             samples=1,
             tokens=prompt_tokens + completion_tokens,
@@ -283,21 +312,37 @@ class OpenAIBackend:
         )
         return [spend] * len(request.samples)
 
+    def _timed_out(self, spec: ConfigSpec, request: DrawRequest, prompt: Any, completions: list[Completion],
+                   attempts: int) -> list[Completion]:  # fmt: skip
+        """``completions`` (the samples of one request) charged for ``attempts`` of it that timed
+        out after it was sent, at its upper bound: the prompt's bound shared between them, and
+        ``max_tokens`` each."""
+        if not attempts or not self.bill_timeouts:
+            return completions
+        prompt_parts = apportion(attempts * self._prompt_bound(spec, request, prompt), [1.0] * len(completions))
+        return [
+            estimated(spec, c, attempts, p, attempts * self._completion_bound(spec))
+            for c, p in zip(completions, prompt_parts)
+        ]
+
     def _forced_prompt(self, spec: ConfigSpec, request: DrawRequest) -> str:
         prompt = spec.prompt(request.problem)
         assert isinstance(prompt, str)  # forcing needs the completions endpoint (checked with the spec)
         return prompt_with_suffix(spec, prompt)
 
     # ---- drawing -------------------------------------------------------------------------------
-    async def _exchange(self, spec: ConfigSpec, prompt: Any, n: int, seed: int, body: dict[str, Any] | None = None) -> tuple[Answer, float]:
+    async def _exchange(self, spec: ConfigSpec, prompt: Any, n: int, seed: int, body: dict[str, Any] | None = None
+                        ) -> tuple[Answer, float, int]:  # fmt: skip
+        """The answer, its latency and the attempts before it that timed out after being sent."""
         reply = await self._transport.post(spec.path, body if body is not None else spec.request_body(prompt, n, seed))
         url = self.base_url + spec.path
         if 200 <= reply.status < 300:
             try:
-                return parse_answer(reply.content, reply.content_type, spec.endpoint, self.base_url), reply.latency
+                answer = parse_answer(reply.content, reply.content_type, spec.endpoint, self.base_url)
             except RequestFailed as exc:
-                exc.latency = reply.latency
+                exc.latency, exc.timed_out = reply.latency, reply.timed_out
                 raise
+            return answer, reply.latency, reply.timed_out
         message, code = error_text(reply.content), error_code(reply.content)
         model = spec.config.model
         if reply.status == 401:
@@ -329,9 +374,10 @@ class OpenAIBackend:
             raise RequestFailed(
                 f"{url} rejected the request: the prompt and max_tokens={spec.max_tokens} do not fit the model's context "
                 f"({reply.status}: {message}); lower max_tokens or shorten the prompt",
-                status=reply.status, latency=reply.latency,
+                status=reply.status, latency=reply.latency, timed_out=reply.timed_out,
             )  # fmt: skip
-        raise RequestFailed(f"{url} rejected the request ({reply.status}: {message})", status=reply.status, latency=reply.latency)
+        raise RequestFailed(f"{url} rejected the request ({reply.status}: {message})", status=reply.status,
+                            latency=reply.latency, timed_out=reply.timed_out)  # fmt: skip
 
     def _completions(
         self, spec: ConfigSpec, request: DrawRequest, prompt: Any, answer: Answer, latency: float, count: int
@@ -380,28 +426,32 @@ class OpenAIBackend:
         if completion_over > self._completion_excess.get(config_id, 0):
             self._completion_excess[config_id] = completion_over
 
-    def _failed(self, spec: ConfigSpec, exc: RequestFailed, count: int) -> list[Completion]:
+    def _failed(self, spec: ConfigSpec, request: DrawRequest, prompt: Any, exc: RequestFailed, count: int
+                ) -> list[Completion]:  # fmt: skip
         prompt_parts = apportion(exc.prompt_tokens, [1.0] * count)
         completion_parts = apportion(exc.completion_tokens, [1.0] * count)
-        return [
+        failed = [
             Completion(prompt_tokens=p, completion_tokens=t, cost=spec.cost(p, t), latency=exc.latency, error=exc.message)
             for p, t in zip(prompt_parts, completion_parts)
         ]
+        return self._timed_out(spec, request, prompt, failed, exc.timed_out)
 
     async def _single(
         self, spec: ConfigSpec, request: DrawRequest, prompt: Any, sample: Sample, refused: list[Sample] | None = None
     ) -> Completion:
         """One sample's own request; ``refused`` collects the samples whose request got a 400/422."""
         try:
-            answer, latency = await self._exchange(spec, prompt, 1, sample.seed)
+            answer, latency, timed_out = await self._exchange(spec, prompt, 1, sample.seed)
         except RequestFailed as exc:
             if refused is not None and exc.status in (400, 422):
                 refused.append(sample)
-            return self._failed(spec, exc, 1)[0]
-        return self._completions(spec, request, prompt, answer, latency, 1)[0]
+            return self._failed(spec, request, prompt, exc, 1)[0]
+        drawn = self._completions(spec, request, prompt, answer, latency, 1)
+        return self._timed_out(spec, request, prompt, drawn, timed_out)[0]
 
     async def _forced_single(self, spec: ConfigSpec, request: DrawRequest, prompt: Any, sample: Sample) -> Completion:
-        return await draw_forced(spec, lambda body: self._exchange(spec, prompt, 1, sample.seed, body), prompt, sample.seed)
+        return await draw_forced(spec, lambda body: self._exchange(spec, prompt, 1, sample.seed, body), prompt, sample.seed,
+                                 bill_timeouts=self.bill_timeouts)  # fmt: skip
 
     async def draw(self, request: DrawRequest) -> list[Completion]:
         if self._fatal is not None:
@@ -413,11 +463,12 @@ class OpenAIBackend:
         key = (request.config.model, spec.endpoint)
         probing = False  # did this request's n > 1 get a 400/422 that may be about n, or not?
         refused: list[Sample] = []
+        n_timed_out = 0  # attempts of the request of n that timed out after it was sent
         if spec.forcing is not None:  # each sample continues its own text: one request chain each
             prompt = self._forced_prompt(spec, request)
         elif len(samples) > 1 and self.use_n and self._n_ok.get(key, True):
             try:
-                answer, latency = await self._exchange(spec, prompt, len(samples), samples[0].seed)
+                answer, latency, n_timed_out = await self._exchange(spec, prompt, len(samples), samples[0].seed)
             except RequestFailed as exc:
                 if exc.status in (400, 422) and self._n_ok.get(key) is not True:
                     # Perhaps n > 1 is what it rejects: draw one by one. Also when another
@@ -425,8 +476,9 @@ class OpenAIBackend:
                     # with n before it knew, and failing its samples would waste them.
                     self._n_ok[key] = False
                     probing = True
+                    n_timed_out = exc.timed_out
                 else:
-                    return list(self._failed(spec, exc, len(samples)))
+                    return self._failed(spec, request, prompt, exc, len(samples))
             else:
                 got = self._completions(spec, request, prompt, answer, latency, len(samples))
                 self._n_ok[key] = len(got) >= len(samples)
@@ -458,7 +510,9 @@ class OpenAIBackend:
                 # Keep what was already received (and paid for); the next request raises.
                 self._fatal = fatal
                 out = [c if c is not None else Completion(error=str(fatal)) for c in out]
-        return [c for c in out if c is not None]
+        drawn = [c for c in out if c is not None]
+        return self._timed_out(spec, request, prompt, drawn, n_timed_out)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+

@@ -14,7 +14,10 @@ its requests' prompts (what the server reports). The spend reserved for it
 for the text that is sent back; each request is checked against what is left of the reservation
 before it goes out (its prompt's tokenizer-free bound, its ``max_tokens``), so a sample never
 spends more than was reserved: when the thinking would not fit, it is cut early, and a sample
-whose answer would not fit fails with the reason.
+whose answer would not fit fails with the reason. With ``bill_timeouts``, a request's attempts that
+timed out after being sent are counted on top at that request's bound (they may have been
+billed); what is left of the reservation for later requests is unchanged by them, so a sample
+draws the same requests either way (the backend reserves for them separately).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from budgetlab.backends._forcing import (
     Piece,
     drive_forcing,
 )
-from budgetlab.backends._openai._wire import Answer, ConfigSpec, RequestFailed
+from budgetlab.backends._openai._wire import Answer, ConfigSpec, RequestFailed, estimated
 from budgetlab.core import Completion
 
 __all__ = ["GENERATED_BYTES_PER_TOKEN", "OutOfReserve", "draw_forced", "forced_bound", "prompt_with_suffix"]
@@ -38,7 +41,8 @@ __all__ = ["GENERATED_BYTES_PER_TOKEN", "OutOfReserve", "draw_forced", "forced_b
 # with the usual tokenizers); a text that beats it gets its thinking cut, never an overspend.
 GENERATED_BYTES_PER_TOKEN = 8
 
-Exchange = Callable[[dict[str, Any]], Awaitable[tuple[Answer, float]]]
+# A request's body -> its answer, latency, and attempts before it that timed out after being sent.
+Exchange = Callable[[dict[str, Any]], Awaitable[tuple[Answer, float, int]]]
 
 
 def forced_bound(spec: ConfigSpec, prompt: str) -> tuple[int, int]:
@@ -68,10 +72,21 @@ class _Tally:
     logprob_sum: float = 0.0
     logprob_tokens: int = 0
     requests: int = 0
+    # attempts that timed out after being sent, and the bounds counted for them
+    timed_out: int = 0
+    timed_out_prompt: int = 0
+    timed_out_completion: int = 0
+
+    def time_out(self, attempts: int, prompt_bound: int, max_tokens: int) -> None:
+        self.timed_out += attempts
+        self.timed_out_prompt += attempts * prompt_bound
+        self.timed_out_completion += attempts * max_tokens
 
 
-async def draw_forced(spec: ConfigSpec, exchange: Exchange, prompt: str, seed: int) -> Completion:
-    """One forced sample; a request that fails fails the sample with what it had spent."""
+async def draw_forced(spec: ConfigSpec, exchange: Exchange, prompt: str, seed: int, *,
+                      bill_timeouts: bool = False) -> Completion:  # fmt: skip
+    """One forced sample; a request that fails fails the sample with what it had spent (and,
+    with ``bill_timeouts``, the bounds of its attempts that timed out after being sent)."""
     forcing: BudgetForcing | None = spec.forcing
     assert forcing is not None
     prompt_left, completion_left = forced_bound(spec, prompt)
@@ -93,7 +108,12 @@ async def draw_forced(spec: ConfigSpec, exchange: Exchange, prompt: str, seed: i
                 f"(its text is longer than {GENERATED_BYTES_PER_TOKEN} bytes per token); lower max_thinking_tokens"
             )
         body = spec.request_body(text, 1, seed + tally.requests, max_tokens=max_tokens, stop=stop)
-        answer, latency = await exchange(body)
+        try:
+            answer, latency, timed_out = await exchange(body)
+        except RequestFailed as exc:
+            tally.time_out(exc.timed_out, bound, max_tokens)
+            raise
+        tally.time_out(timed_out, bound, max_tokens)
         tally.requests += 1
         tally.latency += latency
         choice = answer.choices[0]
@@ -122,8 +142,9 @@ async def draw_forced(spec: ConfigSpec, exchange: Exchange, prompt: str, seed: i
         extra_completion = exc.completion_tokens if isinstance(exc, RequestFailed) else 0
         p, c = tally.prompt_tokens + extra_prompt, tally.completion_tokens + extra_completion
         latency = tally.latency + (exc.latency if isinstance(exc, RequestFailed) else 0.0)
-        return Completion(prompt_tokens=p, completion_tokens=c, cost=spec.cost(p, c), latency=latency, error=message)
-    return Completion(
+        failed = Completion(prompt_tokens=p, completion_tokens=c, cost=spec.cost(p, c), latency=latency, error=message)
+        return _with_timeouts(spec, failed, tally, bill_timeouts)
+    drawn = Completion(
         text=forced.text,
         prompt_tokens=tally.prompt_tokens,
         completion_tokens=tally.completion_tokens,
@@ -132,6 +153,13 @@ async def draw_forced(spec: ConfigSpec, exchange: Exchange, prompt: str, seed: i
         logprob=tally.logprob_sum / tally.logprob_tokens if tally.logprob_tokens else None,
         details={**forced.trace.details(), "requests": tally.requests},
     )
+    return _with_timeouts(spec, drawn, tally, bill_timeouts)
+
+
+def _with_timeouts(spec: ConfigSpec, completion: Completion, tally: _Tally, bill_timeouts: bool) -> Completion:
+    if not bill_timeouts or not tally.timed_out:
+        return completion
+    return estimated(spec, completion, tally.timed_out, tally.timed_out_prompt, tally.timed_out_completion)
 
 
 def prompt_with_suffix(spec: ConfigSpec, prompt: str) -> str:

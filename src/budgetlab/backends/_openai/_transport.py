@@ -1,5 +1,9 @@
 """HTTP with bounded retries: a concurrency limit, a per-request timeout, and exponential backoff
-with jitter on 408/409/425/429/5xx, timeouts and connection errors, honouring Retry-After."""
+with jitter on 408/409/425/429/5xx, timeouts and connection errors, honouring Retry-After.
+
+It counts the attempts that timed out after the whole request was sent: a server that got the
+request may have generated (and billed) it although no answer came back. What that costs is the
+backend's to decide (``bill_timeouts``)."""
 
 from __future__ import annotations
 
@@ -43,6 +47,18 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
+class _Sent:
+    """Whether an attempt's request went out whole, from httpcore's trace of it: a server that
+    got the whole body may answer it, even if the answer never comes back."""
+
+    def __init__(self) -> None:
+        self.body = False
+
+    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event.endswith(("send_request_body.complete", "receive_response_headers.started")):
+            self.body = True
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -50,6 +66,7 @@ class Reply:
     content: bytes
     latency: float  # from the first attempt to this answer
     attempts: int
+    timed_out: int = 0  # earlier attempts that timed out after the request was sent
 
     @property
     def content_type(self) -> str:
@@ -63,7 +80,9 @@ class Transport:
     when every attempt failed it raises :class:`RequestFailed` (a timeout, 429 or 5xx: this
     request's samples fail, the run goes on) or, when the server could not be reached at all,
     :class:`BudgetlabError` (every further request would fail too), as it does at once for a 429
-    that says the account's quota is exhausted.
+    that says the account's quota is exhausted. Both the reply and :class:`RequestFailed` say how
+    many attempts timed out after the request was sent (``timed_out``); a connect timeout, or one
+    while the body was still being written, reached no server and is not counted.
     """
 
     def __init__(
@@ -122,17 +141,23 @@ class Transport:
         last: str = ""
         kind = ""
         status = 0
+        timed_out = 0  # attempts that timed out after the request was sent
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
+            sent = _Sent()
             async with semaphore:
                 try:
                     async with asyncio.timeout(self.timeout):  # the whole request, however it trickles
-                        response = await client.post(url, json=body)
+                        response = await client.post(url, json=body, extensions={"trace": sent.trace})
                 except httpx.TimeoutException as exc:
                     kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
                     last = f"{type(exc).__name__}: {one_line(exc) or 'timed out'}"
+                    if sent.body or isinstance(exc, httpx.ReadTimeout):
+                        timed_out += 1
                 except TimeoutError:
                     kind, last = "timeout", "TimeoutError: timed out"
+                    if sent.body:
+                        timed_out += 1
                 except httpx.ConnectError as exc:
                     kind, last = "connect", f"ConnectError: {one_line(exc)}"
                 except httpx.TransportError as exc:
@@ -140,7 +165,8 @@ class Transport:
                 else:
                     status = response.status_code
                     if status not in RETRY_STATUS and status < 500:
-                        return Reply(status, response.headers, response.content, time.perf_counter() - started, attempt)
+                        return Reply(status, response.headers, response.content, time.perf_counter() - started, attempt,
+                                     timed_out)  # fmt: skip
                     kind = "status"
                     reason = f" {response.reason_phrase}" if response.reason_phrase else ""  # none for 524 & co
                     last = f"{status}{reason}: {error_text(response.content)}"
@@ -156,7 +182,7 @@ class Transport:
                         raise RequestFailed(
                             f"{url} answered {last} and asks to wait {retry_after:g} s, more than "
                             f"max_retry_wait={self.max_retry_wait:g} s; run again later or raise the backend option max_retry_wait",
-                            status=status, latency=time.perf_counter() - started,
+                            status=status, latency=time.perf_counter() - started, timed_out=timed_out,
                         )  # fmt: skip
             if attempt < self.max_attempts:
                 await asyncio.sleep(self.delay(attempt, retry_after))
@@ -171,17 +197,18 @@ class Transport:
             raise RequestFailed(
                 f"no answer from {url} within the timeout of {self.timeout:g} s on {tries}; raise the backend "
                 "option timeout (--backend-arg timeout=300) or lower max_tokens",
-                latency=elapsed,
+                latency=elapsed, timed_out=timed_out,
             )
         if kind == "dropped":
-            raise RequestFailed(f"{url} closed the connection without a complete answer on {tries} ({last})", latency=elapsed)
+            raise RequestFailed(f"{url} closed the connection without a complete answer on {tries} ({last})",
+                                latency=elapsed, timed_out=timed_out)  # fmt: skip
         if status == 429:
             raise RequestFailed(
                 f"rate limited by {url} on {tries} ({last}); lower --concurrency or the backend option "
                 "concurrency, or raise max_attempts",
-                status=status, latency=elapsed,
+                status=status, latency=elapsed, timed_out=timed_out,
             )  # fmt: skip
-        raise RequestFailed(f"{url} failed on {tries}: {last}", status=status, latency=elapsed)
+        raise RequestFailed(f"{url} failed on {tries}: {last}", status=status, latency=elapsed, timed_out=timed_out)
 
     async def aclose(self) -> None:
         client, self._client, self._semaphore = self._client, None, None

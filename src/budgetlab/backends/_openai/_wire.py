@@ -5,6 +5,7 @@ Everything here is pure (no I/O), so it is tested without a server.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -15,7 +16,7 @@ from typing import Any
 from budgetlab.backends._forcing import FORCING_PARAM, BudgetForcing, forcing_of
 from budgetlab.backends._prices import Price, lookup_price
 from budgetlab.backends._prompt import render_messages, render_text
-from budgetlab.core import Problem, SamplingConfig
+from budgetlab.core import BILLED_ESTIMATE, Completion, Problem, SamplingConfig
 from budgetlab.errors import InputError
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "apportion",
     "error_code",
     "error_text",
+    "estimated",
     "one_line",
     "parse_answer",
 ]
@@ -83,16 +85,18 @@ def one_line(text: Any, limit: int = 300) -> str:
 
 class RequestFailed(Exception):
     """A request that failed for its own samples only (the run goes on). Tokens are those the
-    server reported as used (billed) by the failed request, if any."""
+    server reported as used (billed) by the failed request, if any; ``timed_out`` counts its
+    attempts that timed out after the request was sent (the server may have billed them)."""
 
     def __init__(self, message: str, *, status: int | None = None, prompt_tokens: int = 0,
-                 completion_tokens: int = 0, latency: float = 0.0) -> None:  # fmt: skip
+                 completion_tokens: int = 0, latency: float = 0.0, timed_out: int = 0) -> None:  # fmt: skip
         super().__init__(message)
         self.message = message
         self.status = status
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.latency = latency
+        self.timed_out = timed_out
 
 
 def apportion(total: int, weights: Sequence[float]) -> list[int]:
@@ -256,6 +260,31 @@ class ConfigSpec:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return self.price.cost(prompt_tokens, completion_tokens) if self.price is not None else 0.0
+
+
+def estimated(spec: ConfigSpec, completion: Completion, attempts: int, prompt_tokens: int,
+              completion_tokens: int) -> Completion:  # fmt: skip
+    """``completion`` plus the tokens counted for ``attempts`` that timed out after being sent,
+    at the model's price, recorded in its details as an estimate."""
+    cost = spec.cost(prompt_tokens, completion_tokens)
+    before = completion.details.get(BILLED_ESTIMATE) or {}
+    counted = {
+        "timed_out_attempts": before.get("timed_out_attempts", 0) + attempts,
+        "prompt_tokens": before.get("prompt_tokens", 0) + prompt_tokens,
+        "completion_tokens": before.get("completion_tokens", 0) + completion_tokens,
+        "cost": before.get("cost", 0.0) + cost,
+    }
+    error = completion.error
+    if error is not None and not before:
+        error += " (the server may have billed the timed-out attempts: counted at their upper bound)"
+    return dataclasses.replace(
+        completion,
+        prompt_tokens=completion.prompt_tokens + prompt_tokens,
+        completion_tokens=completion.completion_tokens + completion_tokens,
+        cost=completion.cost + cost,
+        error=error,
+        details={**completion.details, BILLED_ESTIMATE: counted},
+    )
 
 
 # ---- answers ---------------------------------------------------------------------------------
