@@ -120,12 +120,37 @@ def _problems(path: str) -> list[tuple[list[Any], list[Any]]]:
     return _PROBLEMS[path]
 
 
-def _simulate(path: str, name: str, args: dict[str, Any], orderings: int, seed: int) -> dict[str, Any]:
-    """One policy over every problem (run in a worker process)."""
+def _simulate(path: str, name: str, args: dict[str, Any], orderings: int, seed: int,
+              plotted: list[int] | None = None) -> dict[str, Any]:
+    """One policy over every problem (run in a worker process). ``plotted``: the problems it scores
+    in the plot, whose per-order sums the plot's intervals need (only with --plot)."""
     started = time.perf_counter()
     sim = simulate_stopping(make_policy(name, args), _problems(path), orderings=orderings, seed=seed)
-    return {"accuracy": sim.per_problem_accuracy, "samples": sim.per_problem_samples, "exhausted": sim.exhausted,
-            "ordering_sd": sim.ordering_spread(), "seconds": time.perf_counter() - started}  # fmt: skip
+    out = {"accuracy": sim.per_problem_accuracy, "samples": sim.per_problem_samples, "exhausted": sim.exhausted,
+           "ordering_sd": sim.ordering_spread(), "seconds": time.perf_counter() - started}  # fmt: skip
+    if plotted is not None:
+        out["order_sums"] = (sim.correct[:, plotted].sum(axis=1), sim.drawn[:, plotted].sum(axis=1))
+    return out
+
+
+class _FirstK:
+    """Majority@k over each order's first k samples, as a stopping rule: the same orders as the
+    policies', for the plot's majority@N intervals."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def next_count(self, answers: Any, confidences: Any = None) -> int:
+        return max(self.k - len(answers), 0)
+
+
+def _majority_by_order(path: str, k: int, orderings: int, seed: int) -> np.ndarray:
+    """Each order's accuracy of the majority of its first ``k`` samples (run in a worker process)."""
+    return simulate_stopping(_FirstK(k), _problems(path), orderings=orderings, seed=seed).correct.mean(axis=1)
+
+
+def _middle_95(values: np.ndarray) -> list[float]:
+    return [float(v) for v in np.percentile(values, [2.5, 97.5])]
 
 
 # ---- evaluation ----------------------------------------------------------------------------------
@@ -151,7 +176,11 @@ def choose(rows: list[dict[str, Any]], idx: np.ndarray, maj40: np.ndarray, fold:
     return max(scored, key=lambda t: (t[0], t[1]))[2]
 
 
-def evaluate(dataset: str, path: Path, args: argparse.Namespace, pool: concurrent.futures.Executor) -> dict[str, Any]:
+def evaluate(dataset: str, path: Path, args: argparse.Namespace, pool: concurrent.futures.Executor,
+             intervals: dict[Any, Any] | None = None) -> dict[str, Any]:
+    """The data set's figures; with ``intervals`` (for the plot, never in the JSON), also each
+    point's middle 95% over the orders: ``(family, setting)`` and ``("maj", k)`` ->
+    ``{"accuracy": [lo, hi], "samples": [lo, hi]}``."""
     info = DATASETS[dataset]
     ids, problems = load(path)
     n = len(problems)
@@ -180,8 +209,22 @@ def evaluate(dataset: str, path: Path, args: argparse.Namespace, pool: concurren
             else:
                 jobs[(family, value, None)] = (name, pargs)
     log(f"{dataset}: {len(jobs)} simulations x {args.orderings} orders x {n} problems")
-    futures = {job: pool.submit(_simulate, str(path), name, pargs, args.orderings, args.seed) for job, (name, pargs) in jobs.items()}
+    # The problems each simulation scores in the plot: a fitted one those of the fold it was not fitted on.
+    plotted = {job: None if intervals is None or isinstance(job[2], tuple) else
+               (list(range(n)) if job[2] is None else folds[1 - job[2]].tolist()) for job in jobs}  # fmt: skip
+    futures = {job: pool.submit(_simulate, str(path), name, pargs, args.orderings, args.seed, plotted[job])
+               for job, (name, pargs) in jobs.items()}  # fmt: skip
+    majority_futures = {k: pool.submit(_majority_by_order, str(path), k, args.orderings, args.seed)
+                        for k in (KS if intervals is not None else ())}  # fmt: skip
     results = {job: fut.result() for job, fut in futures.items()}
+    if intervals is not None:
+        for k, fut in majority_futures.items():
+            intervals[("maj", k)] = {"accuracy": _middle_95(fut.result()), "samples": [float(k)] * 2}
+        for family, _, _, _, values in GRID:
+            for value in values:
+                parts = [results[(family, value, f)] for f in ((0, 1) if family in FITTED else (None,))]
+                correct, drawn = (sum(r["order_sums"][i] for r in parts) / n for i in (0, 1))
+                intervals[(family, value)] = {"accuracy": _middle_95(correct), "samples": _middle_95(drawn)}
 
     rows: list[dict[str, Any]] = []
     total_exhausted, total_seconds = 0, 0.0
@@ -301,29 +344,36 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def plot_pareto(result: dict[str, Any], path: Path) -> Path:
+def plot_pareto(result: dict[str, Any], path: Path, intervals: dict[str, dict[Any, Any]] | None = None) -> Path:
     """Accuracy against mean samples per problem: each policy over its grid, majority@N, the
-    Pareto front of them all, and the accuracy condition; one panel per data set (PNG)."""
+    Pareto front of them all, and the accuracy condition; one panel per data set (PNG).
+    ``intervals`` (per data set, from :func:`evaluate`) adds each point's middle 95% over the
+    orders as error bars."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, NullLocator
 
     datasets = result["datasets"]
-    fig = Figure(figsize=(6.5 * len(datasets), 4.8), layout="constrained")
+    fig = Figure(figsize=(6.5 * len(datasets), 5.2), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     families = list(dict.fromkeys(r["family"] for d in datasets.values() for r in d["configs"]))
     colour = {family: f"C{i}" for i, family in enumerate(families)}
     for ax, (name, d) in zip(axes, datasets.items()):
+        spans = (intervals or {}).get(name, {})
         points: list[tuple[float, float]] = []
+        extent: list[float] = [d["accuracy_floor"]]  # what the y axis must show: every point, bar and the condition
         for family in families:
             rows = sorted((r for r in d["configs"] if r["family"] == family), key=lambda r: r["mean_samples"])
             xs, ys = [r["mean_samples"] for r in rows], [r["accuracy"] for r in rows]
             ax.plot(xs, ys, marker="o", ms=4, lw=1, color=colour[family], label=family)
+            bars = [spans.get((family, next(r[k] for k in ("window", "threshold", "cost") if k in r))) for r in rows]
+            extent += _error_bars(ax, xs, ys, bars, colour[family])
             points += zip(xs, ys)
         ks = [int(k) for k in d["maj_at_k"]]
         majs = [d["maj_at_k"][str(k)] for k in ks]
         ax.plot(ks, majs, ls="--", marker="s", ms=5, color="black", label="majority@N (whole pool)")
+        extent += _error_bars(ax, [float(k) for k in ks], majs, [spans.get(("maj", k)) for k in ks], "black")
         for k, value in zip(ks, majs):
             ax.annotate(f"maj@{k}", (k, value), textcoords="offset points", xytext=(4, -11), fontsize="x-small")
         points += zip(map(float, ks), majs)
@@ -336,17 +386,38 @@ def plot_pareto(result: dict[str, Any], path: Path) -> Path:
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticklabels([str(t) for t in ticks])
-        lows = [y for _, y in points]
-        ax.set_ylim(max(0.0, min(lows) - 0.02), min(1.0, max(lows) + 0.02))
+        extent += [y for _, y in points]
+        margin = 0.04 * (max(extent) - min(extent) or 0.01)
+        ax.set_ylim(max(0.0, min(extent) - margin), min(1.0, max(extent) + margin))
         ax.set_xlabel("mean samples per problem")
         ax.set_ylabel("accuracy of the selected answer")
-        ax.set_title(f"{d['label']}\n{result['orderings']} random orders per problem", fontsize="medium")
+        bars_are = "; bars: the middle 95% of the orders' results" if spans else ""
+        ax.set_title(f"{d['label']}\n{result['orderings']} random orders per problem{bars_are}", fontsize="medium")
         ax.grid(True, alpha=0.35)
-        ax.legend(loc="lower right", fontsize="x-small")
+    # One legend under the panels: the data fill each panel, so no corner of it is free.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize="small")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150, format="png")
     return out
+
+
+def _error_bars(ax: Any, xs: list[float], ys: list[float], spans: list[dict[str, list[float]] | None],
+                colour: str) -> list[float]:
+    """Thin bars over each point's middle 95% of the orders (accuracy up and down, mean samples
+    across); the bars' ends, for the axis to fit."""
+    have = [(x, y, s) for x, y, s in zip(xs, ys, spans) if s]
+    if not have:
+        return []
+    x, y = np.array([h[0] for h in have]), np.array([h[1] for h in have])
+    acc, smp = np.array([h[2]["accuracy"] for h in have]), np.array([h[2]["samples"] for h in have])
+    # The point is the mean over the orders, the bar their percentiles: clip the odd rounding gap.
+    yerr = np.clip([y - acc[:, 0], acc[:, 1] - y], 0, None)
+    xerr = np.clip([x - smp[:, 0], smp[:, 1] - x], 0, None)
+    ax.errorbar(x, y, yerr=yerr, xerr=xerr if xerr.any() else None, fmt="none", ecolor=colour, elinewidth=0.6,
+                capsize=1.5, capthick=0.6, alpha=0.55, zorder=1)  # fmt: skip
+    return [float(v) for v in acc.ravel()]
 
 
 def table(result: dict[str, Any]) -> str:
@@ -423,9 +494,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     result: dict[str, Any] = {"orderings": args.orderings, "seed": args.seed, "split_seed": args.split_seed,
                               "tolerance": TOLERANCE, "datasets": {}}  # fmt: skip
+    # Each point's spread over the orders, for the plot only: the table and the JSON stay as they are.
+    intervals: dict[str, dict[Any, Any]] = {dataset: {} for dataset in datasets}
     with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for dataset in datasets:
-            result["datasets"][dataset] = evaluate(dataset, paths[dataset], args, pool)
+            result["datasets"][dataset] = evaluate(dataset, paths[dataset], args, pool, intervals[dataset] if args.plot else None)
     result["target_met"] = {d: any(r["meets_target"] for r in v["configs"]) for d, v in result["datasets"].items()}
     result["target_met_by"] = {d: sorted({r["family"] for r in v["configs"] if r["meets_target"]}) for d, v in result["datasets"].items()}
     result["target_met_heldout"] = {d: any(r["meets_target"] for r in v["heldout"].values()) for d, v in result["datasets"].items()}
@@ -435,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
                           for d, v in result["datasets"].items()}  # fmt: skip
     result["seconds"] = round(time.perf_counter() - started, 1)
     if args.plot:
-        result["plot"] = str(plot_pareto(result, args.plot))
+        result["plot"] = str(plot_pareto(result, args.plot, intervals))
         log(f"Pareto plot written to {result['plot']}")
     print(table(result))
     if args.json:

@@ -9,9 +9,9 @@ import dataclasses
 import math
 
 from rich.console import Console
-from rich.table import Table
 
 from budgetlab.cli._evaluate import json_text
+from budgetlab.cli._tables import fitted_tables
 from budgetlab.errors import InputError
 
 __all__ = ["add_estimate_parser", "cmd_estimate"]
@@ -180,18 +180,13 @@ _STATISTICS = {
 
 def _print(report: dict, name: str, console: Console) -> None:
     level = f"{100 * report['confidence']:g}%"
-    table = Table(title=f"{name} · {report['items']} items · {report['method']}")
-    table.add_column("system", no_wrap=True)
-    table.add_column("rated", justify="right")
-    table.add_column("mean", justify="right")
-    table.add_column(f"{level} interval", justify="right")
-    table.add_column("plain averaging", justify="right")
-    for row in report["systems"]:
-        table.add_row(
-            row["system"], str(row["rated"]), f"{row['mean']:.3f}", f"[{row['low']:.3f}, {row['high']:.3f}]",
-            f"{row['plain_mean']:.3f} [{row['plain_low']:.3f}, {row['plain_high']:.3f}]",
-        )  # fmt: skip
-    console.print(table)
+    rows = [[row["system"], str(row["rated"]), f"{row['mean']:.3f}", f"[{row['low']:.3f}, {row['high']:.3f}]",
+             f"{row['plain_mean']:.3f} [{row['plain_low']:.3f}, {row['plain_high']:.3f}]"]
+            for row in report["systems"]]  # fmt: skip
+    title = f"{name} · {report['items']} items · {report['method']}"
+    headers = ["rated", "mean", f"{level} interval", "plain averaging"]
+    for table in fitted_tables(console, (title, f"{title}, continued"), ["system"], headers, rows):
+        console.print(table)
     if "notice" in report:
         console.print(f"note: {report['notice']}", highlight=False)
     elif "held_out_correlation" in report:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from budgetlab.cli._output import output_file
+from budgetlab.cli._tables import fitted_tables
 from budgetlab.core.spec import parse_spec
 from budgetlab.errors import InputError
 
@@ -182,18 +182,12 @@ def cmd_select(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json_text(report))
         return 0
-    table = Table(
-        title=f"{result.algorithm} on {report['source']} · {len(matrix.methods)} methods x {len(matrix.examples)} examples"
-    )
-    table.add_column("rank", justify="right")
-    table.add_column("method", no_wrap=True)
-    table.add_column("estimate", justify="right")
-    table.add_column("evaluations", justify="right")
-    table.add_column("full-matrix mean", justify="right")
-    for rank, row in enumerate(report["ranking"][: max(1, args.top)], 1):
-        estimate = "-" if row["estimate"] is None else f"{row['estimate']:.4f}"
-        table.add_row(str(rank), row["method"], estimate, f"{row['evaluations']:,}", f"{row['full_mean']:.4f}")
-    console.print(table)
+    title = f"{result.algorithm} on {report['source']} · {len(matrix.methods)} methods x {len(matrix.examples)} examples"
+    rows = [[str(rank), row["method"], "-" if row["estimate"] is None else f"{row['estimate']:.4f}", f"{row['evaluations']:,}",
+             f"{row['full_mean']:.4f}"] for rank, row in enumerate(report["ranking"][: max(1, args.top)], 1)]  # fmt: skip
+    headers = ["estimate", "evaluations", "full-matrix mean"]
+    for table in fitted_tables(console, (title, f"{title}, continued"), ["rank", "method"], headers, rows):
+        console.print(table)
     console.print(f"best method: [bold]{result.best}[/]", highlight=False)
     console.print(
         f"evaluations used: {result.evaluations:,} of {result.total:,} ({100 * result.fraction:.1f}%) · {result.stopped_because}",
@@ -279,13 +273,10 @@ def cmd_subset(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json_text(report))
         return 0
-    table = Table(title=f"{name} on {data.name} · {len(chosen)} of {len(data)} items")
-    table.add_column("#", justify="right")
-    table.add_column("item", no_wrap=True)
-    table.add_column("cost", justify="right")
-    for rank, i in enumerate(chosen[:20], 1):
-        table.add_row(str(rank), data.items[i].id, f"{costs[i]:g}")
-    console.print(table)
+    title = f"{name} on {data.name} · {len(chosen)} of {len(data)} items"
+    rows = [[str(rank), data.items[i].id, f"{costs[i]:g}"] for rank, i in enumerate(chosen[:20], 1)]
+    for table in fitted_tables(console, (title, f"{title}, continued"), ["#", "item"], ["cost"], rows):
+        console.print(table)
     if len(chosen) > 20:
         console.print(f"... and {len(chosen) - 20} more (all of them: --json or --output)")
     console.print(f"{len(chosen)} items chosen, total cost {float(np.sum(costs[chosen])):g}", highlight=False)
