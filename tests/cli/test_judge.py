@@ -216,9 +216,11 @@ def test_a_judge_model_stops_at_the_runs_budget_and_a_free_verifier_does_not(cap
         assert line.startswith("budgetlab: error: budget: dollars limit 0.006 reached (spent 0.006) while judging run 'x' again; ")
         assert "the 0 samples judged are recorded, the other 6 keep the verdicts they had" in line
         assert runs_json(capsys, d)["spent"] == drawn  # not a cent spent past the budget
+        assert runs_json(capsys, d)["spec"]["verifier"] == "exact"  # judged nothing: the run keeps its verifier
 
+        assert f" --all --verifier {judge} --budget " in line  # the judge to judge with, named again
         budget = line.split(" --budget ")[1].split()[0]
-        rc, out, err = cli(capsys, "judge", "x", "--all", "--store", d / "s.db", "--budget", budget)
+        rc, out, err = cli(capsys, "judge", "x", "--all", "--verifier", judge, "--store", d / "s.db", "--budget", budget)
         assert rc == 0, err
         assert out.startswith(f"judged 6 samples of run 'x' with verifier '{judge}' (0 were unjudged): 6 correct")
     after = runs_json(capsys, d)

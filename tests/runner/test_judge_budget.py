@@ -132,7 +132,7 @@ def test_a_paid_judge_stops_before_a_batch_would_pass_the_budget_and_names_a_bud
                               f"up to 0.25 dollars (spent {spent.dollars:.10g}) while judging run 'r' again; ")  # fmt: skip
     assert f"the {judged} samples judged are recorded, the other {ALL - judged} keep the verdicts they had" in message
     # --all judges every sample again: the budget it names covers all of them.
-    fix = re.search(r"budgetlab judge r --all --budget (\S+) \(it judges all 12 again\)$", message)
+    fix = re.search(r"budgetlab judge r --all --verifier priced --budget (\S+) \(it judges all 12 again\)$", message)
     assert fix is not None, message
     assert Budget.parse(fix.group(1)).dollars >= spent.dollars + ALL * RESERVES
 
@@ -153,9 +153,14 @@ def test_a_free_verifier_is_never_stopped_by_tokens_and_dollars_drawing_used_up(
 
     with pytest.raises(BudgetlabError, match=rf"^budget: tokens limit {spent.tokens} reached \(spent {spent.tokens}\) while "
                        r"judging run 'r' again; the 0 samples judged are recorded, the other 12 keep the verdicts they had; "
-                       r".*: budgetlab judge r --all --budget tokens=\d+,dollars=[0-9.]+ \(it judges all 12 again\)$"):
+                       r".*: budgetlab judge r --all --verifier priced --budget tokens=\d+,dollars=[0-9.]+ \(it judges all 12 "
+                       r"again\)$"):
         judge_again(db, "r", verifier="priced", every=True)  # a judge that pays is stopped
     assert judged_by(db, "priced") == 0 and db.get_run("r").spent == after
+    # Stopped before it judged a sample, it does not become the run's verifier: what the run
+    # draws next is judged as before, and the report sees no verdicts of another verifier.
+    assert db.get_run("r").spec.verifier == "auto"
+    assert build_report(db, "r")["mixed_verdicts"] is None
 
 
 def test_a_verifier_that_pays_without_an_estimate_is_stopped_once_seen_to_spend(make_run, tmp_path: Path) -> None:
@@ -224,14 +229,13 @@ def test_a_switch_of_verifier_that_stops_halfway_is_named_by_the_report(make_run
     assert build_report(db, "r")["mixed_verdicts"] is None
 
 
-def test_a_switch_that_judged_nothing_says_the_verdicts_are_not_the_runs_verifiers(make_run) -> None:
+def test_a_switch_that_judged_nothing_leaves_the_run_its_verifier_and_names_the_one_to_judge_with(make_run) -> None:
     db = make_run()
     first = db.problems("r")[0].id
-    with pytest.raises(BudgetlabError):
-        judge_again(db, "r", verifier=f"broken:problems={first}", every=True)
-    mixed = build_report(db, "r")["mixed_verdicts"]
-    assert mixed["by"] == {"auto": ALL}
-    assert mixed["note"].startswith(f"verdicts of another verifier than the run's: {ALL} samples by auto; run `budgetlab judge")
+    with pytest.raises(BudgetlabError, match=rf"then run budgetlab judge r --all --verifier broken:problems={first} again$"):
+        judge_again(db, "r", verifier=f"broken:problems={first}", every=True)  # its first batch is all of problem 1's
+    assert db.get_run("r").spec.verifier == "auto"
+    assert build_report(db, "r")["mixed_verdicts"] is None
 
 
 def test_samples_drawn_after_a_switch_are_the_new_verifiers(make_run, tmp_path: Path) -> None:

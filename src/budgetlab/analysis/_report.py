@@ -67,7 +67,7 @@ def build_report(store: StoreLike, run: str, *, n_boot: int = 1000, seed: int = 
     number, without ``threshold``) their number, ``verifier`` and a ``note`` naming the fix.
     ``timed_out``: ``None``, or how much of the spend is an estimate for requests that timed out
     after they were sent (:func:`~budgetlab.analysis._timeouts.timed_out_spend`; samples drawn
-    again since no longer carry theirs, which stays in ``spent``).
+    again since no longer carry theirs, which stays in ``spent`` and is counted as ``earlier``).
     """
     with reading(store, "build_report") as opened:
         return _build_report(opened, run, n_boot=n_boot, seed=seed, selector=selector)
@@ -161,7 +161,7 @@ def _build_report(store: BaseStore, run: str, *, n_boot: int, seed: int, selecto
         "problems": len(store.problems(run)),
         "configs": out_configs,
         "spent": info.spent.to_dict(),
-        "timed_out": timed_out_spend(settled),
+        "timed_out": timed_out_spend(settled, info.spent),
         "budget": info.spec.budget.to_dict(),
         "stopped_because": info.stopped_because or "",
         "spec": info.spec.to_dict(),

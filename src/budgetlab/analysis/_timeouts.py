@@ -8,15 +8,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from budgetlab.core import BILLED_ESTIMATE, Sample, SampleState
+from budgetlab.core import BILLED_ESTIMATE, Sample, SampleState, Spend
 
 __all__ = ["timed_out_note", "timed_out_spend"]
 
 
-def timed_out_spend(samples: Iterable[Sample]) -> dict[str, Any] | None:
+def timed_out_spend(samples: Iterable[Sample], spent: Spend | None = None) -> dict[str, Any] | None:
     """What of ``samples``' spend is an estimate for timed-out attempts: the samples that carry one
     (``samples``; ``failed``: those of them that failed), and the ``tokens`` and ``dollars``
-    counted for those attempts. ``None`` when no sample carries one."""
+    counted for those attempts. ``None`` when no sample carries one.
+
+    With ``spent``, the run's spend (``samples`` then being its settled ones): a failure whose
+    whole spend was such an estimate is drawn again by the next invocation, which clears the
+    sample but keeps the estimate in the run's spend (the one spend a store holds beyond its
+    samples'). That part is counted too, and also given as ``earlier`` (``tokens``, ``dollars``)."""
+    samples = list(samples)
+    earlier = _beyond_samples(samples, spent) if spent is not None else None
     count = failed = tokens = 0
     dollars = 0.0
     for s in samples:
@@ -27,9 +34,22 @@ def timed_out_spend(samples: Iterable[Sample]) -> dict[str, Any] | None:
         failed += s.state is SampleState.FAILED
         tokens += int(counted.get("prompt_tokens", 0)) + int(counted.get("completion_tokens", 0))
         dollars += float(counted.get("cost", 0.0))
-    if not count:
+    if not count and earlier is None:
         return None
+    if earlier is not None:
+        return {"samples": count, "failed": failed, "tokens": tokens + earlier["tokens"],
+                "dollars": dollars + earlier["dollars"], "earlier": earlier}  # fmt: skip
     return {"samples": count, "failed": failed, "tokens": tokens, "dollars": dollars}
+
+
+def _beyond_samples(samples: list[Sample], spent: Spend) -> dict[str, Any] | None:
+    """The tokens and dollars ``spent`` holds beyond ``samples``' own (``None`` when none: float
+    sums of dollars drift by a few ulps)."""
+    own = sum((s.spend for s in samples), Spend())
+    tokens, dollars = spent.tokens - own.tokens, spent.dollars - own.dollars
+    if tokens <= 0 and dollars <= 1e-9 * max(1.0, spent.dollars):
+        return None
+    return {"tokens": max(tokens, 0), "dollars": max(dollars, 0.0)}
 
 
 def timed_out_note(report: Mapping[str, Any]) -> str | None:
@@ -40,10 +60,13 @@ def timed_out_note(report: Mapping[str, Any]) -> str | None:
     if not counted:
         return None
     spent = report.get("spent") or {}
-    one = counted["samples"] == 1
-    whose = f"{counted['samples']:,} sample{'' if one else 's'} whose request{'' if one else 's'} timed out"
+    plural = "" if counted["samples"] == 1 else "s"
+    whose = f"{counted['samples']:,} sample{plural} whose request{plural} timed out after they were sent"
+    if counted.get("earlier"):  # their samples were drawn again: only the run's spend still holds it
+        drawn = "the timed-out attempts of samples drawn again since"
+        whose = f"{whose} and for {drawn}" if counted["samples"] else drawn
     if counted["dollars"] > 0:
         amount = f"of the ${spent.get('dollars', 0.0):.4f} spent, up to ${counted['dollars']:.4f}"
     else:  # an unpriced model: its tokens still count
         amount = f"of the {spent.get('tokens', 0):,} tokens spent, up to {counted['tokens']:,}"
-    return f"{amount} is an estimate for {whose} after they were sent, which the provider may have billed"
+    return f"{amount} is an estimate for {whose}, which the provider may have billed"

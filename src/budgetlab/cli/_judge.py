@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from budgetlab.cli._render import plural
+from budgetlab.errors import BudgetlabError
 
 __all__ = ["add_judge_parser", "cmd_judge"]
 
@@ -54,9 +55,13 @@ def cmd_judge(args: argparse.Namespace, console: Console) -> int:
         except KeyboardInterrupt:
             # Verdicts are recorded a batch at a time: those finished before Ctrl-C are in the store.
             again = f"budgetlab judge {shlex.quote(args.name)} --store {shlex.quote(args.store)}" + (" --all" if args.all else "")
+            again += f" --verifier {shlex.quote(args.verifier)}" if args.verifier is not None else ""
             again += f" --budget {shlex.quote(args.budget)}" if args.budget is not None else ""
             console.print(f"interrupted; the verdicts recorded so far are kept. Judge the rest with: {again}",
                           highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+            raise
+        except BudgetlabError as exc:
+            _point_at_store(exc, args)
             raise
         state = store.get_run(args.name).state
     # A score is no verdict: pass@k and maj@k would count none of these samples.
@@ -90,3 +95,12 @@ def cmd_judge(args: argparse.Namespace, console: Console) -> int:
         after += f"; `budgetlab run --name {run} --store {where}` draws the rest"
     console.print(after, highlight=False, markup=False, soft_wrap=True)
     return 0
+
+
+def _point_at_store(exc: BudgetlabError, args: argparse.Namespace) -> None:
+    """Points the ``budgetlab judge RUN ...`` that ``exc`` suggests (a budget that judges the rest,
+    or judging again once the verifier is fixed) at the store this command was given: the library
+    does not know how it was named, and without ``--store`` the command would open budgetlab.db."""
+    command = f"budgetlab judge {shlex.quote(args.name)}"
+    if len(exc.args) == 1 and isinstance(exc.args[0], str) and command in exc.args[0]:
+        exc.args = (exc.args[0].replace(command, f"{command} --store {shlex.quote(args.store)}"),)

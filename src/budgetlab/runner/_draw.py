@@ -4,6 +4,7 @@ samples when they break."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import shlex
@@ -133,18 +134,14 @@ async def draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequ
         ] * len(request.samples)
     elapsed = time.perf_counter() - started
     completions = [c if c.latency else dataclasses.replace(c, latency=elapsed) for c in completions]
+    if len(completions) > 1 and _judges_at_once(verifier):
+        return await _judge_at_once(verifier, request, list(completions), run)
     out: list[Sample] = []
     for sample, completion in zip(request.samples, completions):
         try:
             out.append(await judge(verifier, sample, request.problem, completion))
         except Exception as exc:  # a verifier of the user's that breaks: keep what was paid for, then stop
-            why = broken_because(exc)
-            later = judge_hint(run) if run is not None else ""
-            message = (
-                f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why}); the samples "
-                "already drawn are kept without a verdict and not drawn again; fix the verifier, then run the same "
-                f"command again to draw the rest{later}"
-            )
+            message = _broken_message(verifier, sample, exc, run)
             # This sample and the rest of the request were drawn: recorded with no verdict (a
             # failed draw stays failed, which judging does without the verifier).
             rest = list(zip(request.samples, completions))[len(out):]
@@ -154,3 +151,37 @@ async def draw_and_judge(backend: Backend, verifier: Verifier, request: DrawRequ
             ]
             raise UnjudgedDraws(message, out + unjudged) from exc
     return out
+
+
+def _judges_at_once(verifier: Verifier) -> bool:
+    """Whether a request's samples are judged at once rather than one after another: only for a
+    plain ``verify`` declared safe to call concurrently (``verify_threads`` over 1), whose worker
+    threads would otherwise idle while one request's samples wait for each other (``-k 8
+    --concurrency 8``: one call at a time, whatever ``threads`` says)."""
+    threads = getattr(verifier, "verify_threads", 1)
+    return getattr(verifier, "averify", None) is None and type(threads) is int and threads > 1
+
+
+async def _judge_at_once(verifier: Verifier, request: DrawRequest, completions: list[Completion],
+                         run: str | None) -> list[Sample]:  # fmt: skip
+    pairs = list(zip(request.samples, completions))
+    results = await asyncio.gather(*(judge(verifier, s, request.problem, c) for s, c in pairs), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):  # Ctrl-C, cancelled
+            raise result
+    broken = next(((s, r) for (s, _), r in zip(pairs, results) if isinstance(r, Exception)), None)
+    if broken is None:
+        return [r for r in results if isinstance(r, Sample)]
+    message = _broken_message(verifier, *broken, run)
+    # All were drawn and paid for: those judged keep their verdicts, the others are recorded without one.
+    kept = [r if isinstance(r, Sample) else _unjudged(s, c, message) for (s, c), r in zip(pairs, results)]
+    raise UnjudgedDraws(message, kept) from broken[1]
+
+
+def _broken_message(verifier: Verifier, sample: Sample, exc: Exception, run: str | None) -> str:
+    later = judge_hint(run) if run is not None else ""
+    return (
+        f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({broken_because(exc)}); the samples "
+        "already drawn are kept without a verdict and not drawn again; fix the verifier, then run the same "
+        f"command again to draw the rest{later}"
+    )

@@ -110,14 +110,12 @@ def judge_again(
             "verifier that needs none, e.g. --verifier auto (a replay file's recorded verdicts) or "
             "callable:path=checks.py:is_correct"
         ) from None
-    if spec_text != spec.verifier:
-        _tag_verdicts_of(store, name, spec.verifier)
-        store.update_spec(dataclasses.replace(spec, verifier=spec_text))
+    switching = spec_text != spec.verifier
     done = store.samples(name, [SampleState.DONE])
     marked = sum(1 for s in done if UNJUDGED in s.details)
     chosen = done if every else [s for s in done if UNJUDGED in s.details]
     tally = _Tally(name, spec_text, len(chosen), on_progress)
-    allowance = _Allowance(spec.budget if budget is None else budget, judging, problems)
+    allowance = _Allowance(spec.budget if budget is None else budget, judging, problems, verifier)
 
     async def judge_all() -> None:  # one event loop for all: a judge model's client lives in it
         batch, start = max(1, spec.concurrency), 0
@@ -131,13 +129,18 @@ def judge_again(
             start += fits
             results = await _judge_batch(judging, spec_text, olds, problems)
             judged = [(old, new) for old, new in zip(olds, results) if isinstance(new, Sample)]
+            nonlocal switching
+            if switching and judged:  # only once it gave a verdict: a judging stopped before keeps the run as it was
+                _tag_verdicts_of(store, name, spec.verifier)
+                store.update_spec(dataclasses.replace(spec, verifier=spec_text))
+                switching = False
             store.record_verdicts(name, [new for _, new in judged])
             before = tally.spent
             tally.add(judged)
             allowance.saw(tally.spent - before)
             broke = next(((old, r) for old, r in zip(olds, results) if isinstance(r, BaseException)), None)
             if broke is not None:
-                _raise_broken(judging, name, *broke, tally, marked, every)
+                _raise_broken(judging, name, *broke, tally, marked, every, verifier)
 
     run_blocking(judge_all)
     outcome = tally.outcome(marked)
@@ -173,7 +176,8 @@ class _Allowance:
     judging only where the verifier spends, reserved (seconds; a declared ``estimate`` of tokens
     and dollars) or seen to grow in this judging."""
 
-    def __init__(self, budget: Budget, verifier: Verifier, problems: dict[str, Problem]) -> None:
+    def __init__(self, budget: Budget, verifier: Verifier, problems: dict[str, Problem], given: str | None) -> None:
+        self.verifier = given  # the spec judge_again was given, for the command that judges the rest
         self.limits = {k: v for k, v in budget.limits().items() if k != "samples"}  # nothing is drawn
         self.estimate = getattr(verifier, "estimate", None)
         self.max_seconds = float(verifier.max_seconds)
@@ -230,7 +234,7 @@ class _Allowance:
             if need > limit_cap + _EPS:
                 raised[name] = _round_up(need, whole=name == "tokens")
         left = f"the other {len(rest):,} keep the verdicts they had" if every else f"{len(rest):,} stay unjudged"
-        command = f"budgetlab judge {shlex.quote(run)}{' --all' if every else ''} --budget " + ",".join(
+        command = f"{_again(run, every, self.verifier)} --budget " + ",".join(
             f"{k}={format_amount(v)}" for k, v in raised.items()
         )
         return BudgetlabError(
@@ -238,6 +242,13 @@ class _Allowance:
             f"judge them with a higher limit (a cap on the run's total spend, for this judging only): {command}"
             + (f" (it judges all {len(again):,} again)" if every else "")
         )
+
+
+def _again(run: str, every: bool, verifier: str | None) -> str:
+    """The ``budgetlab judge`` command that judges what is left: with the verifier it was given,
+    which becomes the run's only once it has judged a sample."""
+    chosen = f" --verifier {shlex.quote(verifier)}" if verifier is not None else ""
+    return f"budgetlab judge {shlex.quote(run)}{' --all' if every else ''}{chosen}"
 
 
 def _round_up(value: float, *, whole: bool) -> float:
@@ -319,7 +330,7 @@ class _Tally:
 
 
 def _raise_broken(verifier: Verifier, run: str, sample: Sample, error: BaseException, tally: _Tally, marked: int,
-                  every: bool) -> None:  # fmt: skip
+                  every: bool, given: str | None) -> None:  # fmt: skip
     if not isinstance(error, Exception):  # Ctrl-C, cancelled: what was judged is recorded
         raise error
     why = broken_because(error)
@@ -327,5 +338,5 @@ def _raise_broken(verifier: Verifier, run: str, sample: Sample, error: BaseExcep
     raise BudgetlabError(
         f"verifier {plugin_name(verifier)!r} failed on problem {sample.problem!r} ({why}) while judging run {run!r} "
         f"again; the {tally.judged} samples it judged are recorded, {rest}; fix the verifier, then run "
-        f"budgetlab judge {run}{' --all' if every else ''} again"
+        f"{_again(run, every, given)} again"
     ) from error

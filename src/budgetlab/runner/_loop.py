@@ -203,7 +203,9 @@ async def execute(
                     others = [w for w in store.workers(run) if w != worker]
                     reason = _describe_block(blocked_by, budget, totals.spent, totals.reserved, blocked_need, others)
                     store.set_run_state(run, RunState.STOPPED, reason)
-                    return RunOutcome(RunState.STOPPED, reason, totals.spent, drawn)
+                    # Failures stopped by the budget are failures still (requests that all timed
+                    # out, billed at their bound, use it up): the exit code must show them.
+                    return RunOutcome(RunState.STOPPED, reason, totals.spent, drawn, len(unbilled_failures))
                 if policy_idle and not queue:
                     totals = store.get_run(run)
                     if unbilled_failures:
