@@ -163,7 +163,8 @@ def test_a_verifier_that_breaks_while_judging_keeps_what_it_judged(setup) -> Non
     message = str(exc.value)
     assert "\n" not in message
     assert (f"verifier 'brittle' failed on problem '{second}' (KeyError: 'score') while judging run 'r' again; the {K} "
-            f"samples it judged are recorded, {2 * K} stay unjudged; fix the verifier, then run budgetlab judge r again") in message  # fmt: skip
+            f"samples it judged are recorded, {2 * K} stay unjudged; fix the verifier, then run budgetlab judge r "
+            f"--verifier brittle:problems={second} again") in message  # fmt: skip
     now = {s.key: s for s in db.samples("r")}
     assert all("unjudged" not in now[s.key].details and now[s.key].correct is not None for s in kept[:K])
     assert all("unjudged" in now[s.key].details and now[s.key].correct is None for s in kept[K:])
