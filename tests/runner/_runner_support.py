@@ -17,7 +17,7 @@ from pathlib import Path
 from budgetlab.backends import DrawRequest, ReplayBackend
 from budgetlab.core import Completion, Problem, SamplingConfig, Spend, derive_seed
 from budgetlab.core.run import RunSpec
-from budgetlab.stores import BaseStore
+from budgetlab.stores import BaseStore, SQLiteStore
 
 ANSWERS = ("7", "12", "x")
 
@@ -68,6 +68,16 @@ def create_replay_run(store: BaseStore, name: str, path: Path, **spec_kw) -> Run
     spec = RunSpec(name=name, backend=f"replay:{path}", **spec_kw)
     store.create_run(spec, backend.problems(), backend.configs())
     return spec
+
+
+def replay_run_store(folder: Path, problems: int, per_pair: int) -> tuple[SQLiteStore, Path]:
+    """A store in ``folder`` holding run "r" (seed 7) over a replay file of ``problems`` problems,
+    one configuration, ``per_pair`` recorded samples each; and the file's path. Close the store."""
+    path = folder / "recorded.jsonl"
+    write_replay(path, problems, ("cfg-a",), per_pair=per_pair, seed=5)
+    db = SQLiteStore(folder / "store.db")
+    create_replay_run(db, "r", path, seed=7)
+    return db, path
 
 
 class WrappedReplay:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _runner_support import WrappedReplay, check_store_consistent, create_replay_run, write_replay  # noqa: E402
+from _runner_support import WrappedReplay, check_store_consistent, replay_run_store, write_replay  # noqa: E402
 
 from budgetlab.core import Budget, Completion, Problem, Sample, SampleState  # noqa: E402
 from budgetlab.core.run import RunState  # noqa: E402
@@ -90,10 +90,7 @@ def _ticks_within(ticks: list[float], start: float, end: float) -> int:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    path = tmp_path / "recorded.jsonl"
-    write_replay(path, 4, ("cfg-a",), per_pair=K, seed=5)
-    db = SQLiteStore(tmp_path / "store.db")
-    create_replay_run(db, "r", path, seed=7)
+    db, path = replay_run_store(tmp_path, 4, K)
     yield db, path
     db.close()
 

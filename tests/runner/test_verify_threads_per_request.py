@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _runner_support import WrappedReplay, create_replay_run, write_replay  # noqa: E402
+from _runner_support import WrappedReplay, replay_run_store  # noqa: E402
 
 from budgetlab.core import Budget, SampleState  # noqa: E402
 from budgetlab.core.run import RunState  # noqa: E402
 from budgetlab.errors import BudgetlabError  # noqa: E402
 from budgetlab.policies import FixedK  # noqa: E402
 from budgetlab.runner import execute  # noqa: E402
-from budgetlab.stores import SQLiteStore  # noqa: E402
 from budgetlab.verifiers import make_verifier  # noqa: E402
 
 K = 4
@@ -62,10 +61,7 @@ class CountingVerifier:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    path = tmp_path / "recorded.jsonl"
-    write_replay(path, 3, ("cfg-a",), per_pair=K, seed=5)
-    db = SQLiteStore(tmp_path / "store.db")
-    create_replay_run(db, "r", path, seed=7)
+    db, path = replay_run_store(tmp_path, 3, K)
     yield db, path
     db.close()
 
