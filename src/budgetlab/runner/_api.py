@@ -356,8 +356,17 @@ def _whole_number(field: str, value: Any, example: str) -> int | None:
     return int(value)
 
 
+def budget_argument(budget: Budget | str | None, example: str) -> Budget | None:
+    """``budget`` as a :class:`Budget` (its text parsed), or one line naming ``example``."""
+    if budget is None or isinstance(budget, Budget):
+        return budget
+    if isinstance(budget, str):
+        return Budget.parse(budget)
+    raise InputError(f"budget must be a Budget or its text, got {type(budget).__name__} {budget!r:.40}; e.g. {example}")
+
+
 def _check_types(
-    name: Any, backend: Any, store: Any, backend_options: Any, policy_args: Any, verifier: Any, budget: Any, configs: Any
+    name: Any, backend: Any, store: Any, backend_options: Any, policy_args: Any, verifier: Any, configs: Any
 ) -> None:
     """One error for an argument of the wrong kind, before anything is recorded, rather than an
     AttributeError from deep inside (or a run recorded with a value no later read accepts)."""
@@ -376,9 +385,6 @@ def _check_types(
     if verifier is not None and not isinstance(verifier, str):
         raise InputError(f"verifier must be a name or spec (it is rebuilt by name on resume), got {type(verifier).__name__} "
                          f"{verifier!r:.40}; e.g. verifier='exact' or 'code:timeout=5' (a function: verifier='callable:path=...')")  # fmt: skip
-    if budget is not None and not isinstance(budget, (Budget, str)):
-        raise InputError(f"budget must be a Budget or its text, got {type(budget).__name__} {budget!r:.40}; "
-                         "e.g. budget=Budget(samples=500) or budget='samples=500,dollars=2'")  # fmt: skip
     if configs is not None:
         if isinstance(configs, (str, SamplingConfig)) or not isinstance(configs, Sequence):
             raise InputError(f"configs must be a list of SamplingConfig, got {type(configs).__name__} {configs!r:.40}; "
@@ -405,15 +411,14 @@ def prepare(
     concurrency: int | None = None,
 ) -> PreparedRun:
     """Check every option and record the run (new) or its changed budget (resumed); see :func:`run`."""
-    _check_types(name, backend, store, backend_options, policy_args, verifier, budget, configs)
+    _check_types(name, backend, store, backend_options, policy_args, verifier, configs)
+    budget = budget_argument(budget, "budget=Budget(samples=500) or budget='samples=500,dollars=2'")
     seed = _whole_number("seed", seed, "e.g. seed=0")
     concurrency = _whole_number("concurrency", concurrency, "e.g. concurrency=64")
     if concurrency is not None and concurrency < 1:
         raise InputError(f"concurrency must be at least 1, got {concurrency}; e.g. --concurrency 64")
     if policy is not None:
         policy, policy_args = policy_spec(policy, policy_args)
-    if isinstance(budget, str):
-        budget = Budget.parse(budget)
     if isinstance(problems, (str, os.PathLike)):  # a task spec or a problems file, as --task takes
         from budgetlab.tasks import load_task
 

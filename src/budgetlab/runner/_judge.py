@@ -15,7 +15,7 @@ from typing import Any
 from budgetlab.core import JUDGED_BY, Budget, Completion, Problem, Sample, SampleState, Spend
 from budgetlab.core.budget import format_amount
 from budgetlab.errors import BudgetlabError, InputError
-from budgetlab.runner._api import _check_references, run_blocking
+from budgetlab.runner._api import _check_references, budget_argument, run_blocking
 from budgetlab.runner._draw import RECORDED_VERDICT, UNJUDGED, broken_because, judge, judge_hint, plugin_name
 from budgetlab.runner._loop import Progress
 from budgetlab.runner._workers import STALE_AFTER, worker_is_dead
@@ -88,11 +88,7 @@ def judge_again(
     if verifier is not None and not isinstance(verifier, str):
         raise InputError(f"verifier must be a name or spec (the run records it), got {type(verifier).__name__} "
                          f"{verifier!r:.40}; e.g. verifier='math' or 'callable:path=mypkg.checks:is_correct'")  # fmt: skip
-    if budget is not None and not isinstance(budget, (Budget, str)):
-        raise InputError(f"budget must be a Budget or its text, got {type(budget).__name__} {budget!r:.40}; "
-                         "e.g. budget='dollars=10' or budget=Budget(dollars=10)")  # fmt: skip
-    if isinstance(budget, str):
-        budget = Budget.parse(budget)
+    budget = budget_argument(budget, "budget='dollars=10' or budget=Budget(dollars=10)")
     if not isinstance(store, BaseStore):
         with open_store(os.fspath(store)) as opened:
             return judge_again(opened, name, verifier=verifier, every=every, budget=budget, on_progress=on_progress)
